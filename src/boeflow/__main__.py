@@ -1,0 +1,3 @@
+from boeflow.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The BOE source: sumarios, item documents, their metadata and references."""

@@ -1,0 +1,22 @@
+"""The ``boeflow`` command line. Each stage registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from boeflow.cli import config_cmd, models_cmd, services_cmd
+
+app = typer.Typer(
+    name="boeflow",
+    help="BOE → parse → chunk → embed → index/search → summarise/translate → review → digest.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(services_cmd.app, name="services")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(config_cmd.app, name="config")
+# Stage commands register here, one line per module (keep alphabetical):
+
+
+def main() -> None:
+    app()

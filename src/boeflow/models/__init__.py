@@ -1,0 +1,1 @@
+"""Model loading (production ids or local directories) and the offline smoke models."""

@@ -1,0 +1,270 @@
+"""Run the official Elasticsearch integ-test distribution (from Maven Central) on loopback.
+
+The distribution has no bundled JDK: 8.x runs on JDK 17, 9.x needs JDK 21+. It lacks the
+``rest-root`` module, so ``GET /`` answers 405; version and health come from
+``/_nodes/_local`` and ``/_cluster/health``, which exist in every distribution.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from boeflow.config import Settings
+from boeflow.services.common import (
+    ServiceError,
+    ServiceStatus,
+    as_user,
+    chown_tree,
+    ensure_service_user,
+    make_traversable,
+    port_in_use,
+    read_pid,
+    tail,
+)
+from boeflow.versions import elastic_version
+
+MAVEN_GROUP = "org.elasticsearch.distribution.integ-test-zip"
+MAVEN_ARTIFACT = "elasticsearch"
+START_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class EsLayout:
+    version: str
+    home: Path  # extracted distribution
+    data: Path
+    logs: Path
+    pidfile: Path
+    host: str
+    port: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, version: str | None = None) -> EsLayout:
+        version = version or elastic_version()
+        parts = urlsplit(settings.es_url)
+        root = settings.state_dir / "elasticsearch"
+        return cls(
+            version=version,
+            home=root / f"elasticsearch-{version}",
+            data=root / "data",
+            logs=root / "logs",
+            pidfile=root / "elasticsearch.pid",
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 9200,
+        )
+
+
+def required_java_major(version: str) -> int:
+    return 21 if int(version.split(".")[0]) >= 9 else 17
+
+
+_JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
+
+
+def java_major(java_home: Path) -> int | None:
+    java = java_home / "bin" / "java"
+    if not java.exists():
+        return None
+    result = subprocess.run([str(java), "-version"], capture_output=True, text=True, check=False)
+    match = _JAVA_VERSION.search(result.stderr + result.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def find_java_home(settings: Settings, version: str) -> Path:
+    """The newest JDK that can run this Elasticsearch version; a clear error otherwise."""
+    need = required_java_major(version)
+    candidates: list[Path] = []
+    for explicit in (settings.es_java_home, os.environ.get("ES_JAVA_HOME")):
+        if explicit:
+            candidates.append(Path(explicit))
+    search = os.environ.get("BOEFLOW_JVM_DIRS", "/usr/lib/jvm")
+    for jvm_dir in (Path(d) for d in search.split(os.pathsep) if d):
+        if jvm_dir.is_dir():
+            candidates.extend(sorted(p for p in jvm_dir.iterdir()
+                                     if p.is_dir() and not p.is_symlink()))
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    found: list[tuple[int, Path]] = []
+    for home in candidates:
+        major = java_major(home)
+        if major is not None:
+            found.append((major, home))
+    usable = [(m, h) for m, h in found if m >= need]
+    if not usable:
+        seen = ", ".join(f"{h} (Java {m})" for m, h in found) or "none"
+        raise ServiceError(
+            f"Elasticsearch {version} needs a JDK {need}+, found: {seen}; "
+            "install one or set BOEFLOW_ES_JAVA_HOME"
+        )
+    # Explicit settings win; otherwise the newest.
+    if settings.es_java_home and usable[0][1] == Path(settings.es_java_home):
+        return usable[0][1]
+    return max(usable, key=lambda item: item[0])[1]
+
+
+def maven_zip_path(version: str) -> Path:
+    repo = Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
+    return (repo / MAVEN_GROUP.replace(".", "/") / MAVEN_ARTIFACT / version
+            / f"{MAVEN_ARTIFACT}-{version}.zip")
+
+
+def fetch_distribution(version: str) -> Path:
+    """Resolve the integ-test zip through Maven (cached in ~/.m2)."""
+    archive = maven_zip_path(version)
+    if archive.exists():
+        return archive
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ServiceError("Maven (mvn) is needed to download Elasticsearch; apt-get install maven")
+    coords = f"{MAVEN_GROUP}:{MAVEN_ARTIFACT}:{version}:zip"
+    result = subprocess.run(
+        [mvn, "-q", "-B", "dependency:get", f"-Dartifact={coords}", "-Dtransitive=false"],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0 or not archive.exists():
+        last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise ServiceError(f"could not download {coords} from Maven Central: {last[0]}")
+    return archive
+
+
+def extract_distribution(archive: Path, layout: EsLayout) -> None:
+    if (layout.home / "bin" / "elasticsearch").exists():
+        return
+    target_root = layout.home.parent
+    target_root.mkdir(parents=True, exist_ok=True)
+    staging = target_root / f".extract-{layout.version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            out = zf.extract(info, staging)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                Path(out).chmod(mode | stat.S_IRUSR)
+    extracted = staging / f"elasticsearch-{layout.version}"
+    extracted.rename(layout.home)  # atomic: a half-extracted tree never has the final name
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(timeout=5.0, trust_env=False)
+
+
+def status(settings: Settings) -> ServiceStatus:
+    layout = EsLayout.from_settings(settings)
+    url = settings.es_url.rstrip("/")
+    try:
+        with _client() as client:
+            nodes = client.get(f"{url}/_nodes/_local", params={"filter_path": "nodes.*.version"})
+            nodes.raise_for_status()
+            versions = [n["version"] for n in nodes.json()["nodes"].values()]
+            health = client.get(f"{url}/_cluster/health").json()
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        pid = read_pid(layout.pidfile)
+        detail = f"not reachable at {url} ({type(exc).__name__})"
+        return ServiceStatus("elasticsearch", url, running=pid is not None, detail=detail)
+    colour = health.get("status", "unknown")
+    return ServiceStatus(
+        "elasticsearch", url, running=True, healthy=colour in ("green", "yellow"),
+        version=versions[0] if versions else None, detail=f"cluster {colour}",
+        extra={"pinned": layout.version},
+    )
+
+
+def _wait_healthy(settings: Settings, layout: EsLayout, timeout: float) -> ServiceStatus:
+    deadline = time.monotonic() + timeout
+    last = status(settings)
+    while time.monotonic() < deadline:
+        last = status(settings)
+        if last.healthy:
+            return last
+        time.sleep(1.0)
+    raise ServiceError(
+        f"Elasticsearch did not become healthy within {timeout:.0f}s at {settings.es_url}",
+        tail(layout.logs / "boeflow.log", 20),
+    )
+
+
+def start(settings: Settings) -> ServiceStatus:
+    """Install (once) and start Elasticsearch; a no-op when ours already runs."""
+    layout = EsLayout.from_settings(settings)
+    current = status(settings)
+    if current.healthy and read_pid(layout.pidfile) is not None:
+        return current
+    if port_in_use(layout.host, layout.port):
+        if current.healthy:
+            return current  # an Elasticsearch started elsewhere (e.g. docker) is fine to use
+        raise ServiceError(
+            f"port {layout.port} on {layout.host} is already in use by another program; "
+            "free it or set BOEFLOW_ES_URL to another port"
+        )
+    java_home = find_java_home(settings, layout.version)
+    archive = fetch_distribution(layout.version)
+    extract_distribution(archive, layout)
+    user = ensure_service_user(settings.service_user)
+    for directory in (layout.data, layout.logs):
+        directory.mkdir(parents=True, exist_ok=True)
+    layout.home.joinpath("config", "jvm.options.d").mkdir(parents=True, exist_ok=True)
+    if user:
+        make_traversable(layout.home.parent)
+        chown_tree(layout.home.parent, user)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ES_JAVA_HOME": str(java_home),
+        "ES_JAVA_OPTS": f"-Xms{settings.es_heap} -Xmx{settings.es_heap}",
+        "HOME": str(layout.home),
+        "LANG": "C.UTF-8",
+    }
+    command = [
+        str(layout.home / "bin" / "elasticsearch"), "-d", "-p", str(layout.pidfile),
+        "-E", "discovery.type=single-node",
+        "-E", "xpack.security.enabled=false",  # loopback only, see network.host
+        "-E", f"network.host={layout.host}",
+        "-E", f"http.port={layout.port}",
+        "-E", f"transport.port={layout.port + 100}",
+        "-E", f"path.data={layout.data}",
+        "-E", f"path.logs={layout.logs}",
+        "-E", "cluster.name=boeflow",
+        "-E", "node.name=boeflow-1",
+        # Small dev disks must not flip indices to read-only under the tests.
+        "-E", "cluster.routing.allocation.disk.threshold_enabled=false",
+        "-E", "action.destructive_requires_name=false",
+    ]
+    result = subprocess.run(command, env=env, **as_user(user), capture_output=True, text=True,
+                            check=False, cwd=layout.home, timeout=START_TIMEOUT_S)
+    if result.returncode != 0:
+        excerpt = tail(layout.logs / "boeflow.log", 15, "ERROR") or (result.stdout + result.stderr)
+        first = next((ln for ln in (result.stderr + result.stdout).splitlines() if ln.strip()),
+                     f"exit code {result.returncode}")
+        raise ServiceError(f"Elasticsearch {layout.version} failed to start: {first[:300]}",
+                           excerpt[-3000:])
+    return _wait_healthy(settings, layout, START_TIMEOUT_S)
+
+
+def stop(settings: Settings, timeout: float = 60.0) -> bool:
+    """Stop our Elasticsearch; True if one was running."""
+    layout = EsLayout.from_settings(settings)
+    pid = read_pid(layout.pidfile)
+    if pid is None:
+        return False
+    os.kill(pid, 15)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and read_pid(layout.pidfile) == pid:
+        time.sleep(0.3)
+    if read_pid(layout.pidfile) == pid:
+        os.kill(pid, 9)
+    layout.pidfile.unlink(missing_ok=True)
+    return True

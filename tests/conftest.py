@@ -1,0 +1,59 @@
+"""Shared fixtures: the repository's BOE samples, the smoke models, settings for tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from boeflow.config import Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples" / "boe"
+DOCUMENTS = SAMPLES / "documents"
+PDFS = SAMPLES / "pdf"
+SUMARIOS = SAMPLES / "sumario"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def smoke_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke models: those built by the test command (BOEFLOW_SMOKE_MODELS_DIR), or
+    built here once per session."""
+    from boeflow.models.smoke import build_smoke_models
+
+    configured = os.environ.get("BOEFLOW_SMOKE_MODELS_DIR")
+    target = Path(configured) if configured else tmp_path_factory.mktemp("smoke-models")
+    build_smoke_models(target, SAMPLES)  # reuses complete models, builds missing ones
+    return target
+
+
+@pytest.fixture()
+def smoke_settings(smoke_models_dir: Path, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of the smoke profile with a private data directory."""
+    settings = Settings(profile="smoke", smoke_models_dir=smoke_models_dir,
+                        data_dir=tmp_path / "data", samples_dir=SAMPLES)
+    yield settings
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def live_settings() -> Settings:
+    """Settings pointing at the services started by the test command; fails (never skips)
+    when they are not running, so CI cannot pass without real services."""
+    from boeflow.services import elasticsearch as es
+    from boeflow.services import postgres as pg
+
+    settings = Settings()
+    for name, check in (("elasticsearch", es.status), ("postgresql", pg.status)):
+        state = check(settings)
+        if not state.healthy:
+            pytest.fail(f"{name} is not running ({state.detail}); "
+                        "start it with `boeflow services start`", pytrace=False)
+    return settings
