@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     # Services
     es_url: str = "http://127.0.0.1:9200"
     es_heap: str = "512m"
+    es_index_prefix: str = Field("", description="prefix of boeflow's aliases (tests use one)")
     es_java_home: Path | None = Field(None, description="JDK for Elasticsearch (21+ for 9.x)")
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
@@ -79,11 +80,38 @@ class Settings(BaseSettings):
     # BOE source
     boe_base_url: str = "https://www.boe.es"
 
+    # --- BOE fetching (issue 3: boeflow.boe.fetch, `boeflow fetch`) ---------------------
+    raw_store_url: str | None = Field(None, description="fsspec URL or path of the raw store "
+                                      "(default: <data_dir>/raw); shared by all workers")
+    boe_user_agent: str = Field(
+        "boeflow/0.1.0 (BOE open-data client; +https://www.boe.es/datosabiertos/)",
+        description="identifying User-Agent sent with every BOE request")
+    boe_rate_limit: float = Field(2.0, ge=0, description="max BOE requests per second "
+                                  "(global for the process); 0 lifts the limit (tests only)")
+    boe_connect_timeout: float = Field(10.0, gt=0, description="seconds")
+    boe_read_timeout: float = Field(30.0, gt=0, description="seconds between bytes")
+    boe_request_deadline: float = Field(300.0, gt=0, description="seconds for a whole response")
+    boe_max_attempts: int = Field(5, ge=1, description="tries per URL on retriable faults")
+    boe_backoff_initial: float = Field(1.0, ge=0, description="first retry wait, seconds")
+    boe_backoff_max: float = Field(60.0, ge=0, description="longest retry wait, seconds")
+    boe_retry_after_max: float = Field(300.0, ge=0, description="cap on a 429 Retry-After")
+    boe_max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="size cap per download")
+    boe_formats: list[Literal["xml", "html", "pdf"]] = Field(
+        ["xml"], description="representations fetched per item (pydantic copies the default)")
+    boe_sumario_format: Literal["xml", "json"] = "xml"
+    boe_legacy_fallback: bool = Field(True, description="try the legacy xml.php sumario "
+                                      "when the API has none for a day")
+    boe_manifest_checkpoint: float = Field(2.0, ge=0, description="seconds between manifest "
+                                           "checkpoints during a day")
+    # --- end BOE fetching ------------------------------------------------------------------
+
     # Models: id on the Hugging Face hub or a local directory; revision pins a commit.
     embed_model: str = PRODUCTION_EMBEDDER
     embed_revision: str | None = None
     embed_max_seq_length: int = 512
     embed_batch_size: int = 16
+    embed_remote_url: str | None = Field(
+        None, description="text-embeddings-inference server shared by workers (POST /embed)")
     summarizer_model: str = PRODUCTION_SUMMARIZER
     summarizer_revision: str | None = None
     translator_model: str = PRODUCTION_TRANSLATOR
@@ -93,6 +121,32 @@ class Settings(BaseSettings):
     device: Device = "auto"
     hf_offline: bool = Field(True, description="never reach the Hugging Face hub at run time")
     smoke_models_dir: Path = Field(default_factory=lambda: _default_home() / "smoke-models")
+
+    # --- Generation, summaries, translation and review (boeflow.enrich, boeflow.review) ---
+    gen_backend: Literal["transformers", "http"] = Field(
+        "transformers", description="in-process transformers or an OpenAI-compatible server")
+    gen_http_url: str = Field("http://127.0.0.1:8000/v1",
+                              description="base URL of the OpenAI-compatible API (vllm serve)")
+    gen_http_model: str | None = Field(None, description="served model name; default: model id")
+    gen_http_api_key: str | None = None
+    gen_http_timeout: float = Field(300.0, description="seconds per request")
+    gen_http_concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    gen_http_retries: int = Field(3, ge=1, description="attempts per request")
+    gen_do_sample: bool = Field(False, description="greedy decoding unless set")
+    gen_temperature: float = 0.7
+    gen_top_p: float = 0.95
+    gen_repetition_penalty: float = 1.0
+    gen_context_tokens: int | None = Field(
+        None, description="cap on prompt + output tokens; default: the model's context length")
+    summary_short_max_new_tokens: int = Field(256, description="sections 2 and 5 one-pass")
+    summary_map_max_new_tokens: int = Field(384, description="notes per map/reduce prompt")
+    summary_max_repairs: int = Field(2, ge=0, description="re-prompts after invalid JSON")
+    summary_resumen_max_chars: int = 1200
+    summary_short_resumen_max_chars: int = 500
+    translate_max_new_tokens: int = Field(1024, description="output cap of one translated piece")
+    translate_mask_entities: bool = Field(
+        True, description="replace ids, numbers and citations by placeholders while translating")
+    # --- end of generation settings ---
 
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:

@@ -49,6 +49,7 @@ class ParsedDocument(BaseModel):
     published: date | None = None
     url_pdf: str | None = None
     eli: str | None = None
+    official_number: str | None = Field(None, description="e.g. 2/2025 (from <numero_oficial>)")
     materias: list[str] = Field(default_factory=list)
     references: list[ReferenceOut] = Field(default_factory=list)
     source_format: Literal["xml", "pdf", "html"] = "xml"

@@ -1,0 +1,140 @@
+"""Retrieval evaluation: Recall@1/5/10 and MRR@10 per search mode over a labelled set.
+
+A set is JSONL, one ``{"query": "...", "relevant": ["BOE-A-…", "BOE-A-…::Artículo 14", …]}``
+per line. A relevant entry is a BOE id (any chunk of that document counts) or
+``ID::HEADING`` (a chunk of that document whose heading starts with HEADING). Public Spanish
+legal QA sets can be converted to this format and run with ``--set FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from boeflow.search import MODES, ChunkHit, Filters, Mode, Searcher
+from boeflow.textnorm import fold
+from boeflow.types import ParsedDocument
+
+KS = (1, 5, 10)
+KNOWN_ITEMS = "known_items.jsonl"
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    query: str
+    relevant: tuple[str, ...]
+    origin: str = ""
+
+
+def load_set(path: Path | None = None) -> list[LabelledQuery]:
+    if path is None:
+        text = resources.files("boeflow").joinpath("data", KNOWN_ITEMS).read_text("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            items.append(LabelledQuery(str(row["query"]), tuple(row["relevant"]),
+                                       str(row.get("origin", ""))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"line {number} of the set is not "
+                             f'{{"query": ..., "relevant": [...]}}: {exc}') from None
+    return items
+
+
+def matches(relevant: str, hit: ChunkHit) -> bool:
+    doc_id, _, heading = relevant.partition("::")
+    if hit.doc_id != doc_id:
+        return False
+    return not heading or fold(hit.heading).startswith(fold(heading))
+
+
+def first_relevant_rank(hits: Sequence[ChunkHit], relevant: Sequence[str],
+                        document_level: bool) -> int | None:
+    """Rank (1-based) of the first relevant result; documents are deduplicated when the
+    relevant entries are whole documents."""
+    seen: set[str] = set()
+    rank = 0
+    for hit in hits:
+        if document_level:
+            if hit.doc_id in seen:
+                continue
+            seen.add(hit.doc_id)
+        rank += 1
+        if any(matches(r, hit) for r in relevant):
+            return rank
+    return None
+
+
+def evaluate(searcher: Searcher, queries: Sequence[LabelledQuery],
+             modes: Iterable[Mode] = MODES) -> dict[str, dict[str, float]]:
+    report: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        hits_at = {k: 0 for k in KS}
+        reciprocal = 0.0
+        for item in queries:
+            document_level = all("::" not in r for r in item.relevant)
+            hits = searcher.search_chunks(item.query, mode, Filters(), depth=50)
+            rank = first_relevant_rank(hits, item.relevant, document_level)
+            if rank is None:
+                continue
+            for k in KS:
+                hits_at[k] += rank <= k
+            if rank <= 10:
+                reciprocal += 1.0 / rank
+        n = max(len(queries), 1)
+        report[mode] = {**{f"recall@{k}": hits_at[k] / n for k in KS},
+                        "mrr@10": reciprocal / n, "queries": float(len(queries))}
+    return report
+
+
+_RANGO_PREFIX = re.compile(
+    r"^(Real Decreto(?:-ley| Legislativo)?|Ley(?: Orgánica)?|Orden|Resolución|Corrección de "
+    r"errores de la|Corrección de errores del)\b[^,]*,\s*de \d+ de \w+(?: de \d{4})?,?\s*", re.I)
+_WORD = re.compile(r"\w+", re.U)
+_STOP = frozenset((
+    "a", "al", "ante", "bajo", "con", "contra", "de", "del", "desde", "durante", "e", "el",
+    "en", "entre", "hacia", "hasta", "la", "las", "lo", "los", "mediante", "o", "para",
+    "por", "que", "se", "según", "sin", "sobre", "su", "sus", "tras", "un", "una", "unos",
+    "unas", "y", "ya", "no", "ni", "como", "cual", "cuando", "donde", "este", "esta",
+    "estos", "estas", "ese", "esa", "dicho", "dicha", "será", "serán", "ser", "sido",
+))
+
+
+def _content_words(text: str, limit: int) -> str:
+    words = [w for w in _WORD.findall(text) if w.lower() not in _STOP and len(w) > 2]
+    return " ".join(words[:limit])
+
+
+def build_known_items(docs: Sequence[ParsedDocument], articles_per_doc: int = 3) -> list[
+        dict[str, Any]]:
+    """A known-item set from documents: a query from each title (rango and number removed),
+    and for a few articles a paraphrase from the content words of their first sentence."""
+    rows: list[dict[str, Any]] = []
+    for doc in docs:
+        title_query = _content_words(_RANGO_PREFIX.sub("", doc.title), 12)
+        if title_query:
+            rows.append({"query": title_query, "relevant": [doc.id], "origin": "title"})
+        picked = 0
+        articles = [u for u in doc.units if u.kind == "articulo" and u.text.strip()]
+        step = max(len(articles) // articles_per_doc, 1)
+        for unit in articles[::step]:
+            if picked >= articles_per_doc:
+                break
+            sentence = re.split(r"(?<=[.;:])\s", unit.text.strip(), maxsplit=1)[0]
+            query = _content_words(sentence, 10)
+            heading = unit.heading.split(".")[0].strip()
+            if len(query.split()) < 4 or not heading:
+                continue
+            rows.append({"query": query, "relevant": [f"{doc.id}::{heading}."],
+                         "origin": "article-sentence"})
+            picked += 1
+    return rows

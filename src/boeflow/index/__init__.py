@@ -1,0 +1,1 @@
+"""Elasticsearch layout, indexing and the stage's client."""

@@ -1,0 +1,169 @@
+"""Elasticsearch layout: index templates, versioned indices behind aliases.
+
+The same mapping is used by tests (integ-test distribution) and production, so analysis uses
+only server-core components: the standard tokenizer, ``lowercase`` and a ``stop`` filter with
+Spanish stopwords. Accent folding is done in our code (``*_folded`` fields, see
+``boeflow.textnorm``). The vector dimension comes from the embedding model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+INDEX_VERSION = 1
+DOCUMENTS = "boe-documents"
+CHUNKS = "boe-chunks"
+DIGESTS = "boe-digests"
+ALIASES = (DOCUMENTS, CHUNKS, DIGESTS)
+
+ANALYSIS: dict[str, Any] = {
+    "filter": {"boe_spanish_stop": {"type": "stop", "stopwords": "_spanish_"}},
+    "analyzer": {
+        "boe_spanish": {"type": "custom", "tokenizer": "standard",
+                        "filter": ["lowercase", "boe_spanish_stop"]},
+    },
+}
+
+_TEXT: dict[str, Any] = {"type": "text", "analyzer": "boe_spanish"}
+_TEXT_KW: dict[str, Any] = {**_TEXT, "fields": {"keyword": {"type": "keyword",
+                                                            "ignore_above": 512}}}
+_KW: dict[str, Any] = {"type": "keyword"}
+_DATE: dict[str, Any] = {"type": "date", "format": "strict_date_optional_time||yyyy-MM-dd"}
+
+# Fields shared by documents and chunks, for filters and display.
+_DOC_FIELDS: dict[str, Any] = {
+    "doc_id": _KW,
+    "title": _TEXT,
+    "title_folded": _TEXT,
+    "rango": _KW,
+    "department": _TEXT_KW,
+    "section": _KW,
+    "published": _DATE,
+    "materias": _KW,
+    "url_pdf": {"type": "keyword", "index": False},
+    "eli": _KW,
+    "smoke": {"type": "boolean"},
+    "indexed_at": _DATE,
+}
+
+
+def index_name(alias: str, version: int = INDEX_VERSION) -> str:
+    return f"{alias}-v{version}"
+
+
+@dataclass(frozen=True)
+class IndexNames:
+    """Alias names, optionally prefixed (tests use a prefix to keep their own indices)."""
+
+    prefix: str = ""
+
+    @property
+    def documents(self) -> str:
+        return f"{self.prefix}{DOCUMENTS}"
+
+    @property
+    def chunks(self) -> str:
+        return f"{self.prefix}{CHUNKS}"
+
+    @property
+    def digests(self) -> str:
+        return f"{self.prefix}{DIGESTS}"
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.documents, self.chunks, self.digests)
+
+
+def chunks_mapping(dims: int) -> dict[str, Any]:
+    return {
+        "dynamic": "strict",
+        "properties": {
+            **_DOC_FIELDS,
+            "chunk_id": _KW,
+            "kind": _KW,
+            "path": _KW,
+            "path_text": _TEXT,
+            "heading": _TEXT,
+            "heading_folded": _TEXT,
+            "text": _TEXT,
+            "text_folded": _TEXT,
+            "bare_text": {"type": "text", "index": False},
+            "n_tokens": {"type": "integer"},
+            "start": {"type": "integer"},
+            "end": {"type": "integer"},
+            "overlap_chars": {"type": "integer"},
+            "model": _KW,
+            "vector": {"type": "dense_vector", "dims": dims, "index": True,
+                       "similarity": "cosine", "index_options": {"type": "int8_hnsw"}},
+        },
+    }
+
+
+def documents_mapping() -> dict[str, Any]:
+    link = {"properties": {"target_id": _KW, "relation": _KW, "direction": _KW,
+                           "word": _KW, "text": {"type": "text", "index": False}}}
+    return {
+        "dynamic": "strict",
+        "properties": {
+            **_DOC_FIELDS,
+            "disposition_date": _DATE,
+            "official_number": _KW,
+            "alertas": _KW,
+            "references": link,
+            "linked_from": {"properties": {"source_id": _KW, "relation": _KW,
+                                           "source_title": {"type": "text", "index": False}}},
+            "text": _TEXT,
+            "text_folded": _TEXT,
+            "n_chunks": {"type": "integer"},
+            "n_units": {"type": "integer"},
+            "content_hash": _KW,
+            "pipeline_key": _KW,
+            "source_format": _KW,
+            "language": _KW,
+            "url_xml": {"type": "keyword", "index": False},
+            # Filled by the enrich/review stages.
+            "summary": {"type": "object", "enabled": False},
+            "summary_text": _TEXT,
+            "summary_va": _TEXT,
+            "title_va": _TEXT,
+            "review_status": _KW,
+            "needs_attention": {"type": "boolean"},
+            "review_reasons": _KW,
+        },
+    }
+
+
+def digests_mapping() -> dict[str, Any]:
+    return {
+        "dynamic": "strict",
+        "properties": {
+            "digest_id": _KW,
+            "date": _DATE,
+            "language": _KW,
+            "status": _KW,
+            "title": _TEXT,
+            "body": _TEXT,
+            "items": _KW,
+            "approved_by": _KW,
+            "approved_at": _DATE,
+            "smoke": {"type": "boolean"},
+            "created_at": _DATE,
+        },
+    }
+
+
+def templates(dims: int, names: IndexNames | None = None) -> dict[str, dict[str, Any]]:
+    """Composable index templates, one per alias (name → body)."""
+    names = names or IndexNames()
+    settings = {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS}
+    mappings = {names.documents: documents_mapping(), names.chunks: chunks_mapping(dims),
+                names.digests: digests_mapping()}
+    return {
+        f"{alias}-template": {
+            "index_patterns": [f"{alias}-v*"],
+            "priority": 200 + len(names.prefix),  # a prefixed pattern is more specific
+            "template": {"settings": settings, "mappings": mappings[alias]},
+            "_meta": {"managed_by": "boeflow", "version": INDEX_VERSION},
+        }
+        for alias in names.all()
+    }
