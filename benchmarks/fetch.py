@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from datetime import date
@@ -23,15 +22,14 @@ from pathlib import Path
 
 import httpx
 
+from boeflow.boe.fetch import Fetcher, FetchOptions
+from boeflow.boe.http import BoeClient, ClientConfig
+from boeflow.boe.replay import BoeServer
+from boeflow.boe.store import RawStore
+from boeflow.boe.sumario import parse_api_xml, rebase_url
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for tests.boe_server
 
-from tests.boe_server import BoeServer  # noqa: E402
-
-from boeflow.boe.fetch import Fetcher, FetchOptions  # noqa: E402
-from boeflow.boe.http import BoeClient, ClientConfig  # noqa: E402
-from boeflow.boe.store import RawStore  # noqa: E402
-from boeflow.boe.sumario import parse_api_xml, rebase_url  # noqa: E402
 
 SAMPLES = REPO / "samples" / "boe"
 DAY = date(2024, 11, 6)

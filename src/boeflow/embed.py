@@ -95,7 +95,7 @@ class RemoteBackend:
         return self._dimension
 
     @retry(retry=retry_if_exception_type((httpx.TransportError, httpx.HTTPStatusError)),
-           stop=stop_after_attempt(4), wait=wait_exponential_jitter(initial=0.5, max=8),
+           stop=stop_after_attempt(4), wait=wait_exponential_jitter(multiplier=0.5, max=8),
            reraise=True)
     def _post(self, batch: list[str]) -> list[list[float]]:
         response = self._client.post(f"{self.url}/embed",

@@ -54,7 +54,11 @@ def matches(relevant: str, hit: ChunkHit) -> bool:
     doc_id, _, heading = relevant.partition("::")
     if hit.doc_id != doc_id:
         return False
-    return not heading or fold(hit.heading).startswith(fold(heading))
+    if not heading:
+        return True
+    have, want = fold(hit.heading).rstrip(". "), fold(heading).rstrip(". ")
+    # "Artículo 1" must not match "Artículo 14": the next character may not be a digit.
+    return have == want or (have.startswith(want) and not have[len(want)].isdigit())
 
 
 def first_relevant_rank(hits: Sequence[ChunkHit], relevant: Sequence[str],
@@ -123,18 +127,20 @@ def build_known_items(docs: Sequence[ParsedDocument], articles_per_doc: int = 3)
         title_query = _content_words(_RANGO_PREFIX.sub("", doc.title), 12)
         if title_query:
             rows.append({"query": title_query, "relevant": [doc.id], "origin": "title"})
-        picked = 0
         articles = [u for u in doc.units if u.kind == "articulo" and u.text.strip()]
-        step = max(len(articles) // articles_per_doc, 1)
-        for unit in articles[::step]:
+        step = max(len(articles) // (articles_per_doc + 1), 1)
+        picked = 0
+        for unit in articles[step - 1::step] + articles:
             if picked >= articles_per_doc:
                 break
-            sentence = re.split(r"(?<=[.;:])\s", unit.text.strip(), maxsplit=1)[0]
+            body = unit.text.strip()
+            if body.startswith(unit.heading):
+                body = body[len(unit.heading):].lstrip(" .\n")
+            sentence = re.split(r"(?<=[.;:])\s", body, maxsplit=1)[0]
             query = _content_words(sentence, 10)
-            heading = unit.heading.split(".")[0].strip()
-            if len(query.split()) < 4 or not heading:
+            relevant = f"{doc.id}::{unit.heading.rstrip('. ')}"
+            if len(query.split()) < 4 or any(relevant in r["relevant"] for r in rows):
                 continue
-            rows.append({"query": query, "relevant": [f"{doc.id}::{heading}."],
-                         "origin": "article-sentence"})
+            rows.append({"query": query, "relevant": [relevant], "origin": "article-sentence"})
             picked += 1
     return rows

@@ -262,7 +262,7 @@ def citation(source: dict[str, Any], hit: ChunkHit) -> dict[str, Any]:
     doc_id = source["doc_id"]
     return {
         "boe_id": doc_id,
-        "path": " › ".join(hit.path) if hit.path else hit.heading,
+        "path": " › ".join([*hit.path, hit.heading] if hit.heading else hit.path),
         "url_pdf": source.get("url_pdf"),
         "eli": source.get("eli"),
         "url": source.get("eli") or source.get("url_pdf")

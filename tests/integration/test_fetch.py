@@ -20,7 +20,7 @@ from boeflow.boe.fetch import DaySummary, Fetcher, FetchOptions
 from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.manifest import DayManifest, ItemRecord
 from boeflow.boe.store import TEMP_MARKER, RawStore
-from tests.boe_server import BoeServer, Fault, Served
+from boeflow.boe.replay import BoeServer, Fault, Served
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "boe"

@@ -70,3 +70,17 @@ def test_mapping_uses_only_server_core_analysis_and_model_dims() -> None:
     assert vector["similarity"] == "cosine"
     assert set(templates(384)) == {"boe-documents-template", "boe-chunks-template",
                                    "boe-digests-template"}
+
+
+def test_known_item_heading_match_is_exact_on_numbers() -> None:
+    from boeflow.evaluation import matches
+    from boeflow.search import ChunkHit
+
+    def hit(heading: str) -> ChunkHit:
+        return ChunkHit("c", "BOE-A-1978-31229", [], heading, "", 0.0)
+
+    assert matches("BOE-A-1978-31229::Artículo 14", hit("Artículo 14"))
+    assert matches("BOE-A-1978-31229::Artículo 14", hit("Artículo 14. Igualdad"))
+    assert not matches("BOE-A-1978-31229::Artículo 1", hit("Artículo 14"))
+    assert not matches("BOE-A-2020-4859::Artículo 14", hit("Artículo 14"))
+    assert matches("BOE-A-1978-31229", hit("Disposición final"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from boeflow.cli import config_cmd, models_cmd, services_cmd
+from boeflow.cli import config_cmd, enrich_cmd, fetch_cmd, models_cmd, search_cmd, services_cmd
 
 app = typer.Typer(
     name="boeflow",
@@ -16,6 +16,10 @@ app.add_typer(services_cmd.app, name="services")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(config_cmd.app, name="config")
 # Stage commands register here, one line per module (keep alphabetical):
+enrich_cmd.register(app)
+fetch_cmd.register(app)
+from boeflow.cli import parse_cmd; parse_cmd.register(app)  # noqa: E402, E702, I001
+search_cmd.register(app)
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ def chunks_mapping(dims: int) -> dict[str, Any]:
 
 
 def documents_mapping() -> dict[str, Any]:
-    link = {"properties": {"target_id": _KW, "relation": _KW, "direction": _KW,
+    link = {"properties": {"target_id": _KW, "relation": _KW, "direction": _KW, "code": _KW,
                            "word": _KW, "text": {"type": "text", "index": False}}}
     return {
         "dynamic": "strict",

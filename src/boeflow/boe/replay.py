@@ -1,4 +1,4 @@
-"""A loopback HTTP server that serves the recorded BOE samples under the BOE URL layout and
+"""Replay server: serves the recorded BOE samples on loopback under the BOE URL layout,
 injects faults on demand.
 
 * ``/datosabiertos/api/boe/sumario/YYYYMMDD`` → ``sumario/BOE-S-YYYYMMDD.xml|.json`` (by

@@ -1,0 +1,298 @@
+"""Generation backends, chosen by ``settings.gen_backend``.
+
+* ``transformers``: the model in this process (``load_chat_model``: bf16 + ``device_map`` on
+  GPU, CPU otherwise), prompts generated in batches with left padding.
+* ``http``: an OpenAI-compatible server (``vllm serve``, ``transformers serve``) reached
+  with httpx: per-request timeout, bounded concurrency, retries with backoff.
+
+Both count prompt tokens with the model's own tokenizer and chat template, so the token
+budget of every prompt is computed the same way whatever runs the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from boeflow.config import Settings
+from boeflow.enrich.prompts import Message
+from boeflow.models.loading import apply_offline_env, is_smoke_model, load_chat_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.95
+    repetition_penalty: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, max_new_tokens: int) -> GenerationParams:
+        return cls(max_new_tokens=max_new_tokens, do_sample=settings.gen_do_sample,
+                   temperature=settings.gen_temperature, top_p=settings.gen_top_p,
+                   repetition_penalty=settings.gen_repetition_penalty)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes the output; part of every cache key. Greedy ignores temperature."""
+        data = asdict(self)
+        if not self.do_sample:
+            data.pop("temperature")
+            data.pop("top_p")
+        return data
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ContextOverflowError(ValueError):
+    """A prompt plus its output would not fit the model's context: a budgeting bug."""
+
+
+class Backend(Protocol):
+    name: str
+    model_id: str
+    revision: str | None
+    is_smoke: bool
+    context_length: int
+    generate_calls: int
+    tokenizer: Any
+
+    def count_tokens(self, messages: list[Message]) -> int: ...
+
+    def special_tokens(self) -> list[str]: ...
+
+    def generate(self, prompts: Sequence[list[Message]],
+                 params: GenerationParams) -> list[Generation]: ...
+
+
+class _TokenizerMixin:
+    """Prompt rendering and token counting with the model's own tokenizer."""
+
+    tokenizer: Any
+    context_length: int
+
+    def render(self, messages: list[Message]) -> str:
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                      add_generation_prompt=True))
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
+    def count_text_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def special_tokens(self) -> list[str]:
+        tokens = set(self.tokenizer.all_special_tokens)
+        tokens.update(str(t) for t in getattr(self.tokenizer, "added_tokens_decoder", {})
+                      .values())
+        return sorted(tokens)
+
+    def check_fits(self, prompt_tokens: int, params: GenerationParams) -> None:
+        if prompt_tokens + params.max_new_tokens > self.context_length:
+            raise ContextOverflowError(
+                f"prompt of {prompt_tokens} tokens + {params.max_new_tokens} new tokens "
+                f"exceeds the context of {self.context_length}")
+
+
+def _context_length(settings: Settings, model_context: int) -> int:
+    if settings.gen_context_tokens:
+        return min(settings.gen_context_tokens, model_context)
+    return model_context
+
+
+class TransformersBackend(_TokenizerMixin):
+    """The model in this process; prompts are generated ``gen_batch_size`` at a time."""
+
+    name = "transformers"
+
+    def __init__(self, settings: Settings, model_ref: str, revision: str | None = None,
+                 batch_size: int | None = None) -> None:
+        self.chat = load_chat_model(settings, model_ref, revision)
+        self.tokenizer = self.chat.tokenizer
+        self.model_id = model_ref
+        self.revision = revision
+        self.is_smoke = self.chat.is_smoke
+        self.context_length = _context_length(settings, self.chat.context_length)
+        self.batch_size = batch_size or settings.gen_batch_size
+        self.generate_calls = 0
+        self.stop_ids = self._stop_ids()
+
+    def _stop_ids(self) -> list[int]:
+        configured = self.chat.model.generation_config.eos_token_id
+        ids = set(configured if isinstance(configured, list) else
+                  [configured] if configured is not None else [])
+        for token in ("<|im_end|>", "<|eot_id|>", self.tokenizer.eos_token):
+            if token and token in self.tokenizer.get_vocab():
+                ids.add(int(self.tokenizer.convert_tokens_to_ids(token)))
+        return sorted(ids)
+
+    def generate(self, prompts: Sequence[list[Message]],
+                 params: GenerationParams) -> list[Generation]:
+        import torch
+
+        texts = [self.render(m) for m in prompts]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        for length in lengths:
+            self.check_fits(length, params)
+        # Similar lengths together: less padding per batch.
+        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+        results: list[Generation | None] = [None] * len(texts)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens, "do_sample": params.do_sample,
+            "repetition_penalty": params.repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.stop_ids,
+        }
+        if params.do_sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            encoded = self.tokenizer([texts[i] for i in batch], return_tensors="pt",
+                                     padding=True, add_special_tokens=False)
+            encoded = {k: v.to(self.chat.device) for k, v in encoded.items()}
+            self.generate_calls += 1
+            started = time.perf_counter()
+            with torch.inference_mode():
+                output = self.chat.model.generate(**encoded, **kwargs)
+            new_tokens = output[:, encoded["input_ids"].shape[1]:]
+            for row, index in enumerate(batch):
+                ids = new_tokens[row].tolist()
+                count = len(ids)
+                for position, token in enumerate(ids):
+                    if token in self.stop_ids:
+                        count = position + 1
+                        break
+                text = self.tokenizer.decode(ids[:count], skip_special_tokens=True)
+                results[index] = Generation(text=text.strip(), prompt_tokens=lengths[index],
+                                            completion_tokens=count)
+            log.debug("generated batch of %d in %.2fs", len(batch),
+                      time.perf_counter() - started)
+        return [r for r in results if r is not None]
+
+
+class HttpError(RuntimeError):
+    pass
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):  # timeouts, refused or reset connections
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code == 429 or exc.response.status_code >= 500
+    return False
+
+
+class HttpBackend(_TokenizerMixin):
+    """An OpenAI-compatible ``/chat/completions`` endpoint (vLLM, transformers serve)."""
+
+    name = "http"
+
+    def __init__(self, settings: Settings, model_ref: str, revision: str | None = None) -> None:
+        apply_offline_env(settings)
+        from transformers import AutoConfig, AutoTokenizer
+
+        local_only = settings.hf_offline or Path(model_ref).is_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_ref, revision=revision,
+                                                       local_files_only=local_only)
+        config = AutoConfig.from_pretrained(model_ref, revision=revision,
+                                            local_files_only=local_only)
+        self.model_id = model_ref
+        self.revision = revision
+        self.is_smoke = is_smoke_model(model_ref)
+        self.context_length = _context_length(
+            settings, int(getattr(config, "max_position_embeddings", 2048)))
+        self.served_model = settings.gen_http_model or model_ref
+        self.base_url = settings.gen_http_url.rstrip("/")
+        self.timeout = settings.gen_http_timeout
+        self.concurrency = settings.gen_http_concurrency
+        self.attempts = settings.gen_http_retries
+        self.api_key = settings.gen_http_api_key
+        self.generate_calls = 0
+
+    def _payload(self, messages: list[Message], params: GenerationParams) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.served_model, "messages": messages,
+                                   "max_tokens": params.max_new_tokens, "stream": False}
+        if params.do_sample:
+            payload.update(temperature=params.temperature, top_p=params.top_p)
+        else:
+            payload["temperature"] = 0.0  # greedy on vLLM
+        if params.repetition_penalty != 1.0:
+            payload["repetition_penalty"] = params.repetition_penalty  # vLLM extension
+        return payload
+
+    async def _one(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore,
+                   messages: list[Message], prompt_tokens: int,
+                   params: GenerationParams) -> Generation:
+        async with semaphore:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=0.5, max=10),
+                retry=retry_if_exception(_retryable), reraise=True,
+            ):
+                with attempt:
+                    self.generate_calls += 1
+                    response = await client.post("/chat/completions",
+                                                 json=self._payload(messages, params))
+                    response.raise_for_status()
+                    data = response.json()
+        try:
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise HttpError(f"unexpected response from {self.base_url}: {data!r:.300}") from exc
+        usage = data.get("usage") or {}
+        completion = int(usage.get("completion_tokens") or self.count_text_tokens(text))
+        return Generation(text=text.strip(), prompt_tokens=prompt_tokens,
+                          completion_tokens=completion)
+
+    async def _generate(self, prompts: Sequence[list[Message]], lengths: list[int],
+                        params: GenerationParams) -> list[Generation]:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        semaphore = asyncio.Semaphore(self.concurrency)
+        timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
+                                     headers=headers) as client:
+            return list(await asyncio.gather(*(
+                self._one(client, semaphore, m, n, params) for m, n in zip(prompts, lengths,
+                                                                          strict=True))))
+
+    def generate(self, prompts: Sequence[list[Message]],
+                 params: GenerationParams) -> list[Generation]:
+        lengths = [self.count_tokens(m) for m in prompts]
+        for length in lengths:
+            self.check_fits(length, params)
+        return asyncio.run(self._generate(prompts, lengths, params))
+
+
+def make_backend(settings: Settings, role: str) -> Backend:
+    """The backend for ``role`` ("summarizer" or "translator") chosen by the settings."""
+    if role == "summarizer":
+        ref, revision = settings.summarizer_model, settings.summarizer_revision
+    elif role == "translator":
+        ref, revision = settings.translator_model, settings.translator_revision
+    else:
+        raise ValueError(f"unknown model role {role!r}")
+    if settings.gen_backend == "http":
+        return HttpBackend(settings, ref, revision)
+    return TransformersBackend(settings, ref, revision)

@@ -1,0 +1,186 @@
+"""The structured summary, its parsing from model text, and the stored output records.
+
+Model output is parsed leniently (code fences, prose around the JSON object, trailing
+commas, a string where a list is expected) and then validated strictly: a summary either
+validates against ``Summary`` or is reported invalid with the reason, never half-accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from boeflow.review.model import ReviewResult
+
+# Hard bounds of the schema; the review's form check applies tighter, configurable ones.
+RESUMEN_MAX_CHARS = 2000
+MAX_LIST_ITEMS = 12
+MAX_ITEM_CHARS = 600
+
+SUMMARY_FIELDS = ("resumen", "puntos_clave", "a_quien_afecta", "plazos_y_fechas",
+                  "entrada_en_vigor", "normas_afectadas")
+
+
+class Summary(BaseModel):
+    """What reviewers read: a Spanish summary of one BOE document."""
+
+    resumen: str = Field(min_length=1, max_length=RESUMEN_MAX_CHARS)
+    puntos_clave: list[str] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
+    a_quien_afecta: str = Field(min_length=1, max_length=MAX_ITEM_CHARS)
+    plazos_y_fechas: list[str] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    entrada_en_vigor: str = Field(min_length=1, max_length=MAX_ITEM_CHARS)
+    normas_afectadas: list[str] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+
+    @field_validator("resumen", "a_quien_afecta", "entrada_en_vigor", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("puntos_clave", "plazos_y_fechas", "normas_afectadas", mode="before")
+    @classmethod
+    def _as_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [line for line in re.split(r"\n+|;\s+", value)]
+        if isinstance(value, list):
+            items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", str(v)).strip() for v in value]
+            return [item for item in items if item]
+        return value
+
+    @field_validator("puntos_clave", "plazos_y_fechas", "normas_afectadas")
+    @classmethod
+    def _bounded_items(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if len(item) > MAX_ITEM_CHARS:
+                raise ValueError(f"item longer than {MAX_ITEM_CHARS} characters")
+        return value
+
+    def text_fields(self) -> dict[str, str]:
+        """Every field as text, for checks that read prose."""
+        return {
+            "resumen": self.resumen,
+            "puntos_clave": "\n".join(self.puntos_clave),
+            "a_quien_afecta": self.a_quien_afecta,
+            "plazos_y_fechas": "\n".join(self.plazos_y_fechas),
+            "entrada_en_vigor": self.entrada_en_vigor,
+            "normas_afectadas": "\n".join(self.normas_afectadas),
+        }
+
+
+def summary_json_schema() -> dict[str, Any]:
+    return Summary.model_json_schema()
+
+
+class ParseOutcome(BaseModel):
+    summary: Summary | None = None
+    error: str = ""
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def _json_candidates(text: str) -> list[str]:
+    """Substrings that may hold the JSON object, most likely first."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)]
+    start = text.find("{")
+    if start >= 0:
+        end = text.rfind("}")
+        if end > start:
+            candidates.append(text[start:end + 1])
+        else:
+            candidates.append(text[start:] + "}")  # cut off by max_new_tokens
+    return candidates
+
+
+def _loosen(candidate: str) -> str:
+    fixed = re.sub(r",\s*([}\]])", r"\1", candidate)  # trailing commas
+    return fixed.replace("“", '"').replace("”", '"')
+
+
+def parse_summary(text: str) -> ParseOutcome:
+    """Parse and validate model output; the error says what to repair."""
+    if not text.strip():
+        return ParseOutcome(error="respuesta vacía")
+    last_error = "no hay ningún objeto JSON en la respuesta"
+    for candidate in _json_candidates(text):
+        for attempt in (candidate, _loosen(candidate)):
+            try:
+                data = json.loads(attempt)
+            except json.JSONDecodeError as exc:
+                last_error = f"JSON inválido: {exc.msg} (posición {exc.pos})"
+                continue
+            if not isinstance(data, dict):
+                last_error = "el JSON no es un objeto"
+                continue
+            try:
+                return ParseOutcome(summary=Summary.model_validate(data))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                    for err in exc.errors()[:6])
+                last_error = f"el JSON no cumple el esquema: {problems}"
+    return ParseOutcome(error=last_error)
+
+
+class PromptLog(BaseModel):
+    """One prompt sent to a model: the budget check is recorded, not assumed."""
+
+    stage: Literal["map", "reduce", "final", "short", "repair", "translate"]
+    level: int = 0
+    index: int = 0
+    prompt_tokens: int
+    max_new_tokens: int
+    context_length: int
+    completion_tokens: int = 0
+    cached: bool = False
+
+    @property
+    def fits(self) -> bool:
+        return self.prompt_tokens + self.max_new_tokens <= self.context_length
+
+
+class RecordBase(BaseModel):
+    doc_id: str
+    cache_key: str
+    model: str
+    revision: str | None = None
+    prompt_version: str
+    source_hash: str
+    backend: str
+    smoke: bool = Field(description="made by a smoke model: NOT meaningful")
+    status: Literal["ok", "failed"]
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    prompts: list[PromptLog] = Field(default_factory=list)
+    generate_calls: int = 0
+    review: ReviewResult | None = None
+
+
+class SummaryRecord(RecordBase):
+    kind: Literal["summary"] = "summary"
+    mode: Literal["short", "one_pass", "map_reduce"]
+    title: str = ""
+    summary: Summary | None = None
+    raw_text: str = Field("", description="the model's last answer, kept even when invalid")
+    attempts: int = 0
+    errors: list[str] = Field(default_factory=list)
+
+
+class TranslatedSegment(BaseModel):
+    field: str
+    source: str
+    text: str
+    raw_text: str = ""
+    placeholders_missing: list[str] = Field(default_factory=list)
+
+
+class TranslationRecord(RecordBase):
+    kind: Literal["translation"] = "translation"
+    source_language: Literal["es", "va"]
+    target_language: Literal["es", "va"]
+    segments: list[TranslatedSegment] = Field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n".join(s.text for s in self.segments)

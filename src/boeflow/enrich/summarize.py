@@ -1,0 +1,278 @@
+"""Structured Spanish summaries of BOE documents.
+
+* Sections 2 and 5 (appointments, notices): one short pass.
+* Documents that fit the context: one pass.
+* Longer documents: map-reduce. The map step writes notes on consecutive groups of
+  structural sections, reduce steps merge notes until they fit one final prompt, and the
+  final prompt asks for the JSON summary. Every prompt is counted with the model's own
+  tokenizer and logged (``SummaryRecord.prompts``) with its budget.
+
+The JSON answer is validated; an invalid one is re-asked with the error at most
+``summary_max_repairs`` times, then the record is marked failed with the raw text kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from boeflow.config import Settings
+from boeflow.enrich.backends import Backend, GenerationParams
+from boeflow.enrich.budget import SEPARATOR_TOKENS, hard_split, pack, split_to_budget
+from boeflow.enrich.cache import EnrichStore, cache_key
+from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, Message, SummaryPrompts
+from boeflow.enrich.schema import PromptLog, Summary, SummaryRecord, parse_summary
+from boeflow.enrich.source import SourceDocument
+from boeflow.review import ReviewResult, review_summary
+
+log = logging.getLogger(__name__)
+
+# Tokens kept free beyond the counted prompt: the "parte i de n" digits and similar.
+SAFETY_TOKENS = 32
+# The repair turn ("Tu respuesta no es válida: …") on top of the previous answer.
+REPAIR_OVERHEAD_TOKENS = 160
+NOTES_SEPARATOR = "\n---\n"
+
+Stage = Literal["map", "reduce", "final", "short", "repair", "translate"]
+_Render = Callable[[str], list[Message]]
+
+
+class Summarizer:
+    def __init__(self, settings: Settings, backend: Backend, store: EnrichStore | None = None,
+                 prompts: SummaryPrompts = DEFAULT_SUMMARY_PROMPTS) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.store = store or EnrichStore(settings)
+        self.prompts = prompts
+        self._specials = backend.special_tokens()
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def record_key(self, doc: SourceDocument) -> str:
+        s = self.settings
+        return cache_key(
+            task="summary", model=self.backend.model_id, revision=self.backend.revision,
+            prompt_version=self.prompts.version, source_hash=doc.source_hash,
+            params={"max_new_tokens": s.max_new_tokens, "short": s.summary_short_max_new_tokens,
+                    "map": s.summary_map_max_new_tokens, "repairs": s.summary_max_repairs,
+                    "context": self.backend.context_length, "sample": s.gen_do_sample,
+                    "resumen": [s.summary_resumen_max_chars, s.summary_short_resumen_max_chars]})
+
+    def _generation_key(self, messages: list[Message], params: GenerationParams) -> str:
+        rendered = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in messages)
+        return cache_key(model=self.backend.model_id, revision=self.backend.revision,
+                         prompt_version=self.prompts.version,
+                         prompt_hash=hashlib.sha256(rendered.encode()).hexdigest(),
+                         params=params.fingerprint())
+
+    # --- generation with logging and the per-prompt cache ---------------------------------
+
+    def _run(self, prompts: Sequence[list[Message]], params: GenerationParams, stage: Stage,
+             logs: list[PromptLog], level: int = 0) -> list[str]:
+        entries: list[PromptLog] = []
+        outputs: list[str | None] = []
+        keys = []
+        for index, messages in enumerate(prompts):
+            tokens = self.backend.count_tokens(messages)
+            entry = PromptLog(stage=stage, level=level, index=index, prompt_tokens=tokens,
+                              max_new_tokens=params.max_new_tokens,
+                              context_length=self.backend.context_length)
+            log.info("prompt %s level=%d index=%d: %d + %d tokens of %d", stage, level, index,
+                     tokens, params.max_new_tokens, self.backend.context_length)
+            key = self._generation_key(messages, params)
+            cached = self.store.load_generation(key)
+            if cached is not None:
+                entry.cached = True
+                entry.completion_tokens = int(cached.get("completion_tokens", 0))
+            outputs.append(None if cached is None else str(cached["text"]))
+            entries.append(entry)
+            keys.append(key)
+        todo = [i for i, out in enumerate(outputs) if out is None]
+        if todo:
+            generations = self.backend.generate([prompts[i] for i in todo], params)
+            for i, generation in zip(todo, generations, strict=True):
+                outputs[i] = generation.text
+                entries[i].completion_tokens = generation.completion_tokens
+                self.store.save_generation(keys[i], {
+                    "text": generation.text, "completion_tokens": generation.completion_tokens,
+                    "prompt_tokens": generation.prompt_tokens, "stage": stage})
+        logs.extend(entries)
+        return [out or "" for out in outputs]
+
+    # --- budgets --------------------------------------------------------------------------
+
+    def _repair_reserve(self, max_new_tokens: int) -> int:
+        if self.settings.summary_max_repairs == 0:
+            return 0
+        return max_new_tokens + REPAIR_OVERHEAD_TOKENS
+
+    def _fits(self, messages: list[Message], max_new_tokens: int, reserve: int = 0) -> bool:
+        tokens = self.backend.count_tokens(messages)
+        return tokens + max_new_tokens + reserve + SAFETY_TOKENS <= self.backend.context_length
+
+    def _text_tokens(self, text: str) -> int:
+        return len(self.backend.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _budget(self, empty_prompt: list[Message], max_new_tokens: int) -> int:
+        overhead = self.backend.count_tokens(empty_prompt)
+        budget = self.backend.context_length - max_new_tokens - overhead - SAFETY_TOKENS
+        if budget < 64:
+            raise ValueError(f"context of {self.backend.context_length} tokens leaves no room "
+                             f"for text (prompt overhead {overhead}, output {max_new_tokens})")
+        return budget
+
+    # --- map-reduce -----------------------------------------------------------------------
+
+    def _map_groups(self, doc: SourceDocument, header: str, budget: int) -> list[str]:
+        pieces: list[tuple[str, int]] = []
+        for section in doc.sections:
+            text = section.text if not section.heading or section.text.startswith(
+                section.heading) else f"{section.heading}\n{section.text}"
+            for piece in split_to_budget(text, budget, self._text_tokens,
+                                         self.backend.tokenizer):
+                pieces.append((piece, self._text_tokens(piece)))
+        return [text for text, _ in pack(pieces, budget)]
+
+    def _ensure_fit(self, texts: list[str], render: _Render, max_new_tokens: int) -> list[str]:
+        """Split any group whose rendered prompt is still over budget (counted, not summed)."""
+        result: list[str] = []
+        pending = list(texts)
+        while pending:
+            text = pending.pop(0)
+            if self._fits(render(text), max_new_tokens):
+                result.append(text)
+                continue
+            lines = text.split("\n")
+            if len(lines) > 1:
+                half = len(lines) // 2
+                pending[:0] = ["\n".join(lines[:half]), "\n".join(lines[half:])]
+            else:
+                pending[:0] = hard_split(text, max(64, self._text_tokens(text) // 2),
+                                         self.backend.tokenizer)
+        return result
+
+    def _map_reduce(self, doc: SourceDocument, header: str, logs: list[PromptLog],
+                    final_max_new: int, max_chars: int) -> str:
+        map_new = self.settings.summary_map_max_new_tokens
+        params = GenerationParams.from_settings(self.settings, map_new)
+        p = self.prompts
+        budget = self._budget(p.map_notes(header, "", 999, 999, self._specials), map_new)
+        groups = self._map_groups(doc, header, budget)
+        total = len(groups)
+        groups = self._ensure_fit(
+            groups, lambda text: p.map_notes(header, text, total, total, self._specials),
+            map_new)
+        total = len(groups)
+        notes = self._run([p.map_notes(header, g, i + 1, total, self._specials)
+                           for i, g in enumerate(groups)], params, "map", logs)
+        level = 1
+        final_reserve = self._repair_reserve(final_max_new)
+        while True:
+            joined = NOTES_SEPARATOR.join(n.strip() for n in notes)
+            final = p.final_from_notes(header, joined, max_chars=max_chars,
+                                       special_tokens=self._specials)
+            if self._fits(final, final_max_new, final_reserve):
+                return joined
+            reduce_budget = self._budget(p.reduce_notes(header, "", self._specials), map_new)
+            # Progress guarantee: each note at most half a reduce prompt.
+            note_cap = (reduce_budget - SEPARATOR_TOKENS) // 2
+            pieces = []
+            for note in notes:
+                tokens = self._text_tokens(note)
+                if tokens > note_cap:
+                    note = hard_split(note, note_cap, self.backend.tokenizer)[0]
+                    tokens = self._text_tokens(note)
+                pieces.append((note, tokens))
+            reduce_groups = [text for text, _ in pack(pieces, reduce_budget, NOTES_SEPARATOR)]
+            reduce_groups = self._ensure_fit(
+                reduce_groups, lambda text: p.reduce_notes(header, text, self._specials),
+                map_new)
+            if len(reduce_groups) >= len(notes):
+                raise RuntimeError(f"reduce level {level} does not shrink {len(notes)} notes")
+            notes = self._run([p.reduce_notes(header, g, self._specials)
+                               for g in reduce_groups], params, "reduce", logs, level)
+            level += 1
+
+    # --- structured output ----------------------------------------------------------------
+
+    def _structured(self, messages: list[Message], max_new_tokens: int, stage: Stage,
+                    logs: list[PromptLog]) -> tuple[Summary | None, str, int, list[str]]:
+        params = GenerationParams.from_settings(self.settings, max_new_tokens)
+        errors: list[str] = []
+        current = messages
+        raw = ""
+        attempts = 0
+        for attempt in range(1 + self.settings.summary_max_repairs):
+            attempts += 1
+            raw = self._run([current], params, stage if attempt == 0 else "repair", logs,
+                            level=attempt)[0]
+            outcome = parse_summary(raw)
+            if outcome.summary is not None:
+                return outcome.summary, raw, attempts, errors
+            errors.append(outcome.error)
+            if attempt == self.settings.summary_max_repairs:
+                break
+            answer = raw
+            current = self.prompts.repair(messages, answer, outcome.error)
+            while not self._fits(current, max_new_tokens) and answer:
+                # Keep the repair turn in the context: shorten the quoted answer.
+                keep = max(0, self._text_tokens(answer) // 2)
+                answer = hard_split(answer, keep, self.backend.tokenizer)[0] if keep > 8 else ""
+                current = self.prompts.repair(messages, answer, outcome.error)
+        return None, raw, attempts, errors
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def summarize(self, doc: SourceDocument, force: bool = False) -> SummaryRecord:
+        """The summary of ``doc``: from the store when already made with this model,
+        revision, prompt version and source; generated (and stored) otherwise."""
+        key = self.record_key(doc)
+        if not force:
+            cached = self.store.load_record(doc.id, "summary", key, SummaryRecord)
+            if cached is not None:
+                log.info("summary of %s from the store (%s)", doc.id, key[:12])
+                return cached
+        s = self.settings
+        calls_before = self.backend.generate_calls
+        logs: list[PromptLog] = []
+        header = doc.header()
+        short = doc.is_short_notice
+        max_chars = s.summary_short_resumen_max_chars if short else s.summary_resumen_max_chars
+        final_new = s.summary_short_max_new_tokens if short else s.max_new_tokens
+        final_new = min(final_new, s.max_new_tokens)
+        one_pass = self.prompts.summary(header, doc.text, short=short, max_chars=max_chars,
+                                        special_tokens=self._specials)
+        mode: Literal["short", "one_pass", "map_reduce"]
+        if self._fits(one_pass, final_new, self._repair_reserve(final_new)):
+            mode = "short" if short else "one_pass"
+            messages = one_pass
+        else:
+            mode = "map_reduce"
+            notes = self._map_reduce(doc, header, logs, final_new, max_chars)
+            messages = self.prompts.final_from_notes(header, notes, max_chars=max_chars,
+                                                     special_tokens=self._specials)
+        summary, raw, attempts, errors = self._structured(
+            messages, final_new, "short" if mode == "short" else "final", logs)
+        record = SummaryRecord(
+            doc_id=doc.id, cache_key=key, model=self.backend.model_id,
+            revision=self.backend.revision, prompt_version=self.prompts.version,
+            source_hash=doc.source_hash, backend=self.backend.name, smoke=self.backend.is_smoke,
+            status="ok" if summary is not None else "failed", prompts=logs,
+            generate_calls=self.backend.generate_calls - calls_before, mode=mode,
+            title=doc.title, summary=summary, raw_text=raw, attempts=attempts, errors=errors)
+        record.review = review_record(record, doc, s)
+        self.store.save_record(record, doc.id, "summary", key)
+        return record
+
+
+def review_record(record: SummaryRecord, doc: SourceDocument,
+                  settings: Settings) -> ReviewResult:
+    """The automatic review of a summary against everything the model saw of ``doc``."""
+    limit = (settings.summary_short_resumen_max_chars if record.mode == "short"
+             else settings.summary_resumen_max_chars)
+    fields = record.summary.model_dump() if record.summary is not None else None
+    return review_summary(fields=fields, raw_text=record.raw_text, status=record.status,
+                          errors=record.errors, source_text=doc.review_text(),
+                          resumen_max_chars=limit, language="es")

@@ -1,0 +1,116 @@
+"""parse → chunk → embed → index for files or fetched days (``boeflow index``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from boeflow.config import Settings
+from boeflow.embed import Embedder, build_embedder
+from boeflow.index.client import get_client, names_for, setup_indices
+from boeflow.index.indexer import IndexReport, index_documents
+from boeflow.types import Chunk, ParsedDocument
+
+DOCUMENT_SUFFIXES = (".xml", ".pdf", ".html", ".htm")
+
+
+@dataclass
+class PreparedBatch:
+    pairs: list[tuple[ParsedDocument, list[Chunk]]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in
+                                DOCUMENT_SUFFIXES and not p.name.startswith("BOE-S-")))
+        else:
+            files.append(path)
+    return files
+
+
+def fetched_day_files(settings: Settings, start: date, end: date, workdir: Path) -> list[Path]:
+    """The item documents of fetched days in the raw store (copied locally when the store
+    is remote). The fetch manifest's order is kept; XML is preferred over HTML over PDF."""
+    from boeflow.boe.store import RawStore, day_prefix
+
+    store = RawStore(settings.raw_store_url or settings.data_dir / "raw")
+    files: list[Path] = []
+    current = start
+    while current <= end:
+        items = f"{day_prefix(current)}/items"
+        if store.exists(items):
+            best: dict[str, str] = {}
+            for name in sorted(store.fs.ls(store.path(items), detail=False)):
+                base = str(name).rsplit("/", 1)[-1]
+                stem, _, suffix = base.rpartition(".")
+                if ".part-" in base or f".{suffix}" not in DOCUMENT_SUFFIXES:
+                    continue
+                rank = {"xml": 0, "html": 1, "htm": 1, "pdf": 2}[suffix]
+                if stem not in best or rank < {"xml": 0, "html": 1, "htm": 1, "pdf": 2}[
+                        best[stem].rpartition(".")[2]]:
+                    best[stem] = base
+            for base in best.values():
+                local = Path(store.path(f"{items}/{base}"))
+                if not local.exists():
+                    local = workdir / base
+                    local.write_bytes(store.read(f"{items}/{base}"))
+                files.append(local)
+        current += timedelta(days=1)
+    return files
+
+
+def load_tokenizer(settings: Settings) -> Any:
+    from transformers import AutoTokenizer
+
+    from boeflow.models.loading import apply_offline_env
+
+    apply_offline_env(settings)
+    return AutoTokenizer.from_pretrained(settings.embed_model, revision=settings.embed_revision,
+                                         local_files_only=settings.hf_offline
+                                         or Path(settings.embed_model).is_dir())
+
+
+def parse_and_chunk(files: Sequence[Path], settings: Settings,
+                    tokenizer: Any | None = None) -> Iterator[
+                        tuple[Path, ParsedDocument | None, list[Chunk], str | None]]:
+    """Yield (file, document, chunks, error) per file; a bad file yields its error."""
+    from boeflow.chunk import chunk_document
+    from boeflow.parse import ParseError, parse_file
+
+    tokenizer = tokenizer or load_tokenizer(settings)
+    for path in files:
+        try:
+            doc = parse_file(path)
+            chunks = chunk_document(doc, tokenizer, settings.embed_max_seq_length, 32)
+        except ParseError as exc:
+            yield path, None, [], str(exc)
+            continue
+        yield path, doc, chunks, None
+
+
+def index_files(files: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
+                on_document: Callable[[str], None] | None = None) -> IndexReport:
+    embedder = embedder or build_embedder(settings)
+    client = get_client(settings)
+    setup_indices(client, settings, embedder.dimension)
+    failures: dict[str, str] = {}
+
+    def pairs() -> Iterator[tuple[ParsedDocument, list[Chunk]]]:
+        for path, doc, chunks, error in parse_and_chunk(files, settings):
+            if doc is None:
+                failures[path.stem] = error or "unknown parse error"
+                if on_document:
+                    on_document(path.stem)
+                continue
+            yield doc, chunks
+
+    report = index_documents(client, names_for(settings), embedder, pairs(),
+                             smoke=settings.is_smoke, on_document=on_document)
+    report.failed.update(failures)
+    return report

@@ -1,0 +1,320 @@
+"""The automatic review run on every summary and translation before a human sees it.
+
+Each check returns a ``CheckResult`` (score in [0, 1], flag, reasons). The reasons are in
+Spanish because the reviewers read them. A check that cannot decide flags rather than
+passes: a wrong date in a summary is worse than a summary sent for a human look.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Literal
+
+from boeflow.review.facts import FactIndex, extract_facts
+from boeflow.review.model import CheckResult, ReviewResult
+
+Language = Literal["es", "va"]
+
+# py3langid has no "va" label: Valencian is identified as Catalan.
+LANGID_CODE: dict[Language, str] = {"es": "es", "va": "ca"}
+MIN_LANGUAGE_PROBABILITY = 0.5
+MIN_LETTERS_FOR_LANGUAGE = 20
+
+FACT_LABELS = {"boe_id": "identificador BOE", "citation": "cita normativa", "date": "fecha",
+               "amount": "importe", "number": "número", "url": "URL"}
+
+# Text that tries to steer the model. Specific phrases only: BOE prose legitimately says
+# "se dictan instrucciones" or "actúa como órgano de contratación".
+INJECTION_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
+    r"\bignor(?:a|ad|e|en)\s+(?:todas\s+|totes\s+|all\s+)?(?:las\s+|les\s+|the\s+)?"
+    r"(?:instrucciones|instruccions|instructions|indicaciones)",
+    r"\b(?:olvida|olvidad|oblida|forget)\s+(?:todas\s+|totes\s+|all\s+)?(?:las\s+|les\s+|the\s+)?"
+    r"(?:instrucciones|instruccions|instructions)",
+    r"\b(?:instrucciones|instruccions)\s+anteriors?\b|\binstrucciones\s+anteriores\b",
+    r"\b(?:previous|prior|above)\s+instructions\b",
+    r"\bdisregard\s+(?:all\s+)?(?:previous|prior|the)\b",
+    r"\ba partir de ahora\s+(?:eres|serás|responde|actúa)\b",
+    r"\bsystem\s+prompt\b|\bprompt\s+del\s+sistema\b",
+    r"<\|?im_(?:start|end)\|?>|<\|[a-z_]{3,30}\|>|\[/?INST\]",
+    r"</?documento\b",
+    r"\bresponde\s+(?:únicamente|solamente|solo|sólo)\s+(?:con|en)\b",
+)]
+
+# Phrases that belong to a chatbot or a prompt, not to a summary of the BOE.
+INSTRUCTION_MARKERS = [re.compile(p, re.IGNORECASE) for p in (
+    r"\bcomo\s+(?:un\s+)?(?:modelo|asistente)\s+de\s+(?:lenguaje|IA|inteligencia)",
+    r"\bcom\s+a\s+(?:model|assistent)\s+de\s+llenguatge",
+    r"\bas\s+an\s+AI\b|\blanguage\s+model\b",
+    r"\b(?:devuelve|responde|escribe)\s+(?:únicamente|solamente|solo|sólo)\b",
+    r"\bformato\s+JSON\b",
+    r"\binstrucciones\b|\binstruccions\b|\binstructions\b",
+    r"<\|[a-z_]{2,30}\|>|<\|?im_(?:start|end)\|?>",
+    r"</?documento\b|</?notas\b|</?texto\b",
+)]
+PLACEHOLDER_LEFTOVER = re.compile(r"\[\[\s*[A-Z]\d+\s*\]\]|⟦|⟧")
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return f'"{flat[:limit]}…"' if len(flat) > limit else f'"{flat}"'
+
+
+# --- faithfulness -------------------------------------------------------------------------
+
+def check_faithfulness(output_text: str, source_text: str, *, require_complete: bool = False,
+                       source_index: FactIndex | None = None,
+                       name: str = "fidelidad") -> CheckResult:
+    """Every BOE id, law citation, date, amount and number of the output occurs in the source.
+
+    With ``require_complete`` (translations) every fact of the source must also come through.
+    """
+    index = source_index or FactIndex.of(source_text)
+    output_facts = [f for f in extract_facts(output_text) if f.kind != "url"]
+    reasons: list[str] = []
+    supported = 0
+    seen: set[tuple[str, str]] = set()
+    for fact in output_facts:
+        if (fact.kind, fact.key) in seen:
+            continue
+        seen.add((fact.kind, fact.key))
+        if index.supports(fact):
+            supported += 1
+        else:
+            reasons.append(f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} no está en la fuente")
+    total = len(seen)
+    if require_complete:
+        output_index = FactIndex.of(output_text)
+        missing_seen: set[tuple[str, str]] = set()
+        for fact in extract_facts(source_text):
+            if fact.kind == "url" or (fact.kind, fact.key) in missing_seen:
+                continue
+            missing_seen.add((fact.kind, fact.key))
+            total += 1
+            if output_index.supports(fact):
+                supported += 1
+            else:
+                reasons.append(f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} de la fuente "
+                               "falta en la salida")
+    score = supported / total if total else 1.0
+    return CheckResult(name=name, score=score, flagged=bool(reasons), reasons=reasons)
+
+
+# --- language -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """(ISO 639-1 code, probability) by py3langid; Valencian is reported as "ca"."""
+    lang, prob = _identifier().classify(text)
+    return str(lang), float(prob)
+
+
+def language_probabilities(text: str) -> dict[str, float]:
+    return {str(lang): float(p) for lang, p in _identifier().rank(text)}
+
+
+def check_language(text: str, expected: Language, name: str = "idioma") -> CheckResult:
+    """The output is in the expected language: Spanish, or Valencian (identified as "ca")."""
+    code = LANGID_CODE[expected]
+    letters = sum(ch.isalpha() for ch in text)
+    if letters == 0:
+        return CheckResult(name=name, score=0.0, flagged=True, reasons=["no hay texto"])
+    probabilities = language_probabilities(text)
+    top = max(probabilities, key=lambda lang: probabilities[lang])
+    score = probabilities.get(code, 0.0)
+    if letters < MIN_LETTERS_FOR_LANGUAGE:
+        # Too short to identify reliably: do not flag on language alone.
+        return CheckResult(name=name, score=score, flagged=False,
+                           reasons=[f"texto demasiado corto para identificar ({letters} letras)"])
+    if top != code or score < MIN_LANGUAGE_PROBABILITY:
+        return CheckResult(name=name, score=score, flagged=True, reasons=[
+            f"se esperaba {expected} ({code}) y se detecta {top} "
+            f"(p={probabilities[top]:.2f}; p[{code}]={score:.2f})"])
+    return CheckResult(name=name, score=score, flagged=False)
+
+
+# --- form ---------------------------------------------------------------------------------
+
+def _phrase_loop(words: list[str], max_n: int = 6) -> str | None:
+    """A word repeated 4 times in a row, or a phrase of 2–6 words 3 times in a row."""
+    for n in range(1, max_n + 1):
+        repeats = 4 if n == 1 else 3
+        for start in range(len(words) - n * repeats + 1):
+            phrase = words[start:start + n]
+            if all(words[start + k * n:start + (k + 1) * n] == phrase for k in range(repeats)):
+                return " ".join(phrase)
+    return None
+
+
+def repetition_problems(text: str) -> list[str]:
+    """Degenerate repetition: loops of a word, a phrase or a fragment of a word."""
+    problems: list[str] = []
+    words = re.findall(r"\w+", text.lower())
+    loop = _phrase_loop(words)
+    if loop:
+        problems.append(f"la secuencia {_quote(loop)} se repite en bucle")
+    if len(words) >= 12:
+        trigrams = list(zip(words, words[1:], words[2:], strict=False))
+        distinct = len(set(trigrams)) / len(trigrams)
+        if distinct < 0.5:
+            problems.append(f"texto repetitivo ({distinct:.0%} de trigramas distintos)")
+    fragment = re.search(r"(\w{2,20}?)\1{4,}", text)
+    if fragment:
+        problems.append(f"fragmento repetido en bucle {_quote(fragment.group(0))}")
+    return problems
+
+
+def _foreign_urls(text: str, source_lower: str) -> list[str]:
+    index = FactIndex(keys={"url": {f.key for f in extract_facts(source_lower, ["url"])}},
+                      text_lower=source_lower)
+    return [f.text for f in extract_facts(text, ["url"]) if not index.supports(f)]
+
+
+def _foreign_instructions(text: str, source_lower: str) -> list[str]:
+    found = []
+    for pattern in INSTRUCTION_MARKERS:
+        match = pattern.search(text)
+        if match and match.group(0).lower() not in source_lower:
+            found.append(match.group(0))
+    return found
+
+
+def _prose_problems(label: str, text: str, source_lower: str) -> list[str]:
+    problems = [f"{label}: {p}" for p in repetition_problems(text)]
+    problems += [f"{label}: URL {_quote(u)} que no está en la fuente"
+                 for u in _foreign_urls(text, source_lower)]
+    problems += [f"{label}: texto de instrucciones {_quote(i)} que no está en la fuente"
+                 for i in _foreign_instructions(text, source_lower)]
+    if PLACEHOLDER_LEFTOVER.search(text):
+        problems.append(f"{label}: quedan marcadores de protección sin restaurar")
+    return problems
+
+
+def check_summary_form(fields: Mapping[str, str | Sequence[str]] | None, raw_text: str,
+                       source_text: str, *, resumen_max_chars: int,
+                       resumen_min_chars: int = 40, max_points: int = 10,
+                       name: str = "forma") -> CheckResult:
+    """Length bounds, no empty fields, no degenerate repetition, no URL or instruction
+    that is not in the source."""
+    source_lower = source_text.lower()
+    if fields is None:
+        problems = ["no hay salida estructurada que revisar"]
+        problems += _prose_problems("respuesta", raw_text, source_lower)
+        if not raw_text.strip():
+            problems.append("respuesta vacía")
+        return CheckResult(name=name, score=0.0, flagged=True, reasons=problems)
+    problems = []
+    tests = 0
+    resumen = str(fields.get("resumen", ""))
+    tests += 1
+    if not resumen_min_chars <= len(resumen) <= resumen_max_chars:
+        problems.append(f"resumen de {len(resumen)} caracteres (límites "
+                        f"{resumen_min_chars}–{resumen_max_chars})")
+    points = fields.get("puntos_clave", [])
+    tests += 1
+    if isinstance(points, str) or not 1 <= len(points) <= max_points:
+        problems.append(f"puntos_clave debe tener entre 1 y {max_points} puntos")
+    elif len({p.strip().lower() for p in points}) < len(points):
+        problems.append("puntos_clave repetidos")
+    for key, value in fields.items():
+        items = [value] if isinstance(value, str) else list(value)
+        tests += 1
+        if isinstance(value, str) and not value.strip():
+            problems.append(f"campo vacío: {key}")
+        elif any(not item.strip() for item in items):
+            problems.append(f"elemento vacío en {key}")
+        tests += 1
+        prose = _prose_problems(key, "\n".join(items), source_lower)
+        problems += prose
+    score = max(0.0, 1.0 - len(problems) / max(tests, 1))
+    return CheckResult(name=name, score=score, flagged=bool(problems), reasons=problems)
+
+
+def check_translation_form(source: str, output: str, name: str = "forma") -> CheckResult:
+    """Not empty, a plausible length for a translation, no loops, no foreign URL or prompt."""
+    problems: list[str] = []
+    if not output.strip():
+        return CheckResult(name=name, score=0.0, flagged=True, reasons=["traducción vacía"])
+    if len(source) >= 20:
+        ratio = len(output) / len(source)
+        if not 0.5 <= ratio <= 2.0:
+            problems.append(f"longitud {ratio:.2f} veces la del original (límites 0.5–2.0)")
+    problems += _prose_problems("traducción", output, source.lower())
+    return CheckResult(name=name, score=max(0.0, 1.0 - len(problems) / 4), flagged=bool(problems),
+                       reasons=problems)
+
+
+def check_schema(status: str, errors: Sequence[str], name: str = "esquema") -> CheckResult:
+    if status == "ok":
+        return CheckResult(name=name, score=1.0, flagged=False)
+    detail = errors[-1] if errors else "salida no válida"
+    return CheckResult(name=name, score=0.0, flagged=True,
+                       reasons=[f"salida estructurada inválida tras {len(errors)} intentos: "
+                                f"{detail}"])
+
+
+# --- prompt injection ---------------------------------------------------------------------
+
+def find_injections(text: str) -> list[str]:
+    return [m.group(0) for p in INJECTION_PATTERNS for m in [p.search(text)] if m]
+
+
+def check_prompt_injection(source_text: str, output_text: str,
+                           name: str = "inyeccion") -> CheckResult:
+    """The document contains text addressed to the model. The pipeline treats it as data
+    (delimited, special tokens neutralised) but a human must see it; an output that echoes
+    the instructions is a sign they were obeyed."""
+    reasons = [f"el documento contiene instrucciones dirigidas al modelo: {_quote(found)}"
+               for found in find_injections(source_text)]
+    reasons += [f"la salida reproduce instrucciones: {_quote(found)}"
+                for found in find_injections(output_text)]
+    return CheckResult(name=name, score=0.0 if reasons else 1.0, flagged=bool(reasons),
+                       reasons=reasons)
+
+
+# --- whole reviews ------------------------------------------------------------------------
+
+def review_summary(*, fields: Mapping[str, str | Sequence[str]] | None, raw_text: str,
+                   status: str, errors: Sequence[str], source_text: str,
+                   resumen_max_chars: int, language: Language = "es") -> ReviewResult:
+    """All checks on one summary. ``source_text`` is what the model was given."""
+    if fields is not None:
+        output_text = "\n".join(v if isinstance(v, str) else "\n".join(v)
+                                for v in fields.values())
+    else:
+        output_text = raw_text
+    return ReviewResult.of([
+        check_schema(status, errors),
+        check_faithfulness(output_text, source_text),
+        check_language(output_text, language),
+        check_summary_form(fields, raw_text, source_text, resumen_max_chars=resumen_max_chars),
+        check_prompt_injection(source_text, output_text),
+    ])
+
+
+def review_translation(segments: Sequence[tuple[str, str]], *, target_language: Language,
+                       placeholders_missing: Sequence[str] = ()) -> ReviewResult:
+    """All checks on a translation given as (source, output) segment pairs."""
+    source_all = "\n".join(s for s, _ in segments)
+    output_all = "\n".join(o for _, o in segments)
+    faithfulness = [check_faithfulness(o, s, require_complete=True) for s, o in segments]
+    reasons = [r for c in faithfulness for r in c.reasons]
+    reasons += [f"marcador {p} perdido en la traducción" for p in placeholders_missing]
+    scores = [c.score for c in faithfulness] or [1.0]
+    forms = [check_translation_form(s, o) for s, o in segments]
+    return ReviewResult.of([
+        CheckResult(name="fidelidad", score=min(scores), flagged=bool(reasons), reasons=reasons),
+        check_language(output_all, target_language),
+        CheckResult(name="forma", score=min(c.score for c in forms) if forms else 0.0,
+                    flagged=not forms or any(c.flagged for c in forms),
+                    reasons=[r for c in forms for r in c.reasons] or
+                    ([] if forms else ["nada que traducir"])),
+        check_prompt_injection(source_all, output_all),
+    ])

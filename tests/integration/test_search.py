@@ -1,0 +1,242 @@
+"""Indexing and hybrid search on the real Elasticsearch, with every sample document parsed,
+chunked and embedded by the smoke embedder (production code paths, smoke weights)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from boeflow.chunk import chunk_document
+from boeflow.parse import parse_file
+from elasticsearch import Elasticsearch
+
+from boeflow.config import Settings
+from boeflow.embed import build_embedder
+from boeflow.evaluation import evaluate, load_set
+from boeflow.index.client import get_client, names_for, setup_indices
+from boeflow.index.indexer import existing_chunk_ids, index_documents
+from boeflow.index.mapping import IndexNames
+from boeflow.kibana import load_objects, referenced_fields
+from boeflow.pipeline import expand_paths, index_files, load_tokenizer
+from boeflow.search import Filters, Searcher, rrf_fuse
+from tests.conftest import DOCUMENTS
+
+pytestmark = pytest.mark.integration
+PREFIX = "it-"
+
+
+def _drop(client: Elasticsearch, prefix: str) -> None:
+    for alias in IndexNames(prefix).all():
+        client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True,
+                              allow_no_indices=True)
+        client.options(ignore_status=404).indices.delete_index_template(
+            name=f"{alias}-template")
+
+
+@pytest.fixture(scope="module")
+def es_settings(live_settings: Settings, smoke_models_dir: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(profile="smoke", smoke_models_dir=smoke_models_dir, es_url=live_settings.es_url,
+                    es_index_prefix=PREFIX, data_dir=tmp_path_factory.mktemp("search-data"))
+
+
+@pytest.fixture(scope="module")
+def indexed(es_settings: Settings) -> Iterator[dict[str, object]]:
+    client = get_client(es_settings)
+    _drop(client, PREFIX)
+    files = expand_paths([DOCUMENTS])
+    first = index_files(files, es_settings)
+    yield {"client": client, "files": files, "first": first}
+
+
+@pytest.fixture(scope="module")
+def searcher(es_settings: Settings, indexed: dict[str, object]) -> Searcher:
+    return Searcher(get_client(es_settings), names_for(es_settings), build_embedder(es_settings))
+
+
+def test_every_sample_is_indexed(indexed: dict[str, object], es_settings: Settings) -> None:
+    report = indexed["first"]
+    files = indexed["files"]
+    assert report.failed == {}, report.failed  # type: ignore[attr-defined]
+    assert report.documents == len(files) == 21  # type: ignore[attr-defined,arg-type]
+    client = get_client(es_settings)
+    names = names_for(es_settings)
+    assert client.count(index=names.documents)["count"] == 21
+    assert client.count(index=names.chunks)["count"] == report.chunks  # type: ignore[attr-defined]
+
+
+def test_reindexing_a_finished_set_changes_nothing_and_embeds_nothing(
+        indexed: dict[str, object], es_settings: Settings) -> None:
+    again = index_files(indexed["files"], es_settings)  # type: ignore[arg-type]
+    assert again.skipped_unchanged == again.documents == 21
+    assert again.embedded == 0
+    assert again.deleted_stale == 0
+
+
+def test_constitution_article_14_ranks_first_with_bm25(searcher: Searcher) -> None:
+    results = searcher.search("artículo 14 igualdad ante la ley", "bm25", size=5)
+    assert results[0].doc_id == "BOE-A-1978-31229"
+    assert results[0].chunks[0].heading.startswith("Artículo 14")
+    citation = results[0].citation
+    assert citation["boe_id"] == "BOE-A-1978-31229"
+    assert citation["url"].startswith("https://www.boe.es/")
+    assert "Artículo 14" in citation["path"]
+
+
+def test_unaccented_query_finds_accented_text(searcher: Searcher) -> None:
+    results = searcher.search("articulo 14 igualdad ante la ley constitucion", "bm25", size=3)
+    assert results[0].doc_id == "BOE-A-1978-31229"
+    assert results[0].chunks[0].heading.startswith("Artículo 14")
+
+
+def test_filters(searcher: Searcher) -> None:
+    hits = searcher.search("resolución", "bm25", Filters(sections=("3",)), size=20)
+    assert hits and all(r.section == "3" for r in hits)
+    hits = searcher.search("ayudas daños DANA", "bm25",
+                           Filters(since=date(2024, 11, 1), until=date(2024, 11, 30)),
+                           size=20)
+    assert hits and all("2024-11-01" <= (r.published or "") <= "2024-11-30" for r in hits)
+    hits = searcher.search("orden", "bm25", Filters(department="Interior"), size=20)
+    assert hits and all("Interior" in (r.department or "") for r in hits)
+    hits = searcher.search("real decreto", "bm25", Filters(rango="Real Decreto-ley"), size=20)
+    assert [r.doc_id for r in hits] == ["BOE-A-2024-22928"]
+
+
+def test_hybrid_is_the_rrf_fusion_of_both_lists(searcher: Searcher) -> None:
+    query = "plazo de solicitud de las ayudas"
+    bm25 = [h.chunk_id for h in searcher.search_chunks(query, "bm25", Filters(), depth=20)]
+    knn = [h.chunk_id for h in searcher.search_chunks(query, "knn", Filters(), depth=20)]
+    hybrid = searcher.search_chunks(query, "hybrid", Filters(), depth=20)
+    expected = rrf_fuse({"bm25": bm25, "knn": knn}, k=60)
+    assert [h.chunk_id for h in hybrid] == [chunk_id for chunk_id, _ in expected]
+    assert {h.chunk_id for h in hybrid} == set(bm25) | set(knn)
+    for hit, (_, score) in zip(hybrid, expected, strict=True):
+        assert hit.score == pytest.approx(score)
+
+
+def test_correction_links_appear_on_the_corrected_document(searcher: Searcher) -> None:
+    corrected = searcher.search("Real Decreto-ley 6/2024 medidas urgentes DANA", "bm25",
+                                Filters(rango="Real Decreto-ley"), size=1)[0]
+    assert corrected.doc_id == "BOE-A-2024-22928"
+    assert {"relation": "corregido_por", "target_id": "BOE-A-2024-24097"} in [
+        {"relation": link["relation"], "target_id": link["target_id"]}
+        for link in corrected.links]
+    correction = searcher.search("corrección de errores Real Decreto-ley 6/2024", "bm25",
+                                 Filters(rango="Corrección (errores o erratas)",
+                                         since=date(2024, 11, 20)), size=1)[0]
+    assert correction.doc_id == "BOE-A-2024-24097"
+    assert {"relation": "corrige", "target_id": "BOE-A-2024-22928"} in [
+        {"relation": link["relation"], "target_id": link["target_id"]}
+        for link in correction.links]
+
+
+def test_changing_one_article_changes_only_its_chunks(es_settings: Settings,
+                                                     tmp_path: Path) -> None:
+    client = get_client(es_settings)
+    names = names_for(es_settings)
+    embedder = build_embedder(es_settings)
+    tokenizer = load_tokenizer(es_settings)
+    original = DOCUMENTS / "BOE-A-2024-24105.xml"
+    doc = parse_file(original)
+    before = chunk_document(doc, tokenizer, es_settings.embed_max_seq_length, 32)
+    # A real edit of the published XML: one sentence of Artículo 2 changes.
+    sentence = "bajo la dependencia orgánica y funcional de la persona titular del Ministerio"
+    raw = original.read_text(encoding="utf-8")
+    assert raw.count(sentence) == 1
+    edited = tmp_path / original.name
+    edited.write_text(raw.replace(sentence, sentence.replace("orgánica y ", "")),
+                      encoding="utf-8")
+    changed = parse_file(edited)
+    after = chunk_document(changed, tokenizer, es_settings.embed_max_seq_length, 32)
+    new_ids = {c.id for c in after} - {c.id for c in before}
+    assert len(new_ids) == 1
+    (new_chunk,) = [c for c in after if c.id in new_ids]
+    assert new_chunk.heading.startswith("Artículo 2")
+    report = index_documents(client, names, embedder, [(changed, after)], smoke=True)
+    assert report.failed == {}
+    assert report.embedded == 1
+    assert report.deleted_stale == 1
+    assert existing_chunk_ids(client, names, doc.id) == {c.id for c in after}
+    # Back to the original so other tests see the real document.
+    index_documents(client, names, embedder, [(doc, before)], smoke=True)
+    assert existing_chunk_ids(client, names, doc.id) == {c.id for c in before}
+
+
+def test_bulk_rejection_names_the_affected_document(es_settings: Settings) -> None:
+    client = get_client(es_settings)
+    wrong = es_settings.model_copy(update={"es_index_prefix": "it-wrongdims-"})
+    _drop(client, "it-wrongdims-")
+    embedder = build_embedder(wrong)
+    setup_indices(client, wrong, embedder.dimension + 1)  # a mapping the vectors violate
+    tokenizer = load_tokenizer(wrong)
+    doc = parse_file(DOCUMENTS / "BOE-A-2024-25801.xml")
+    chunks = chunk_document(doc, tokenizer, wrong.embed_max_seq_length, 32)
+    report = index_documents(client, names_for(wrong), embedder, [(doc, chunks)], smoke=True)
+    assert list(report.failed) == ["BOE-A-2024-25801"]
+    assert "dims" in report.failed["BOE-A-2024-25801"] or "dimension" in report.failed[
+        "BOE-A-2024-25801"]
+    assert client.count(index=names_for(wrong).documents)["count"] == 0  # retried next run
+    _drop(client, "it-wrongdims-")
+
+
+def test_known_item_evaluation(searcher: Searcher) -> None:
+    queries = load_set()
+    assert len(queries) >= 30
+    report = evaluate(searcher, queries)
+    print("\nknown-item retrieval:", json.dumps(report, indent=1))
+    assert report["bm25"]["recall@10"] >= 0.8
+    assert report["bm25"]["mrr@10"] >= 0.5
+    for mode in ("knn", "hybrid"):
+        assert 0.0 <= report[mode]["recall@10"] <= 1.0
+
+
+def test_kibana_saved_objects_use_only_real_fields(es_settings: Settings,
+                                                   indexed: dict[str, object]) -> None:
+    client = get_client(es_settings)
+    used = referenced_fields(load_objects())
+    assert set(used) == {"boe-documents", "boe-chunks"}
+    for title, fields in used.items():
+        index = f"{PREFIX}{title}"
+        mapping = client.indices.get_field_mapping(index=index, fields=sorted(fields))
+        found = {name for idx in mapping.values() for name in idx["mappings"]}
+        assert fields <= found, f"{title}: {sorted(fields - found)} missing from the mapping"
+
+
+def _cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-m", "boeflow", *args], capture_output=True,
+                          text=True, env=env, timeout=300, check=False)
+
+
+def test_cli_search_json_and_clear_errors(es_settings: Settings,
+                                          indexed: dict[str, object]) -> None:
+    env = {"BOEFLOW_PROFILE": "smoke",
+           "BOEFLOW_SMOKE_MODELS_DIR": str(es_settings.smoke_models_dir),
+           "BOEFLOW_ES_URL": es_settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": PREFIX,
+           "BOEFLOW_DATA_DIR": str(es_settings.data_dir)}
+    ok = _cli(["search", "artículo 14 igualdad ante la ley", "--mode", "bm25", "--json"], env)
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["results"][0]["doc_id"] == "BOE-A-1978-31229"
+    assert data["results"][0]["citation"]["boe_id"] == "BOE-A-1978-31229"
+
+    cases = [
+        (["search", "", "--mode", "bm25"], env, "empty query"),
+        (["search", "x" * 10_000, "--mode", "bm25"], env, "query too long"),
+        (["search", "ley", "--mode", "bm25", "--section", "9"], env, "unknown section"),
+        (["search", "ley", "--mode", "bm25"], {**env, "BOEFLOW_ES_INDEX_PREFIX": "nothere-"},
+         "does not exist"),
+        (["search", "ley", "--mode", "bm25"], {**env, "BOEFLOW_ES_URL": "http://127.0.0.1:1"},
+         "not reachable"),
+    ]
+    for args, case_env, expected in cases:
+        result = _cli(args, case_env)
+        assert result.returncode != 0, args
+        assert "Traceback" not in result.stderr, result.stderr
+        assert expected in result.stderr, (args, result.stderr)
