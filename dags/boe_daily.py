@@ -14,7 +14,8 @@ from airflow.sdk import Param, dag, get_current_context, task
 @dag(
     dag_id="boe_daily",
     schedule="0 9 * * 1-6",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Madrid"),
+    # Early start so that any BOE day can be (re)processed from the UI or a backfill.
+    start_date=pendulum.datetime(1960, 1, 1, tz="Europe/Madrid"),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=10),

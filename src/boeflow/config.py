@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     pg_user: str = "boeflow"
     pg_password: str = "boeflow"  # noqa: S105 - loopback default, override in production
     pg_database: str = "boeflow"
+    pg_airflow_database: str = Field("airflow", description="Airflow metadata database")
     service_user: str = Field("boeflow", description="unprivileged OS user running services")
 
     # BOE source
@@ -164,6 +165,11 @@ class Settings(BaseSettings):
     @property
     def is_smoke(self) -> bool:
         return self.profile == "smoke"
+
+    @property
+    def airflow_sql_alchemy_conn(self) -> str:
+        return (f"postgresql+psycopg2://{self.pg_user}:{self.pg_password}@{self.pg_host}:"
+                f"{self.pg_port}/{self.pg_airflow_database}")
 
     @property
     def pg_dsn(self) -> str:

@@ -19,8 +19,8 @@ import pytest
 from boeflow.boe.fetch import DaySummary, Fetcher, FetchOptions
 from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.manifest import DayManifest, ItemRecord
-from boeflow.boe.store import TEMP_MARKER, RawStore
 from boeflow.boe.replay import BoeServer, Fault, Served
+from boeflow.boe.store import TEMP_MARKER, RawStore
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "boe"

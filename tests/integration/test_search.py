@@ -12,10 +12,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from boeflow.chunk import chunk_document
-from boeflow.parse import parse_file
 from elasticsearch import Elasticsearch
 
+from boeflow.chunk import chunk_document
 from boeflow.config import Settings
 from boeflow.embed import build_embedder
 from boeflow.evaluation import evaluate, load_set
@@ -23,6 +22,7 @@ from boeflow.index.client import get_client, names_for, setup_indices
 from boeflow.index.indexer import existing_chunk_ids, index_documents
 from boeflow.index.mapping import IndexNames
 from boeflow.kibana import load_objects, referenced_fields
+from boeflow.parse import parse_file
 from boeflow.pipeline import expand_paths, index_files, load_tokenizer
 from boeflow.search import Filters, Searcher, rrf_fuse
 from tests.conftest import DOCUMENTS

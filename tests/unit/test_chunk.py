@@ -37,7 +37,8 @@ def without_overlap(chunks: list[Chunk]) -> str:
 def check_invariants(doc: ParsedDocument, chunks: list[Chunk], counter: TokenCounter,
                      max_tokens: int) -> None:
     assert chunks
-    recount = counter.count([c.text for c in chunks])
+    # Independent of the word-count cache: tokenize every whole chunk text.
+    recount = counter.exact_count([c.text for c in chunks])
     position = 0
     for chunk, tokens in zip(chunks, recount, strict=True):
         assert chunk.n_tokens == tokens <= max_tokens, chunk.id
@@ -51,6 +52,12 @@ def check_invariants(doc: ParsedDocument, chunks: list[Chunk], counter: TokenCou
         assert chunk.text == f"{context}\n{chunk.bare_text}" and "\n" not in context
     assert not doc.text[position:].strip()
     assert len({c.id for c in chunks}) == len(chunks)
+
+
+def test_word_cached_counts_equal_full_tokenization(counter: TokenCounter) -> None:
+    assert counter.additive, "the XLM-R tokenizer pre-splits on whitespace"
+    texts = parse_file(DANA).text.split("\n\n")[:300]
+    assert counter.count(texts) == counter.exact_count(texts)
 
 
 def test_default_max_tokens_comes_from_the_model_config(smoke_settings: Settings) -> None:

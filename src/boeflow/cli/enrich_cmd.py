@@ -133,7 +133,9 @@ def review(
     doc_id: str = typer.Argument(..., metavar="ID", help="BOE identifier."),
     as_json: bool = typer.Option(False, "--json", help="Print the reviews as JSON."),
 ) -> None:
-    """Re-run the automatic review on the stored summaries and translations of ID."""
+    """Re-run the automatic review on the stored summaries and translations of ID.
+
+    Exit code 3 when any of them needs attention (a human must look before publication)."""
     from boeflow.enrich.service import review_stored
 
     settings = get_settings()
@@ -149,13 +151,13 @@ def review(
                      "prompt_version": r.prompt_version, "smoke": r.smoke, "status": r.status,
                      "review": r.review.model_dump(mode="json") if r.review else None}
                     for r in records])
-        return
-    for record in records:
-        err_console.print(f"[bold]{record.kind}[/] {record.cache_key[:12]} ({record.model})")
-        if isinstance(record, SummaryRecord):
-            _print_summary(record)
-        else:
-            _print_translation(record)
+    else:
+        for record in records:
+            err_console.print(f"[bold]{record.kind}[/] {record.cache_key[:12]} ({record.model})")
+            if isinstance(record, SummaryRecord):
+                _print_summary(record)
+            else:
+                _print_translation(record)
     if any(r.review and r.review.needs_attention for r in records):
         raise typer.Exit(3)  # distinct code: the items need a human look
 

@@ -143,7 +143,7 @@ def search(
         embedder = build_embedder(settings)
     searcher = Searcher(get_client(settings), names_for(settings), embedder)
     try:
-        results = searcher.search(query, mode, filters, size=size)  # type: ignore[arg-type]
+        results = searcher.search(query, mode, filters, size=size)
     except (SearchInputError, SearchBackendError) as exc:
         fail(str(exc))
     if as_json:

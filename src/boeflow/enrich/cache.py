@@ -66,6 +66,10 @@ class EnrichStore:
         _write_atomic(path, record.model_dump_json(indent=2))
         return path
 
+    def rewrite_record(self, path: Path, record: BaseModel) -> None:
+        """Replace a stored record in place (e.g. with a fresh review)."""
+        _write_atomic(path, record.model_dump_json(indent=2))
+
     def record_files(self, doc_id: str) -> list[Path]:
         folder = self.root / "records" / _safe(doc_id)
         return sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)

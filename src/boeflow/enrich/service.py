@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Literal
 
 from boeflow.config import Settings
@@ -76,5 +75,5 @@ def review_stored(settings: Settings, doc_id: str) -> list[Record]:
             records.append(translation)
         else:
             continue
-        Path(path).write_text(records[-1].model_dump_json(indent=2), encoding="utf-8")
+        store.rewrite_record(path, records[-1])
     return records

@@ -92,6 +92,20 @@ def _connect(settings: Settings, timeout: int = 3) -> psycopg.Connection[tuple[o
                            connect_timeout=timeout)
 
 
+def _has_database(settings: Settings, name: str) -> bool:
+    with _connect(settings) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def _create_database(settings: Settings, name: str) -> None:
+    from psycopg import sql
+
+    with _connect(settings) as conn:
+        conn.autocommit = True
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def status(settings: Settings) -> ServiceStatus:
     url = f"postgresql://{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
     try:
@@ -133,7 +147,10 @@ def start(settings: Settings) -> ServiceStatus:
     """Install (once), initialise (once) and start PostgreSQL; a no-op when it already runs."""
     layout = PgLayout.from_settings(settings)
     current = status(settings)
+    if current.healthy and _has_database(settings, settings.pg_airflow_database):
+        return current
     if current.healthy:
+        _create_database(settings, settings.pg_airflow_database)
         return current
     if port_in_use(settings.pg_host, settings.pg_port):
         raise ServiceError(
@@ -160,12 +177,13 @@ def start(settings: Settings) -> ServiceStatus:
     sql_env = {"PGHOST": str(layout.socket_dir), "PGPORT": str(settings.pg_port),
                "PATH": os.environ.get("PATH", "")}
     # Values go through psql variables (stdin script), never string-built SQL.
-    exists = _psql(layout, user, sql_env, settings.pg_user,
-                   "SELECT 1 FROM pg_database WHERE datname = :'dbname'",
-                   dbname=settings.pg_database)
-    if exists.strip() != "1":
-        _run([str(layout.bindir / "createdb"), "-U", settings.pg_user, "-O", settings.pg_user,
-              settings.pg_database], user, sql_env)
+    # boeflow's own database, and one for Airflow's metadata (same role, same cluster).
+    for database in (settings.pg_database, settings.pg_airflow_database):
+        exists = _psql(layout, user, sql_env, settings.pg_user,
+                       "SELECT 1 FROM pg_database WHERE datname = :'dbname'", dbname=database)
+        if exists.strip() != "1":
+            _run([str(layout.bindir / "createdb"), "-U", settings.pg_user, "-O",
+                  settings.pg_user, database], user, sql_env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         current = status(settings)

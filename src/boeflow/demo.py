@@ -1,0 +1,92 @@
+"""The demo (``make demo``): the daily job on the recorded BOE samples, smoke profile.
+
+1. serve the recorded publications on loopback as the BOE would (replay server);
+2. fetch two recorded days into the raw store (items that were not recorded answer 404 and
+   are reported as such: the samples hold a handful of each day's items);
+3. parse → chunk → embed → index the fetched items and every sample document;
+4. search, with citations; evaluate retrieval on the shipped known-item set;
+5. summarise, translate to Valencian and review one short disposition.
+
+Everything model-made is labelled SMOKE: the models are tiny and random by design.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+
+from boeflow.config import get_settings
+
+console = Console(stderr=False, highlight=False)
+DAYS = (date(2024, 11, 6), date(2024, 11, 13))
+
+
+def main() -> None:
+    from boeflow.airflow.tasks import fetch_day
+    from boeflow.boe.replay import BoeServer
+    from boeflow.embed import build_embedder
+    from boeflow.evaluation import evaluate, load_set
+    from boeflow.index.client import get_client, names_for
+    from boeflow.pipeline import expand_paths, fetched_day_files, index_files
+    from boeflow.search import Searcher
+
+    settings = get_settings()
+    label = "[bold yellow]SMOKE[/] " if settings.is_smoke else ""
+    console.rule(f"boeflow demo — profile {settings.profile}")
+    with BoeServer(settings.samples_dir) as server:
+        replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
+                                             "boe_max_attempts": 2})
+        for day in DAYS:
+            summary = fetch_day(day.isoformat(), replay)
+            console.print(f"fetch {day}: {summary['items']} items in the sumario, "
+                          f"{summary['fetched']} fetched, {summary['skipped']} already stored, "
+                          f"{summary['failed']} not in the recorded samples (HTTP 404)")
+
+    with tempfile.TemporaryDirectory() as workdir:
+        fetched = fetched_day_files(settings, DAYS[0], DAYS[-1], Path(workdir))
+        files = fetched + expand_paths([settings.samples_dir / "documents"])
+        report = index_files(files, settings)
+    console.print(f"index: {report.documents} documents, {report.chunks} chunks, "
+                  f"{report.embedded} embedded, {report.skipped_unchanged} unchanged, "
+                  f"{len(report.failed)} failed")
+
+    searcher = Searcher(get_client(settings), names_for(settings), build_embedder(settings))
+    for query, mode in (("artículo 14 igualdad ante la ley", "bm25"),
+                        ("plazo de solicitud de las ayudas por la DANA", "hybrid")):
+        console.rule(f"search ({mode}): {query}")
+        for n, result in enumerate(searcher.search(query, mode, size=3), start=1):  # type: ignore[arg-type]
+            console.print(f"{n}. {result.doc_id} — {result.title[:100]}")
+            console.print(f"   {result.citation['path'][:120]}  {result.citation['url']}",
+                          markup=False)
+            for link in result.links[:3]:
+                console.print(f"   ↳ {link['relation']} {link['target_id']}")
+    metrics = evaluate(searcher, load_set())
+    console.rule("retrieval on the shipped known-item set")
+    for mode, values in metrics.items():
+        console.print(f"{mode:<7} recall@10={values['recall@10']:.3f} mrr@10={values['mrr@10']:.3f}"
+                      + ("  (kNN from a random smoke model)" if settings.is_smoke and
+                         mode != "bm25" else ""))
+
+    from boeflow.enrich.service import summarize, translate_fields
+
+    console.rule(f"{label}summary, translation and review")
+    doc, record = summarize(settings, str(settings.samples_dir / "documents" /
+                                          "BOE-A-2024-25801.xml"))
+    console.print(f"{label}{doc.id}: status {record.status}, mode {record.mode}, "
+                  f"{record.generate_calls} generate calls")
+    if record.review:
+        console.print(f"review: needs_attention={record.review.needs_attention}; "
+                      + "; ".join(record.review.reasons[:3]), markup=False)
+    translation = translate_fields(settings, doc.id, [("titulo", doc.title)], "va",
+                                   source="es")
+    if translation.review:
+        console.print(f"{label}translation es→va reviewed: "
+                      f"needs_attention={translation.review.needs_attention}")
+    console.print("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
+
+
+if __name__ == "__main__":
+    main()
