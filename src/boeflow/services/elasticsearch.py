@@ -116,9 +116,12 @@ def find_java_home(settings: Settings, version: str) -> Path:
     return max(usable, key=lambda item: item[0])[1]
 
 
+def maven_repo() -> Path:
+    return Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
+
+
 def maven_zip_path(version: str) -> Path:
-    repo = Path(os.environ.get("MAVEN_REPO", Path.home() / ".m2" / "repository"))
-    return (repo / MAVEN_GROUP.replace(".", "/") / MAVEN_ARTIFACT / version
+    return (maven_repo() / MAVEN_GROUP.replace(".", "/") / MAVEN_ARTIFACT / version
             / f"{MAVEN_ARTIFACT}-{version}.zip")
 
 
@@ -132,12 +135,15 @@ def fetch_distribution(version: str) -> Path:
         raise ServiceError("Maven (mvn) is needed to download Elasticsearch; apt-get install maven")
     coords = f"{MAVEN_GROUP}:{MAVEN_ARTIFACT}:{version}:zip"
     result = subprocess.run(
-        [mvn, "-q", "-B", "dependency:get", f"-Dartifact={coords}", "-Dtransitive=false"],
+        # maven.repo.local: Java's user.home ignores $HOME, so name the repository we read.
+        [mvn, "-q", "-B", "-Dstyle.color=never", f"-Dmaven.repo.local={maven_repo()}",
+         "dependency:get", f"-Dartifact={coords}", "-Dtransitive=false"],
         capture_output=True, text=True, check=False,
     )
     if result.returncode != 0 or not archive.exists():
-        last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise ServiceError(f"could not download {coords} from Maven Central: {last[0]}")
+        lines = [ln.strip() for ln in (result.stdout + result.stderr).splitlines()
+                 if "ERROR" in ln] or ["no output"]
+        raise ServiceError(f"could not download {coords} from Maven Central: {lines[0][:300]}")
     return archive
 
 
