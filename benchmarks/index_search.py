@@ -113,9 +113,9 @@ def main() -> None:
             src["doc_id"] = f"{base.doc_id}-syn{n // len(chunks)}"
             yield {"_index": syn.chunks, "_id": f"syn-{n}", "_source": src}
 
-    bulk(client, synthetic(), chunk_size=1000, request_timeout=300)
+    bulk(client.options(request_timeout=300), synthetic(), chunk_size=1000)
     client.indices.refresh(index=syn.chunks)
-    client.indices.forcemerge(index=syn.chunks, max_num_segments=1, request_timeout=1800)
+    client.options(request_timeout=1800).indices.forcemerge(index=syn.chunks, max_num_segments=1)
     print(f"loaded {args.synthetic} synthetic chunks in {time.perf_counter() - t0:.0f}s")
     searcher = Searcher(client, syn, cached)
     queries = [c.heading or c.text[:60] for c in chunks][: args.queries]

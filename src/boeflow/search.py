@@ -8,6 +8,7 @@ grouped per BOE document with their best chunks, highlights and a citation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -140,11 +141,14 @@ def bm25_query(query: str, filters: Filters) -> dict[str, Any]:
     }}
 
 
-_SOURCE = ["doc_id", "chunk_id", "path", "heading", "text", "title", "rango", "department",
+# Ranking requests carry only small fields; text and highlights are fetched afterwards for
+# the few chunks actually shown (highlighting every candidate dominated latency).
+_SOURCE = ["doc_id", "chunk_id", "path", "heading", "title", "rango", "department",
            "section", "published", "url_pdf", "eli", "smoke"]
-_HIGHLIGHT = {"fields": {"text": {"fragment_size": 160, "number_of_fragments": 2},
-                         "heading": {"number_of_fragments": 0}},
-              "pre_tags": ["«"], "post_tags": ["»"]}
+_HIGHLIGHT: dict[str, Any] = {
+    "fields": {"text": {"fragment_size": 160, "number_of_fragments": 2},
+               "heading": {"number_of_fragments": 0}},
+    "pre_tags": ["«"], "post_tags": ["»"]}
 
 
 class Searcher:
@@ -154,13 +158,11 @@ class Searcher:
         self.names = names
         self.embedder = embedder
 
-    def _run(self, **kwargs: Any) -> list[dict[str, Any]]:
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            hits: list[dict[str, Any]] = self.client.search(
-                index=self.names.chunks, **kwargs)["hits"]["hits"]
+            response: dict[str, Any] = getattr(self.client, method)(**kwargs).body
         except NotFoundError:
-            raise SearchBackendError(f"index {self.names.chunks} does not exist; run "
-                                     "`boeflow es setup` and `boeflow index` first") from None
+            raise self._missing_index() from None
         except EsConnectionError:
             raise SearchBackendError("Elasticsearch is not reachable; start it with "
                                      "`boeflow services start`") from None
@@ -168,59 +170,89 @@ class Searcher:
             raise SearchBackendError(f"Elasticsearch rejected the search: {exc.message}") from None
         except TransportError as exc:
             raise SearchBackendError(f"Elasticsearch error: {exc}") from None
-        return hits
+        return response
 
-    def bm25(self, query: str, filters: Filters, size: int) -> list[dict[str, Any]]:
-        return self._run(query=bm25_query(query, filters), size=size, source_includes=_SOURCE,
-                         highlight=_HIGHLIGHT)
+    def _missing_index(self) -> SearchBackendError:
+        return SearchBackendError(f"index {self.names.chunks} does not exist; run "
+                                  "`boeflow es setup` and `boeflow index` first")
 
-    def knn(self, query: str, filters: Filters, size: int) -> list[dict[str, Any]]:
-        if self.embedder is None:
-            raise SearchInputError("kNN search needs the embedding model")
-        vector = self.embedder.embed([query])[0].tolist()
-        knn: dict[str, Any] = {"field": "vector", "query_vector": vector, "k": size,
-                               "num_candidates": max(100, size * 5)}
-        clauses = filters.clauses()
-        if clauses:
-            knn["filter"] = clauses
-        return self._run(knn=knn, size=size, source_includes=_SOURCE)
+    def _bodies(self, query: str, mode: Mode, filters: Filters,
+                depth: int) -> dict[str, dict[str, Any]]:
+        bodies: dict[str, dict[str, Any]] = {}
+        if mode in ("bm25", "hybrid"):
+            bodies["bm25"] = {"query": bm25_query(query, filters), "size": depth,
+                              "_source": _SOURCE}
+        if mode in ("knn", "hybrid"):
+            if self.embedder is None:
+                raise SearchInputError("kNN search needs the embedding model")
+            vector = self.embedder.embed([query])[0].tolist()
+            knn: dict[str, Any] = {"field": "vector", "query_vector": vector, "k": depth,
+                                   "num_candidates": max(100, depth * 5)}
+            clauses = filters.clauses()
+            if clauses:
+                knn["filter"] = clauses
+            bodies["knn"] = {"knn": knn, "size": depth, "_source": _SOURCE}
+        return bodies
 
     def search_chunks(self, query: str, mode: Mode, filters: Filters,
                       depth: int) -> list[ChunkHit]:
+        """Ranked chunks (no text): BM25 and/or kNN in one ``_msearch``, fused by RRF."""
         query = _check_query(query)
         filters.validate()
+        bodies = self._bodies(query, mode, filters, depth)
+        searches: list[dict[str, Any]] = []
+        for body in bodies.values():
+            searches.extend([{"index": self.names.chunks}, body])
+        responses = self._call("msearch", searches=searches)["responses"]
         lists: dict[str, list[dict[str, Any]]] = {}
-        if mode in ("bm25", "hybrid"):
-            lists["bm25"] = self.bm25(query, filters, depth)
-        if mode in ("knn", "hybrid"):
-            lists["knn"] = self.knn(query, filters, depth)
+        for name, response in zip(bodies, responses, strict=True):
+            if "error" in response:
+                error = response["error"]
+                if response.get("status") == 404 or "index_not_found" in str(error):
+                    raise self._missing_index()
+                reason = error.get("reason", error) if isinstance(error, dict) else error
+                raise SearchBackendError(f"Elasticsearch rejected the {name} search: {reason}")
+            lists[name] = response["hits"]["hits"]
         by_id: dict[str, ChunkHit] = {}
         for name, hits in lists.items():
             for rank, hit in enumerate(hits, start=1):
                 src = hit["_source"]
                 entry = by_id.setdefault(hit["_id"], ChunkHit(
                     chunk_id=hit["_id"], doc_id=src["doc_id"], path=src.get("path", []),
-                    heading=src.get("heading", ""), text=src.get("text", ""), score=0.0,
-                    source=src))
+                    heading=src.get("heading", ""), text="", score=0.0, source=src))
                 entry.ranks[name] = rank
-                for fragments in hit.get("highlight", {}).values():
-                    entry.highlights.extend(fragments)
         if mode == "hybrid":
             fused = rrf_fuse({name: [h["_id"] for h in hits] for name, hits in lists.items()})
         else:
-            only = lists[mode]
-            fused = [(h["_id"], float(h["_score"] or 0.0)) for h in only]
+            fused = [(h["_id"], float(h["_score"] or 0.0)) for h in lists[mode]]
         result = []
         for chunk_id, score in fused:
             by_id[chunk_id].score = score
             result.append(by_id[chunk_id])
         return result
 
+    def _fill_text(self, query: str, hits: list[ChunkHit]) -> None:
+        """Text and BM25 highlights of the chunks that are shown."""
+        if not hits:
+            return
+        ids = [h.chunk_id for h in hits]
+        response = self._call(
+            "search", index=self.names.chunks, size=len(ids), source_includes=["text"],
+            query={"ids": {"values": ids}},
+            highlight={**_HIGHLIGHT, "highlight_query": bm25_query(query, Filters())})
+        found = {hit["_id"]: hit for hit in response["hits"]["hits"]}
+        for chunk in hits:
+            hit = found.get(chunk.chunk_id, {})
+            chunk.text = hit.get("_source", {}).get("text", "")
+            chunk.highlights = [f for fragments in hit.get("highlight", {}).values()
+                                for f in fragments]
+
     def search(self, query: str, mode: Mode = "hybrid", filters: Filters | None = None,
                size: int = 10, chunks_per_doc: int = 3) -> list[DocumentResult]:
         if size < 1 or size > 100:
             raise SearchInputError("--size must be between 1 and 100")
-        chunk_hits = self.search_chunks(query, mode, filters or Filters(), depth=size * 10)
+        chunk_hits = self.search_chunks(query, mode, filters or Filters(),
+                                        depth=max(size * 5, 20))
         grouped: dict[str, list[ChunkHit]] = {}
         for hit in chunk_hits:
             grouped.setdefault(hit.doc_id, []).append(hit)
@@ -233,7 +265,13 @@ class Searcher:
                 section=best.get("section"), published=best.get("published"),
                 citation=citation(best, hits[0]), chunks=hits[:chunks_per_doc],
                 smoke=bool(best.get("smoke"))))
-        self._attach_links(results)
+        # Two independent small requests: run them side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            text = pool.submit(self._fill_text, _check_query(query),
+                               [c for r in results for c in r.chunks])
+            links = pool.submit(self._attach_links, results)
+            text.result()
+            links.result()
         return results
 
     def _attach_links(self, results: list[DocumentResult]) -> None:
