@@ -1,4 +1,5 @@
-"""Daily BOE ingestion: fetch the day's sumario and items, then parse, chunk, embed, index.
+"""Daily BOE ingestion: fetch the day's sumario and items; parse, chunk, embed and index
+them; then summarise (ALIA), translate to Valencian (Aitana) and review them automatically.
 
 Runs Monday to Saturday (the BOE's publication days) at 09:00 Madrid time; trigger it from
 the Airflow UI with a `date` to (re)process any day: every step is idempotent, so a rerun
@@ -47,8 +48,14 @@ def boe_daily() -> None:
 
         return index_day(day)
 
+    @task
+    def enrich(day: str, indexed: dict[str, object]) -> dict[str, object]:
+        from boeflow.airflow.tasks import enrich_day
+
+        return enrich_day(day)
+
     day = which_day()
-    index(day, fetch(day))
+    enrich(day, index(day, fetch(day)))
 
 
 boe_daily()

@@ -5,7 +5,8 @@
    are reported as such: the samples hold a handful of each day's items);
 3. parse → chunk → embed → index the fetched items and every sample document;
 4. search, with citations; evaluate retrieval on the shipped known-item set;
-5. summarise, translate to Valencian and review one short disposition.
+5. summarise, translate to Valencian and review the fetched days (stored in boe-documents
+   for Kibana) and show one short disposition in detail.
 
 Everything model-made is labelled SMOKE: the models are tiny and random by design.
 """
@@ -70,9 +71,15 @@ def main() -> None:
                       + ("  (kNN from a random smoke model)" if settings.is_smoke and
                          mode != "bm25" else ""))
 
+    from boeflow.airflow.tasks import enrich_day
     from boeflow.enrich.service import summarize, translate_fields
 
     console.rule(f"{label}summary, translation and review")
+    for day in DAYS:
+        result = enrich_day(day.isoformat(), settings)
+        console.print(f"{label}enrich {day}: {len(result['enriched'])} documents summarised, "
+                      f"translated and reviewed; {len(result['needs_attention'])} flagged for "
+                      f"a human; {len(result['failed'])} failed")
     doc, record = summarize(settings, str(settings.samples_dir / "documents" /
                                           "BOE-A-2024-25801.xml"))
     console.print(f"{label}{doc.id}: status {record.status}, mode {record.mode}, "

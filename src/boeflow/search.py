@@ -293,7 +293,14 @@ class Searcher:
             links += [{"relation": inverse.get(link["relation"], link["relation"]),
                        "target_id": link["source_id"], "text": link.get("source_title", "")}
                       for link in src.get("linked_from", [])]
-            result.links = links
+            # What changed this document matters most to a reader: show it first.
+            result.links = sorted(links, key=lambda link: _LINK_PRIORITY.get(
+                link["relation"], len(_LINK_PRIORITY)))
+
+
+_LINK_PRIORITY = {relation: rank for rank, relation in enumerate(
+    ("corregido_por", "derogado_por", "modificado_por", "corrige", "deroga", "modifica",
+     "citado_por"))}
 
 
 def citation(source: dict[str, Any], hit: ChunkHit) -> dict[str, Any]:

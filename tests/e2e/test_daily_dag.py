@@ -61,7 +61,12 @@ def test_boe_daily_dag_runs_a_replayed_day(live_settings: Settings, smoke_models
         documents = client.search(index=f"{PREFIX}boe-documents", size=50,
                                   query={"match_all": {}})["hits"]["hits"]
         assert [d["_id"] for d in documents] == ["BOE-A-2024-22928"]
-        indexed_at = documents[0]["_source"]["indexed_at"]
+        record = documents[0]["_source"]
+        indexed_at = record["indexed_at"]
+        # The smoke summariser writes gibberish: the review must flag it for a human.
+        assert record["review_status"] in ("needs_attention", "failed")
+        assert record["needs_attention"] is True
+        assert record["review_reasons"]
 
         server.clear_log()
         second = _airflow(["dags", "test", "boe_daily", "2024-11-06"], env)
@@ -70,6 +75,7 @@ def test_boe_daily_dag_runs_a_replayed_day(live_settings: Settings, smoke_models
         assert downloads == [], [r.path for r in downloads]
         again = client.get(index=f"{PREFIX}boe-documents", id="BOE-A-2024-22928")
         assert again["_source"]["indexed_at"] == indexed_at  # skipped: no model work
+        assert again["_source"]["review_reasons"] == record["review_reasons"]
         runs = _airflow(["dags", "list-runs", "boe_daily", "--output", "json"], env)
         assert runs.returncode == 0, runs.stderr[-2000:]
         listing = next(line for line in reversed(runs.stdout.splitlines())

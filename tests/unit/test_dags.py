@@ -31,8 +31,9 @@ def test_dag_files_import_without_errors(dagbag: object) -> None:
 
 def test_boe_daily_shape(dagbag: object) -> None:
     dag = dagbag.dags["boe_daily"]  # type: ignore[attr-defined]
-    assert {t.task_id for t in dag.tasks} == {"which_day", "fetch", "index"}
+    assert {t.task_id for t in dag.tasks} == {"which_day", "fetch", "index", "enrich"}
     assert dag.get_task("index").upstream_task_ids == {"which_day", "fetch"}
+    assert dag.get_task("enrich").upstream_task_ids == {"which_day", "index"}
     assert dag.catchup is False
     assert "date" in dag.params
 

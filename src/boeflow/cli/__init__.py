@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from boeflow.cli import config_cmd, enrich_cmd, fetch_cmd, models_cmd, search_cmd, services_cmd
+from boeflow.cli import (
+    config_cmd,
+    enrich_cmd,
+    fetch_cmd,
+    models_cmd,
+    parse_cmd,
+    pipeline_cmd,
+    search_cmd,
+    services_cmd,
+)
 
 app = typer.Typer(
     name="boeflow",
@@ -18,7 +27,8 @@ app.add_typer(config_cmd.app, name="config")
 # Stage commands register here, one line per module (keep alphabetical):
 enrich_cmd.register(app)
 fetch_cmd.register(app)
-from boeflow.cli import parse_cmd; parse_cmd.register(app)  # noqa: E402, E702, I001
+parse_cmd.register(app)
+pipeline_cmd.register(app)
 search_cmd.register(app)
 
 
