@@ -76,10 +76,10 @@ def main() -> None:
 
     console.rule(f"{label}summary, translation and review")
     for day in DAYS:
-        result = enrich_day(day.isoformat(), settings)
-        console.print(f"{label}enrich {day}: {len(result['enriched'])} documents summarised, "
-                      f"translated and reviewed; {len(result['needs_attention'])} flagged for "
-                      f"a human; {len(result['failed'])} failed")
+        enriched = enrich_day(day.isoformat(), settings)
+        console.print(f"{label}enrich {day}: {len(enriched['enriched'])} documents summarised, "
+                      f"translated and reviewed; {len(enriched['needs_attention'])} flagged for "
+                      f"a human; {len(enriched['failed'])} failed")
     doc, record = summarize(settings, str(settings.samples_dir / "documents" /
                                           "BOE-A-2024-25801.xml"))
     console.print(f"{label}{doc.id}: status {record.status}, mode {record.mode}, "
