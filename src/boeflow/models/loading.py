@@ -68,7 +68,7 @@ def load_embedder(settings: Settings, model_ref: str | None = None) -> SentenceT
     if device == "cuda":
         import torch
 
-        kwargs["model_kwargs"] = {"torch_dtype": torch.float16}
+        kwargs["model_kwargs"] = {"dtype": torch.float16}  # transformers 5 name
     model = SentenceTransformer(
         ref, device=device, revision=settings.embed_revision,
         local_files_only=_local_only(settings, ref), **kwargs,
