@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 from boeflow.config import Settings
 from boeflow.embed import Embedder, build_embedder
@@ -15,6 +14,8 @@ from boeflow.index.indexer import IndexReport, index_documents
 from boeflow.types import Chunk, ParsedDocument
 
 DOCUMENT_SUFFIXES = (".xml", ".pdf", ".html", ".htm")
+# When a fetched item is stored in several representations, parse the most structured one.
+_SOURCE_PREFERENCE = {"xml": 0, "html": 1, "htm": 1, "pdf": 2}
 
 
 @dataclass
@@ -36,10 +37,10 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
 
 def fetched_day_files(settings: Settings, start: date, end: date, workdir: Path) -> list[Path]:
     """The item documents of fetched days in the raw store (copied locally when the store
-    is remote). The fetch manifest's order is kept; XML is preferred over HTML over PDF."""
-    from boeflow.boe.store import RawStore, day_prefix
+    is remote), in file-name order; XML is preferred over HTML over PDF."""
+    from boeflow.boe.store import RawStore, day_prefix, store_url
 
-    store = RawStore(settings.raw_store_url or settings.data_dir / "raw")
+    store = RawStore(store_url(settings))
     files: list[Path] = []
     current = start
     while current <= end:
@@ -49,11 +50,11 @@ def fetched_day_files(settings: Settings, start: date, end: date, workdir: Path)
             for name in sorted(store.fs.ls(store.path(items), detail=False)):
                 base = str(name).rsplit("/", 1)[-1]
                 stem, _, suffix = base.rpartition(".")
-                if ".part-" in base or f".{suffix}" not in DOCUMENT_SUFFIXES:
+                if ".part-" in base or suffix not in _SOURCE_PREFERENCE:
                     continue
-                rank = {"xml": 0, "html": 1, "htm": 1, "pdf": 2}[suffix]
-                if stem not in best or rank < {"xml": 0, "html": 1, "htm": 1, "pdf": 2}[
-                        best[stem].rpartition(".")[2]]:
+                current_best = best.get(stem)
+                if current_best is None or _SOURCE_PREFERENCE[suffix] < _SOURCE_PREFERENCE[
+                        current_best.rpartition(".")[2]]:
                     best[stem] = base
             for base in best.values():
                 local = Path(store.path(f"{items}/{base}"))
@@ -65,29 +66,27 @@ def fetched_day_files(settings: Settings, start: date, end: date, workdir: Path)
     return files
 
 
-def load_tokenizer(settings: Settings) -> Any:
-    from transformers import AutoTokenizer
+def make_chunker(settings: Settings) -> Callable[[ParsedDocument], list[Chunk]]:
+    """Chunk documents exactly as ``boeflow chunk`` does by default (the embedder's own
+    sequence limit, the default overlap), with one token counter for the whole run so its
+    word cache serves every document."""
+    from boeflow.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
 
-    from boeflow.models.loading import apply_offline_env
-
-    apply_offline_env(settings)
-    return AutoTokenizer.from_pretrained(settings.embed_model, revision=settings.embed_revision,
-                                         local_files_only=settings.hf_offline
-                                         or Path(settings.embed_model).is_dir())
+    counter = TokenCounter(load_tokenizer(settings))
+    max_tokens = default_max_tokens(settings)
+    return lambda doc: chunk_document(doc, counter, max_tokens)
 
 
-def parse_and_chunk(files: Sequence[Path], settings: Settings,
-                    tokenizer: Any | None = None) -> Iterator[
-                        tuple[Path, ParsedDocument | None, list[Chunk], str | None]]:
+def parse_and_chunk(files: Sequence[Path], settings: Settings) -> Iterator[
+        tuple[Path, ParsedDocument | None, list[Chunk], str | None]]:
     """Yield (file, document, chunks, error) per file; a bad file yields its error."""
-    from boeflow.chunk import chunk_document
     from boeflow.parse import ParseError, parse_file
 
-    tokenizer = tokenizer or load_tokenizer(settings)
+    chunker = make_chunker(settings)
     for path in files:
         try:
             doc = parse_file(path)
-            chunks = chunk_document(doc, tokenizer, settings.embed_max_seq_length, 32)
+            chunks = chunker(doc)
         except ParseError as exc:
             yield path, None, [], str(exc)
             continue

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from boeflow.chunk import chunk_document
 from boeflow.config import Settings
 from boeflow.embed import build_embedder
 from boeflow.evaluation import evaluate, load_set
@@ -23,7 +22,7 @@ from boeflow.index.indexer import existing_chunk_ids, index_documents
 from boeflow.index.mapping import IndexNames
 from boeflow.kibana import load_objects, referenced_fields
 from boeflow.parse import parse_file
-from boeflow.pipeline import expand_paths, index_files, load_tokenizer
+from boeflow.pipeline import expand_paths, index_files, make_chunker
 from boeflow.search import Filters, Searcher, rrf_fuse
 from tests.conftest import DOCUMENTS
 
@@ -141,10 +140,10 @@ def test_changing_one_article_changes_only_its_chunks(es_settings: Settings,
     client = get_client(es_settings)
     names = names_for(es_settings)
     embedder = build_embedder(es_settings)
-    tokenizer = load_tokenizer(es_settings)
+    chunker = make_chunker(es_settings)  # the chunking that indexed the samples
     original = DOCUMENTS / "BOE-A-2024-24105.xml"
     doc = parse_file(original)
-    before = chunk_document(doc, tokenizer, es_settings.embed_max_seq_length, 32)
+    before = chunker(doc)
     # A real edit of the published XML: one sentence of Artículo 2 changes.
     sentence = "bajo la dependencia orgánica y funcional de la persona titular del Ministerio"
     raw = original.read_text(encoding="utf-8")
@@ -153,7 +152,7 @@ def test_changing_one_article_changes_only_its_chunks(es_settings: Settings,
     edited.write_text(raw.replace(sentence, sentence.replace("orgánica y ", "")),
                       encoding="utf-8")
     changed = parse_file(edited)
-    after = chunk_document(changed, tokenizer, es_settings.embed_max_seq_length, 32)
+    after = chunker(changed)
     new_ids = {c.id for c in after} - {c.id for c in before}
     assert len(new_ids) == 1
     (new_chunk,) = [c for c in after if c.id in new_ids]
@@ -174,9 +173,8 @@ def test_bulk_rejection_names_the_affected_document(es_settings: Settings) -> No
     _drop(client, "it-wrongdims-")
     embedder = build_embedder(wrong)
     setup_indices(client, wrong, embedder.dimension + 1)  # a mapping the vectors violate
-    tokenizer = load_tokenizer(wrong)
     doc = parse_file(DOCUMENTS / "BOE-A-2024-25801.xml")
-    chunks = chunk_document(doc, tokenizer, wrong.embed_max_seq_length, 32)
+    chunks = make_chunker(wrong)(doc)
     report = index_documents(client, names_for(wrong), embedder, [(doc, chunks)], smoke=True)
     assert list(report.failed) == ["BOE-A-2024-25801"]
     assert "dims" in report.failed["BOE-A-2024-25801"] or "dimension" in report.failed[

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -274,13 +274,6 @@ def refresh_links(client: Elasticsearch, names: IndexNames, docs: list[ParsedDoc
         client.update(index=names.documents, id=target, doc={"linked_from": links},
                       refresh=False)
     client.indices.refresh(index=names.documents)
-
-
-def iter_pairs(docs: Iterable[ParsedDocument],
-               chunker: Callable[[ParsedDocument], list[Chunk]]) -> Iterator[
-                   tuple[ParsedDocument, list[Chunk]]]:
-    for doc in docs:
-        yield doc, chunker(doc)
 
 
 def enrichment_fields(summary: dict[str, Any] | None, summary_status: str,
