@@ -35,16 +35,12 @@ def fetch_day(day: str, settings: Settings | None = None,
     """Fetch the sumario and the selected items of ``day`` into the raw store."""
     from boeflow.boe.fetch import Fetcher, FetchOptions
     from boeflow.boe.http import BoeClient, ClientConfig
-    from boeflow.boe.store import RawStore
+    from boeflow.boe.store import RawStore, store_url
 
     settings = settings or get_settings()
-    store_url = settings.raw_store_url or str(settings.data_dir / "raw")
-    options = FetchOptions(sections=sections, formats=list(settings.boe_formats),
-                           sumario_format=settings.boe_sumario_format,
-                           legacy_fallback=settings.boe_legacy_fallback,
-                           checkpoint_seconds=settings.boe_manifest_checkpoint)
+    options = FetchOptions.from_settings(settings, sections=sections)
     with BoeClient(ClientConfig.from_settings(settings)) as client:
-        summary = Fetcher(client, RawStore(store_url), options).fetch_day(
+        summary = Fetcher(client, RawStore(store_url(settings)), options).fetch_day(
             date.fromisoformat(day))
     result = summary.as_dict()
     if summary.status == "error":

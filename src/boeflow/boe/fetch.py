@@ -39,6 +39,7 @@ from boeflow.boe.sumario import (
     SumarioSource,
     parse_sumario,
 )
+from boeflow.config import Settings
 from boeflow.types import ReferenceOut
 from boeflow.xmlsafe import parse_xml_bytes
 
@@ -62,6 +63,17 @@ class FetchOptions:
     legacy_fallback: bool = True
     force: bool = False
     checkpoint_seconds: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, sections: list[str] | None = None,
+                      formats: Sequence[Representation] | None = None,
+                      sumario_format: Literal["xml", "json"] | None = None,
+                      force: bool = False) -> FetchOptions:
+        """Options from the settings, with the values a caller chose explicitly."""
+        return cls(sections=sections, formats=list(formats or settings.boe_formats),
+                   sumario_format=sumario_format or settings.boe_sumario_format,
+                   legacy_fallback=settings.boe_legacy_fallback, force=force,
+                   checkpoint_seconds=settings.boe_manifest_checkpoint)
 
 
 @dataclass

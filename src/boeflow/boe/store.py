@@ -24,7 +24,17 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from boeflow.config import Settings
+
 TEMP_MARKER = ".part-"
+
+
+def store_url(settings: Settings, data_dir: Path | None = None) -> str:
+    """Where the raw store is: ``DATA_DIR/raw`` for an explicit data directory, else
+    ``BOEFLOW_RAW_STORE_URL``, else ``BOEFLOW_DATA_DIR/raw``."""
+    if data_dir is not None:
+        return str(data_dir / "raw")
+    return settings.raw_store_url or str(settings.data_dir / "raw")
 
 
 def day_prefix(day: date) -> str:

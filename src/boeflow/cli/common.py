@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date, datetime
 from typing import Any, NoReturn
 
 import typer
@@ -18,6 +19,18 @@ def fail(message: str, detail: str = "", code: int = 1) -> NoReturn:
     if detail:
         err_console.print(detail, style="dim", highlight=False, markup=False)
     raise typer.Exit(code)
+
+
+def parse_day(value: str, option: str) -> date:
+    """A ``YYYY-MM-DD`` command-line date, or one clear error naming the option."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        fail(f"{option} {value!r} is not a date in YYYY-MM-DD form")
+
+
+def parse_optional_day(value: str | None, option: str) -> date | None:
+    return None if value is None else parse_day(value, option)
 
 
 def print_json(data: Any) -> None:

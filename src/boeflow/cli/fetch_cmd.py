@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import cast
 
 import typer
 
-from boeflow.cli.common import err_console, fail, print_json
+from boeflow.cli.common import err_console, fail, parse_day, print_json
 
 REPRESENTATIONS = ("xml", "html", "pdf")
-
-
-def _parse_day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} {value!r} is not a date in YYYY-MM-DD form")
 
 
 def _split(value: str | None) -> list[str]:
@@ -52,11 +44,12 @@ def fetch(
     from boeflow.boe.manifest import Representation
     from boeflow.boe.report import FetchProgress, summary_table
     from boeflow.boe.store import RawStore
+    from boeflow.boe.store import store_url as raw_store_url
     from boeflow.config import get_settings
 
     settings = get_settings()
-    start = _parse_day(day, "--date")
-    end = _parse_day(to, "--to") if to else start
+    start = parse_day(day, "--date")
+    end = parse_day(to, "--to") if to else start
     if end < start:
         fail(f"--to {end} is before --date {start}")
     chosen = _split(formats) or list(settings.boe_formats)
@@ -66,15 +59,12 @@ def fetch(
     sumario_kind = sumario_format or settings.boe_sumario_format
     if sumario_kind not in ("xml", "json"):
         fail(f"--sumario-format must be xml or json, not {sumario_kind!r}")
-    store_url = (str(data_dir / "raw") if data_dir else
-                 settings.raw_store_url or str(settings.data_dir / "raw"))
+    store_url = raw_store_url(settings, data_dir)
 
-    options = FetchOptions(
-        sections=_split(sections) or None,
+    options = FetchOptions.from_settings(
+        settings, sections=_split(sections) or None,
         formats=[cast(Representation, f) for f in dict.fromkeys(chosen)],
-        sumario_format="json" if sumario_kind == "json" else "xml",
-        legacy_fallback=settings.boe_legacy_fallback, force=force,
-        checkpoint_seconds=settings.boe_manifest_checkpoint)
+        sumario_format="json" if sumario_kind == "json" else "xml", force=force)
     config = ClientConfig.from_settings(settings, base_url=base_url)
     days = list(days_between(start, end))
     with BoeClient(config) as client, FetchProgress(err_console, len(days)) as progress:

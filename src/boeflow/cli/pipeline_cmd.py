@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import typer
 
-from boeflow.cli.common import err_console, fail, print_json
+from boeflow.cli.common import err_console, parse_day, print_json
 
 
 def enrich(
@@ -18,11 +18,8 @@ def enrich(
     the outputs and review flags in boe-documents. Cached: reruns generate nothing."""
     from boeflow.airflow.tasks import TaskFailed, enrich_day
 
-    try:
-        start = date.fromisoformat(day)
-        end = date.fromisoformat(to) if to else start
-    except ValueError as exc:
-        fail(f"dates must be YYYY-MM-DD: {exc}")
+    start = parse_day(day, "--date")
+    end = parse_day(to, "--to") if to else start
     results = []
     current = start
     while current <= end:

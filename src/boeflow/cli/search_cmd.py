@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -15,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from boeflow.cli.common import err_console, fail, print_json
+from boeflow.cli.common import err_console, fail, parse_optional_day, print_json
 from boeflow.config import get_settings
 
 es_app = typer.Typer(help="Elasticsearch layout (index templates, versioned indices, aliases).",
@@ -50,15 +49,6 @@ def es_setup(as_json: bool = typer.Option(False, "--json")) -> None:
                           f" vector dims {result.dims}")
 
 
-def _parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        fail(f"{option} must be a date YYYY-MM-DD, got {value!r}")
-
-
 def index(
     files: list[Path] | None = typer.Argument(None, help="Document files or directories."),
     day: str | None = typer.Option(None, "--date", help="A fetched day YYYY-MM-DD."),
@@ -70,7 +60,7 @@ def index(
     from boeflow.pipeline import expand_paths, index_files
 
     settings = get_settings()
-    start, end = _parse_day(day, "--date"), _parse_day(to, "--to")
+    start, end = parse_optional_day(day, "--date"), parse_optional_day(to, "--to")
     if files and start:
         fail("give either FILE... or --date, not both")
     if start:
@@ -133,7 +123,8 @@ def search(
     settings = get_settings()
     if mode not in MODES:
         fail(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
-    filters = Filters(since=_parse_day(since, "--since"), until=_parse_day(until, "--until"),
+    filters = Filters(since=parse_optional_day(since, "--since"),
+                      until=parse_optional_day(until, "--until"),
                       sections=tuple(s.upper() for s in section or ()),
                       department=department, rango=rango, materia=materia)
     embedder = None
