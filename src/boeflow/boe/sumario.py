@@ -17,7 +17,7 @@ onto the configured base URL when it fetches them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
@@ -154,6 +154,26 @@ def _xml_text(node: etree._Element | None) -> str | None:
 
 # --- API XML ---------------------------------------------------------------------------------
 
+def _xml_items(diario: etree._Element, number: str, *, section_attr: str,
+               department_code_attr: str,
+               make: Callable[[etree._Element, _Where], SumarioItem]) -> Iterator[SumarioItem]:
+    """Items of one ``<diario>`` in document order, for both XML sumario formats (they
+    differ only in attribute names): under ``<epigrafe>`` or directly under
+    ``<departamento>`` (sections 4 and 5)."""
+    for seccion in diario.iterfind("seccion"):
+        in_section = _Where(diario=number, section=seccion.get(section_attr, ""),
+                            section_name=seccion.get("nombre", ""))
+        for dept in seccion.iterfind("departamento"):
+            in_dept = replace(in_section, department=dept.get("nombre", ""),
+                              department_code=dept.get(department_code_attr))
+            for child in dept:
+                if child.tag == "epigrafe":
+                    in_epigrafe = replace(in_dept, epigrafe=child.get("nombre"))
+                    yield from (make(node, in_epigrafe) for node in child.iterfind("item"))
+                elif child.tag == "item":
+                    yield make(child, in_dept)
+
+
 def _api_item_xml(node: etree._Element, where: _Where) -> SumarioItem:
     pdf = node.find("url_pdf")
     first = _int(pdf.get("pagina_inicial")) if pdf is not None else None
@@ -194,20 +214,8 @@ def parse_api_xml(data: bytes) -> Sumario:
             number=number, sumario_id=_xml_text(diario.find("sumario_diario/identificador")),
             url_pdf=canonical_url(_xml_text(pdf)),
             pdf_size=_int(pdf.get("szBytes")) if pdf is not None else None))
-        for seccion in diario.iterfind("seccion"):
-            in_section = _Where(diario=number, section=seccion.get("codigo", ""),
-                                section_name=seccion.get("nombre", ""))
-            for dept in seccion.iterfind("departamento"):
-                in_dept = replace(in_section, department=dept.get("nombre", ""),
-                                  department_code=dept.get("codigo"))
-                # Document order: items hang from <epigrafe> or directly from <departamento>.
-                for child in dept:
-                    if child.tag == "epigrafe":
-                        in_epigrafe = replace(in_dept, epigrafe=child.get("nombre"))
-                        result.items.extend(_api_item_xml(node, in_epigrafe)
-                                            for node in child.iterfind("item"))
-                    elif child.tag == "item":
-                        result.items.append(_api_item_xml(child, in_dept))
+        result.items.extend(_xml_items(diario, number, section_attr="codigo",
+                                       department_code_attr="codigo", make=_api_item_xml))
     return result
 
 
@@ -352,19 +360,8 @@ def parse_legacy_xml(data: bytes) -> Sumario:
             number=number, sumario_id=header.get("id") if header is not None else None,
             url_pdf=canonical_url(_xml_text(pdf)),
             pdf_size=_int(pdf.get("szBytes")) if pdf is not None else None))
-        for seccion in diario.iterfind("seccion"):
-            in_section = _Where(diario=number, section=seccion.get("num", ""),
-                                section_name=seccion.get("nombre", ""))
-            for dept in seccion.iterfind("departamento"):
-                in_dept = replace(in_section, department=dept.get("nombre", ""),
-                                  department_code=dept.get("etq"))
-                for child in dept:
-                    if child.tag == "epigrafe":
-                        in_epigrafe = replace(in_dept, epigrafe=child.get("nombre"))
-                        result.items.extend(_legacy_item(node, in_epigrafe)
-                                            for node in child.iterfind("item"))
-                    elif child.tag == "item":
-                        result.items.append(_legacy_item(child, in_dept))
+        result.items.extend(_xml_items(diario, number, section_attr="num",
+                                       department_code_attr="etq", make=_legacy_item))
     return result
 
 
