@@ -85,21 +85,21 @@ def java_major(java_home: Path) -> int | None:
 
 
 def find_java_home(settings: Settings, version: str) -> Path:
-    """The newest JDK that can run this Elasticsearch version; a clear error otherwise."""
+    """The JDK to run this Elasticsearch version: the first usable one named explicitly
+    (``BOEFLOW_ES_JAVA_HOME``, then ``ES_JAVA_HOME``), else the newest one found under the
+    JVM directories or ``JAVA_HOME``; a clear error when none is recent enough."""
     need = required_java_major(version)
-    candidates: list[Path] = []
-    for explicit in (settings.es_java_home, os.environ.get("ES_JAVA_HOME")):
-        if explicit:
-            candidates.append(Path(explicit))
+    explicit = [Path(p) for p in (settings.es_java_home, os.environ.get("ES_JAVA_HOME")) if p]
+    discovered: list[Path] = []
     search = os.environ.get("BOEFLOW_JVM_DIRS", "/usr/lib/jvm")
     for jvm_dir in (Path(d) for d in search.split(os.pathsep) if d):
         if jvm_dir.is_dir():
-            candidates.extend(sorted(p for p in jvm_dir.iterdir()
+            discovered.extend(sorted(p for p in jvm_dir.iterdir()
                                      if p.is_dir() and not p.is_symlink()))
     if os.environ.get("JAVA_HOME"):
-        candidates.append(Path(os.environ["JAVA_HOME"]))
+        discovered.append(Path(os.environ["JAVA_HOME"]))
     found: list[tuple[int, Path]] = []
-    for home in candidates:
+    for home in explicit + discovered:
         major = java_major(home)
         if major is not None:
             found.append((major, home))
@@ -110,10 +110,8 @@ def find_java_home(settings: Settings, version: str) -> Path:
             f"Elasticsearch {version} needs a JDK {need}+, found: {seen}; "
             "install one or set BOEFLOW_ES_JAVA_HOME"
         )
-    # Explicit settings win; otherwise the newest.
-    if settings.es_java_home and usable[0][1] == Path(settings.es_java_home):
-        return usable[0][1]
-    return max(usable, key=lambda item: item[0])[1]
+    chosen = next((h for _, h in usable if h in explicit), None)
+    return chosen or max(usable, key=lambda item: item[0])[1]
 
 
 def maven_repo() -> Path:
