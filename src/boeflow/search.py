@@ -251,6 +251,7 @@ class Searcher:
                size: int = 10, chunks_per_doc: int = 3) -> list[DocumentResult]:
         if size < 1 or size > 100:
             raise SearchInputError("--size must be between 1 and 100")
+        query = _check_query(query)
         chunk_hits = self.search_chunks(query, mode, filters or Filters(),
                                         depth=max(size * 5, 20))
         grouped: dict[str, list[ChunkHit]] = {}
@@ -267,8 +268,7 @@ class Searcher:
                 smoke=bool(best.get("smoke"))))
         # Two independent small requests: run them side by side.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            text = pool.submit(self._fill_text, _check_query(query),
-                               [c for r in results for c in r.chunks])
+            text = pool.submit(self._fill_text, query, [c for r in results for c in r.chunks])
             links = pool.submit(self._attach_links, results)
             text.result()
             links.result()
