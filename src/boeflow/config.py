@@ -12,8 +12,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +48,22 @@ def _default_samples_dir() -> Path:
     return candidate if candidate.is_dir() else Path.cwd() / "samples" / "boe"
 
 
+# Settings holding URLs that may embed credentials (``https://user:pass@host``).
+URL_SETTINGS = ("es_url", "raw_store_url", "gen_http_url", "embed_remote_url", "boe_base_url")
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` with any ``user:password@`` replaced by ``***@``: for everything printed or
+    logged, since URLs of Elasticsearch, the raw store or a model server may carry secrets."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
 def _config_file() -> Path:
     return Path(os.environ.get("BOEFLOW_CONFIG", "boeflow.toml"))
 
@@ -73,7 +90,8 @@ class Settings(BaseSettings):
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_user: str = "boeflow"
-    pg_password: str = "boeflow"  # noqa: S105 - loopback default, override in production
+    pg_password: SecretStr = Field(SecretStr("boeflow"),
+                                   description="loopback default, override in production")
     pg_database: str = "boeflow"
     pg_airflow_database: str = Field("airflow", description="Airflow metadata database")
     service_user: str = Field("boeflow", description="unprivileged OS user running services")
@@ -129,7 +147,7 @@ class Settings(BaseSettings):
     gen_http_url: str = Field("http://127.0.0.1:8000/v1",
                               description="base URL of the OpenAI-compatible API (vllm serve)")
     gen_http_model: str | None = Field(None, description="served model name; default: model id")
-    gen_http_api_key: str | None = None
+    gen_http_api_key: SecretStr | None = None
     gen_http_timeout: float = Field(300.0, description="seconds per request")
     gen_http_concurrency: int = Field(4, ge=1, description="requests in flight at once")
     gen_http_retries: int = Field(3, ge=1, description="attempts per request")
@@ -168,12 +186,14 @@ class Settings(BaseSettings):
 
     @property
     def airflow_sql_alchemy_conn(self) -> str:
-        return (f"postgresql+psycopg2://{self.pg_user}:{self.pg_password}@{self.pg_host}:"
+        return (f"postgresql+psycopg2://{self.pg_user}:{self.pg_password.get_secret_value()}"
+                f"@{self.pg_host}:"
                 f"{self.pg_port}/{self.pg_airflow_database}")
 
     @property
     def pg_dsn(self) -> str:
-        return (f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:"
+        return (f"postgresql://{self.pg_user}:{self.pg_password.get_secret_value()}"
+                f"@{self.pg_host}:"
                 f"{self.pg_port}/{self.pg_database}")
 
     @classmethod

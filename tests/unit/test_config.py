@@ -77,3 +77,40 @@ def test_smoke_profile_keeps_an_explicit_model(monkeypatch: pytest.MonkeyPatch) 
     settings = Settings()
     assert settings.summarizer_model == "/models/alia"
     assert settings.embed_model.endswith("embedder")
+
+
+def test_config_show_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9, defect 7: passwords, API keys and credentials inside URLs never printed."""
+    from typer.testing import CliRunner
+
+    from boeflow.cli import app
+    from boeflow.config import get_settings
+
+    monkeypatch.setenv("BOEFLOW_PG_PASSWORD", "pg-s3cret")
+    monkeypatch.setenv("BOEFLOW_GEN_HTTP_API_KEY", "sk-api-s3cret")
+    monkeypatch.setenv("BOEFLOW_ES_URL", "https://elastic:es-s3cret@es.example:9200")
+    monkeypatch.setenv("BOEFLOW_RAW_STORE_URL", "s3://key:raw-s3cret@bucket/boe")
+    monkeypatch.setenv("BOEFLOW_GEN_HTTP_URL", "http://u:gen-s3cret@llm:8000/v1")
+    monkeypatch.setenv("BOEFLOW_EMBED_REMOTE_URL", "http://u:tei-s3cret@tei:8080")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["config", "show"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "https://***@es.example:9200" in result.output
+    settings = Settings()
+    # The real values stay usable by the code that needs them.
+    assert settings.pg_password.get_secret_value() == "pg-s3cret"
+    assert "pg-s3cret" in settings.pg_dsn
+
+
+def test_unreachable_elasticsearch_message_hides_the_password() -> None:
+    from boeflow.index.client import SearchBackendError, check_reachable, get_client
+
+    settings = Settings(es_url="http://elastic:es-s3cret@127.0.0.1:9")  # nothing listens
+    with pytest.raises(SearchBackendError) as caught:
+        check_reachable(get_client(settings), settings)
+    assert "s3cret" not in str(caught.value)
+    assert "***@127.0.0.1:9" in str(caught.value)

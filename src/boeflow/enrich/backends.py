@@ -227,7 +227,8 @@ class HttpBackend(_TokenizerMixin):
         self.timeout = settings.gen_http_timeout
         self.concurrency = settings.gen_http_concurrency
         self.attempts = settings.gen_http_retries
-        self.api_key = settings.gen_http_api_key
+        self.api_key = (settings.gen_http_api_key.get_secret_value()
+                        if settings.gen_http_api_key else None)
         self.generate_calls = 0
 
     def _payload(self, messages: list[Message], params: GenerationParams) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 
-from boeflow.config import Settings
+from boeflow.config import Settings, redact_url
 from boeflow.index.mapping import IndexNames, index_name, templates
 
 
@@ -30,7 +30,8 @@ def check_reachable(client: Elasticsearch, settings: Settings) -> None:
         client.cluster.health(timeout="5s")
     except (EsConnectionError, TransportError) as exc:
         raise SearchBackendError(
-            f"Elasticsearch is not reachable at {settings.es_url} ({type(exc).__name__}); "
+            f"Elasticsearch is not reachable at {redact_url(settings.es_url)} "
+            f"({type(exc).__name__}); "
             "start it with `boeflow services start` or set BOEFLOW_ES_URL") from None
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from boeflow.config import Settings
+from boeflow.config import Settings, redact_url
 from boeflow.services.common import (
     ServiceError,
     ServiceStatus,
@@ -197,7 +197,8 @@ def _wait_healthy(settings: Settings, layout: EsLayout, timeout: float) -> Servi
             return last
         time.sleep(1.0)
     raise ServiceError(
-        f"Elasticsearch did not become healthy within {timeout:.0f}s at {settings.es_url}",
+        f"Elasticsearch did not become healthy within {timeout:.0f}s at "
+        f"{redact_url(settings.es_url)}",
         tail(layout.logs / "boeflow.log", 20),
     )
 

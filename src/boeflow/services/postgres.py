@@ -88,7 +88,8 @@ def _psql(layout: PgLayout, user: str | None, env: dict[str, str], role: str, sq
 
 def _connect(settings: Settings, timeout: int = 3) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
-                           password=settings.pg_password, dbname=settings.pg_database,
+                           password=settings.pg_password.get_secret_value(),
+                           dbname=settings.pg_database,
                            connect_timeout=timeout)
 
 
@@ -130,7 +131,7 @@ def _initdb(settings: Settings, layout: PgLayout, user: str | None) -> None:
         make_traversable(layout.root)
         chown_tree(layout.root, user)
     with tempfile.NamedTemporaryFile("w", delete=False, dir=layout.root, suffix=".pw") as pw:
-        pw.write(settings.pg_password)
+        pw.write(settings.pg_password.get_secret_value())
     pwfile = Path(pw.name)
     if user:
         chown_tree(pwfile, user)
