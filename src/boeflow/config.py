@@ -167,6 +167,24 @@ class Settings(BaseSettings):
         True, description="replace ids, numbers and citations by placeholders while translating")
     # --- end of generation settings ---
 
+    # --- Elasticsearch: search, indexing, cluster (issue 13; bounds from issue 9) ---------
+    es_request_timeout: float = Field(
+        10.0, gt=0, description="seconds an Elasticsearch request may take (searches, lookups); "
+        "a silent server is reported after this, timeouts are not retried")
+    es_bulk_timeout: float = Field(120.0, gt=0, description="seconds for one bulk request or "
+                                   "refresh while indexing")
+    es_max_retries: int = Field(2, ge=0, le=10, description="retries of a request after a "
+                                "connection error or a 502/503/504")
+    es_shards: int = Field(1, ge=1, le=64, description="primary shards of new indices")
+    es_replicas: int = Field(0, ge=0, le=8, description="replicas per shard (applied to "
+                             "existing indices by `boeflow es setup`/`index`)")
+    es_vector_index: Literal["hnsw", "int8_hnsw", "bbq_hnsw"] = Field(
+        "int8_hnsw", description="dense_vector index_options type of new chunk indices "
+        "(chosen by benchmarks/index_search.py, see docs/search.md)")
+    es_nodes: int = Field(1, ge=1, le=5, description="Elasticsearch nodes `boeflow services "
+                          "start` runs on loopback (HTTP ports from BOEFLOW_ES_URL's upward)")
+    # --- end Elasticsearch ------------------------------------------------------------------
+
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:
         if self.profile == "smoke":

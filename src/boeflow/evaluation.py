@@ -4,6 +4,14 @@ A set is JSONL, one ``{"query": "...", "relevant": ["BOE-A-…", "BOE-A-…::Art
 per line. A relevant entry is a BOE id (any chunk of that document counts) or
 ``ID::HEADING`` (a chunk of that document whose heading starts with HEADING). Public Spanish
 legal QA sets can be converted to this format and run with ``--set FILE``.
+
+Two sets ship with boeflow: ``known_items`` (title and first-sentence queries, built by
+:func:`build_known_items`) and ``natural_queries`` (paraphrases a user would type, written
+by hand over the samples). Queries whose relevant entries are all BOE ids are run through
+the document search users see (``Searcher.search``: collapsed per document); the others
+through the chunk ranking. Recall@k is the share of a query's relevant entries found in
+the top k (at most k of them can be), averaged over queries; MRR@10 uses the first
+relevant result.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from boeflow.types import ParsedDocument
 
 KS = (1, 5, 10)
 KNOWN_ITEMS = "known_items.jsonl"
+NATURAL_QUERIES = "natural_queries.jsonl"
+SHIPPED_SETS = {"known_items": KNOWN_ITEMS, "natural_queries": NATURAL_QUERIES}
 
 
 @dataclass(frozen=True)
@@ -31,9 +41,10 @@ class LabelledQuery:
     origin: str = ""
 
 
-def load_set(path: Path | None = None) -> list[LabelledQuery]:
+def load_set(path: Path | None = None, shipped: str = KNOWN_ITEMS) -> list[LabelledQuery]:
+    """A labelled set from ``path``, or one of the shipped sets (``SHIPPED_SETS``)."""
     if path is None:
-        text = resources.files("boeflow").joinpath("data", KNOWN_ITEMS).read_text("utf-8")
+        text = resources.files("boeflow").joinpath("data", shipped).read_text("utf-8")
     else:
         text = path.read_text(encoding="utf-8")
     items = []
@@ -61,41 +72,34 @@ def matches(relevant: str, hit: ChunkHit) -> bool:
     return have == want or (have.startswith(want) and not have[len(want)].isdigit())
 
 
-def first_relevant_rank(hits: Sequence[ChunkHit], relevant: Sequence[str],
-                        document_level: bool) -> int | None:
-    """Rank (1-based) of the first relevant result; documents are deduplicated when the
-    relevant entries are whole documents."""
-    seen: set[str] = set()
-    rank = 0
-    for hit in hits:
-        if document_level:
-            if hit.doc_id in seen:
-                continue
-            seen.add(hit.doc_id)
-        rank += 1
-        if any(matches(r, hit) for r in relevant):
-            return rank
-    return None
+def _ranked_entries(searcher: Searcher, item: LabelledQuery, mode: Mode,
+                    depth: int) -> list[set[str]]:
+    """For each result rank (1..depth), the relevant entries that result satisfies."""
+    if all("::" not in r for r in item.relevant):
+        docs = searcher.search(item.query, mode, Filters(), size=depth, details=False)
+        return [{r for r in item.relevant if r == doc.doc_id} for doc in docs]
+    hits = searcher.search_chunks(item.query, mode, Filters(), depth=depth * 5)
+    return [{r for r in item.relevant if matches(r, hit)} for hit in hits][:depth]
 
 
 def evaluate(searcher: Searcher, queries: Sequence[LabelledQuery],
              modes: Iterable[Mode] = MODES) -> dict[str, dict[str, float]]:
     report: dict[str, dict[str, float]] = {}
+    depth = max(KS)
     for mode in modes:
-        hits_at = {k: 0 for k in KS}
+        recall_at = {k: 0.0 for k in KS}
         reciprocal = 0.0
         for item in queries:
-            document_level = all("::" not in r for r in item.relevant)
-            hits = searcher.search_chunks(item.query, mode, Filters(), depth=50)
-            rank = first_relevant_rank(hits, item.relevant, document_level)
-            if rank is None:
-                continue
+            ranked = _ranked_entries(searcher, item, mode, depth)
+            wanted = set(item.relevant)
             for k in KS:
-                hits_at[k] += rank <= k
-            if rank <= 10:
-                reciprocal += 1.0 / rank
+                found = set().union(*ranked[:k]) if ranked[:k] else set()
+                recall_at[k] += len(found & wanted) / min(len(wanted), k)
+            first = next((n for n, hit in enumerate(ranked, start=1) if hit), None)
+            if first is not None:
+                reciprocal += 1.0 / first
         n = max(len(queries), 1)
-        report[mode] = {**{f"recall@{k}": hits_at[k] / n for k in KS},
+        report[mode] = {**{f"recall@{k}": recall_at[k] / n for k in KS},
                         "mrr@10": reciprocal / n, "queries": float(len(queries))}
     return report
 

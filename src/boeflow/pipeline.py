@@ -9,7 +9,7 @@ from pathlib import Path
 
 from boeflow.config import Settings
 from boeflow.embed import Embedder, build_embedder
-from boeflow.index.client import get_client, names_for, setup_indices
+from boeflow.index.client import bulk_client, get_client, names_for, setup_indices
 from boeflow.index.indexer import IndexReport, index_documents
 from boeflow.types import Chunk, ParsedDocument
 
@@ -109,7 +109,7 @@ def index_files(files: Sequence[Path], settings: Settings, embedder: Embedder | 
                 continue
             yield doc, chunks
 
-    report = index_documents(client, names_for(settings), embedder, pairs(),
+    report = index_documents(bulk_client(client, settings), names_for(settings), embedder, pairs(),
                              smoke=settings.is_smoke, on_document=on_document)
     report.failed.update(failures)
     return report

@@ -1,8 +1,15 @@
 """Hybrid search over the BOE chunks: BM25 + kNN fused with Reciprocal Rank Fusion.
 
+Users ask for documents, the index holds chunks: each ranked list is collapsed on
+``doc_id`` by Elasticsearch (field collapsing, the best chunks of each document as
+``inner_hits``), so ``size`` means documents whatever the length of the documents that
+match. kNN gathers nearest *chunks*, so its ``k`` is widened until it covers ``size``
+distinct documents (or the index runs out of them).
+
 Elasticsearch's own RRF retriever needs a paid licence, so fusion happens here:
-``score(d) = Σ_lists 1 / (k + rank_list(d))`` with k = 60 over chunk ids, then results are
-grouped per BOE document with their best chunks, highlights and a citation.
+``score(d) = Σ_lists 1 / (k + rank_list(d))`` with k = 60 over document ids (chunks within
+a document are fused the same way), then each document gets its best chunks, highlights,
+a citation and its links.
 """
 
 from __future__ import annotations
@@ -19,13 +26,19 @@ from elasticsearch import ConnectionError as EsConnectionError
 from boeflow.embed import Embedder
 from boeflow.index.client import SearchBackendError
 from boeflow.index.mapping import IndexNames
-from boeflow.textnorm import fold
+from boeflow.textnorm import fold, stem_text
 
 Mode = Literal["bm25", "knn", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "knn", "hybrid")
 RRF_K = 60
 MAX_QUERY_CHARS = 2000
 SECTIONS = ("1", "2A", "2B", "3", "4", "5A", "5B", "5C", "T")
+MAX_SIZE = 100
+# kNN sizing for documents: nearest chunks gathered per wanted document at first, widened
+# (x4) while fewer distinct documents than wanted come back, up to Elasticsearch's limit.
+KNN_CHUNKS_PER_DOC = 5
+KNN_MAX_K = 10_000
+KNN_CANDIDATES_FACTOR = 2
 
 
 class SearchInputError(ValueError):
@@ -94,6 +107,7 @@ class DocumentResult:
     citation: dict[str, Any]
     chunks: list[ChunkHit]
     links: list[dict[str, str]] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)  # rank of the document per list
     smoke: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,7 +115,7 @@ class DocumentResult:
             "doc_id": self.doc_id, "title": self.title, "score": round(self.score, 6),
             "rango": self.rango, "department": self.department, "section": self.section,
             "published": self.published, "citation": self.citation, "links": self.links,
-            "smoke": self.smoke,
+            "ranks": self.ranks, "smoke": self.smoke,
             "chunks": [{"chunk_id": c.chunk_id, "path": c.path, "heading": c.heading,
                         "score": round(c.score, 6), "ranks": c.ranks,
                         "highlights": c.highlights, "text": c.text[:600]} for c in self.chunks],
@@ -128,13 +142,22 @@ def _check_query(query: str) -> str:
 
 
 def bm25_query(query: str, filters: Filters) -> dict[str, Any]:
+    """Exact words, accent-folded words and Snowball stems, summed, so a chunk with the exact
+    words outranks one that only shares stems. ``cross_fields`` scores each query word by its
+    best field and sums over words, so a chunk covering more of the query beats one whose
+    short heading happens to hold a single rare word; a phrase match of the whole query in
+    the title lifts the document it names (a correction searched by its exact title)."""
     folded = fold(query)
+
+    def words(text: str, fields: list[str]) -> dict[str, Any]:
+        return {"multi_match": {"query": text, "type": "cross_fields", "fields": fields}}
+
     return {"bool": {
         "should": [
-            {"multi_match": {"query": query, "type": "best_fields",
-                             "fields": ["heading^3", "title^2", "path_text^2", "text"]}},
-            {"multi_match": {"query": folded, "type": "best_fields",
-                             "fields": ["heading_folded^3", "title_folded^2", "text_folded"]}},
+            words(query, ["heading^2", "title^2", "path_text^2", "text"]),
+            words(folded, ["heading_folded^2", "title_folded^2", "text_folded"]),
+            words(stem_text(query), ["heading_stem^2", "title_stem^2", "text_stem"]),
+            {"match_phrase": {"title_folded": {"query": folded, "boost": 3}}},
         ],
         "minimum_should_match": 1,
         "filter": filters.clauses(),
@@ -145,6 +168,7 @@ def bm25_query(query: str, filters: Filters) -> dict[str, Any]:
 # the few chunks actually shown (highlighting every candidate dominated latency).
 _SOURCE = ["doc_id", "chunk_id", "path", "heading", "title", "rango", "department",
            "section", "published", "url_pdf", "eli", "smoke"]
+_CHUNK_SOURCE = ["doc_id", "chunk_id", "path", "heading"]
 _HIGHLIGHT: dict[str, Any] = {
     "fields": {"text": {"fragment_size": 160, "number_of_fragments": 2},
                "heading": {"number_of_fragments": 0}},
@@ -176,6 +200,21 @@ class Searcher:
         return SearchBackendError(f"index {self.names.chunks} does not exist; run "
                                   "`boeflow es setup` and `boeflow index` first")
 
+    def _knn(self, vector: list[float], k: int, filters: Filters) -> dict[str, Any]:
+        knn: dict[str, Any] = {"field": "vector", "query_vector": vector, "k": k,
+                               "num_candidates": min(max(k * KNN_CANDIDATES_FACTOR, 100),
+                                                     KNN_MAX_K)}
+        clauses = filters.clauses()
+        if clauses:
+            knn["filter"] = clauses
+        return knn
+
+    def _vector(self, query: str) -> list[float]:
+        if self.embedder is None:
+            raise SearchInputError("kNN search needs the embedding model")
+        vector: list[float] = self.embedder.embed([query])[0].tolist()
+        return vector
+
     def _bodies(self, query: str, mode: Mode, filters: Filters,
                 depth: int) -> dict[str, dict[str, Any]]:
         bodies: dict[str, dict[str, Any]] = {}
@@ -183,28 +222,18 @@ class Searcher:
             bodies["bm25"] = {"query": bm25_query(query, filters), "size": depth,
                               "_source": _SOURCE}
         if mode in ("knn", "hybrid"):
-            if self.embedder is None:
-                raise SearchInputError("kNN search needs the embedding model")
-            vector = self.embedder.embed([query])[0].tolist()
-            knn: dict[str, Any] = {"field": "vector", "query_vector": vector, "k": depth,
-                                   "num_candidates": max(100, depth * 5)}
-            clauses = filters.clauses()
-            if clauses:
-                knn["filter"] = clauses
+            knn = self._knn(self._vector(query), depth, filters)
+            knn["num_candidates"] = max(100, depth * 5)
             bodies["knn"] = {"knn": knn, "size": depth, "_source": _SOURCE}
         return bodies
 
-    def search_chunks(self, query: str, mode: Mode, filters: Filters,
-                      depth: int) -> list[ChunkHit]:
-        """Ranked chunks (no text): BM25 and/or kNN in one ``_msearch``, fused by RRF."""
-        query = _check_query(query)
-        filters.validate()
-        bodies = self._bodies(query, mode, filters, depth)
+    def _msearch(self, bodies: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Run the named search bodies in one ``_msearch``; {name: response}."""
         searches: list[dict[str, Any]] = []
         for body in bodies.values():
             searches.extend([{"index": self.names.chunks}, body])
         responses = self._call("msearch", searches=searches)["responses"]
-        lists: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, dict[str, Any]] = {}
         for name, response in zip(bodies, responses, strict=True):
             if "error" in response:
                 error = response["error"]
@@ -212,14 +241,22 @@ class Searcher:
                     raise self._missing_index()
                 reason = error.get("reason", error) if isinstance(error, dict) else error
                 raise SearchBackendError(f"Elasticsearch rejected the {name} search: {reason}")
-            lists[name] = response["hits"]["hits"]
+            out[name] = response
+        return out
+
+    def search_chunks(self, query: str, mode: Mode, filters: Filters,
+                      depth: int) -> list[ChunkHit]:
+        """Ranked chunks (no text, not grouped): BM25 and/or kNN in one ``_msearch``, fused
+        by RRF over chunk ids. ``search`` is the document-level search users see."""
+        query = _check_query(query)
+        filters.validate()
+        bodies = self._bodies(query, mode, filters, depth)
+        lists = {name: response["hits"]["hits"]
+                 for name, response in self._msearch(bodies).items()}
         by_id: dict[str, ChunkHit] = {}
         for name, hits in lists.items():
             for rank, hit in enumerate(hits, start=1):
-                src = hit["_source"]
-                entry = by_id.setdefault(hit["_id"], ChunkHit(
-                    chunk_id=hit["_id"], doc_id=src["doc_id"], path=src.get("path", []),
-                    heading=src.get("heading", ""), text="", score=0.0, source=src))
+                entry = by_id.setdefault(hit["_id"], _chunk_hit(hit))
                 entry.ranks[name] = rank
         if mode == "hybrid":
             fused = rrf_fuse({name: [h["_id"] for h in hits] for name, hits in lists.items()})
@@ -231,6 +268,37 @@ class Searcher:
             result.append(by_id[chunk_id])
         return result
 
+    def search_documents(self, query: str, mode: Mode, filters: Filters, size: int,
+                         chunks_per_doc: int = 3) -> list[DocumentResult]:
+        """The top ``size`` documents (fewer only when fewer match), each with its best
+        chunks (no text yet): every list is collapsed on ``doc_id`` by Elasticsearch."""
+        query = _check_query(query)
+        filters.validate()
+        collapse = {"field": "doc_id", "inner_hits": {
+            "name": "best", "size": chunks_per_doc, "_source": _CHUNK_SOURCE}}
+        bodies: dict[str, dict[str, Any]] = {}
+        if mode in ("bm25", "hybrid"):
+            bodies["bm25"] = {"query": bm25_query(query, filters), "size": size,
+                              "_source": _SOURCE, "collapse": collapse,
+                              "track_total_hits": False}
+        vector: list[float] = []
+        k = max(size * KNN_CHUNKS_PER_DOC, 50)
+        if mode in ("knn", "hybrid"):
+            vector = self._vector(query)
+            bodies["knn"] = {"knn": self._knn(vector, k, filters), "size": size,
+                             "_source": _SOURCE, "collapse": collapse}
+        responses = self._msearch(bodies)
+        # Nearest chunks may crowd into a few long documents: widen k until the list holds
+        # `size` documents or Elasticsearch found fewer than k chunks (the index ran out).
+        while "knn" in responses and k < KNN_MAX_K:
+            hits = responses["knn"]["hits"]
+            if len(hits["hits"]) >= size or hits["total"]["value"] < k:
+                break
+            k = min(k * 4, KNN_MAX_K)
+            bodies["knn"]["knn"] = self._knn(vector, k, filters)
+            responses["knn"] = self._msearch({"knn": bodies["knn"]})["knn"]
+        lists = {name: response["hits"]["hits"] for name, response in responses.items()}
+        return _documents(lists, mode, size, chunks_per_doc)
     def _fill_text(self, query: str, hits: list[ChunkHit]) -> None:
         """Text and BM25 highlights of the chunks that are shown."""
         if not hits:
@@ -248,30 +316,23 @@ class Searcher:
                                 for f in fragments]
 
     def search(self, query: str, mode: Mode = "hybrid", filters: Filters | None = None,
-               size: int = 10, chunks_per_doc: int = 3) -> list[DocumentResult]:
-        if size < 1 or size > 100:
-            raise SearchInputError("--size must be between 1 and 100")
+               size: int = 10, chunks_per_doc: int = 3,
+               details: bool = True) -> list[DocumentResult]:
+        """``size`` documents (fewer only when fewer match), best first, with their best
+        chunks; ``details`` adds chunk text, highlights and links."""
+        if size < 1 or size > MAX_SIZE:
+            raise SearchInputError(f"--size must be between 1 and {MAX_SIZE}")
         query = _check_query(query)
-        chunk_hits = self.search_chunks(query, mode, filters or Filters(),
-                                        depth=max(size * 5, 20))
-        grouped: dict[str, list[ChunkHit]] = {}
-        for hit in chunk_hits:
-            grouped.setdefault(hit.doc_id, []).append(hit)
-        results: list[DocumentResult] = []
-        for doc_id, hits in list(grouped.items())[:size]:
-            best = hits[0].source
-            results.append(DocumentResult(
-                doc_id=doc_id, title=best.get("title", ""), score=hits[0].score,
-                rango=best.get("rango"), department=best.get("department"),
-                section=best.get("section"), published=best.get("published"),
-                citation=citation(best, hits[0]), chunks=hits[:chunks_per_doc],
-                smoke=bool(best.get("smoke"))))
-        # Two independent small requests: run them side by side.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            text = pool.submit(self._fill_text, query, [c for r in results for c in r.chunks])
-            links = pool.submit(self._attach_links, results)
-            text.result()
-            links.result()
+        results = self.search_documents(query, mode, filters or Filters(), size,
+                                        chunks_per_doc)
+        if details and results:
+            # Two independent small requests: run them side by side.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                text = pool.submit(self._fill_text, query,
+                                   [c for r in results for c in r.chunks])
+                links = pool.submit(self._attach_links, results)
+                text.result()
+                links.result()
         return results
 
     def _attach_links(self, results: list[DocumentResult]) -> None:
@@ -296,6 +357,62 @@ class Searcher:
             # What changed this document matters most to a reader: show it first.
             result.links = sorted(links, key=lambda link: _LINK_PRIORITY.get(
                 link["relation"], len(_LINK_PRIORITY)))
+
+
+def _chunk_hit(hit: dict[str, Any]) -> ChunkHit:
+    src = hit["_source"]
+    return ChunkHit(chunk_id=hit["_id"], doc_id=src["doc_id"], path=src.get("path", []),
+                    heading=src.get("heading", ""), text="",
+                    score=float(hit.get("_score") or 0.0), source=src)
+
+
+def _documents(lists: dict[str, list[dict[str, Any]]], mode: Mode, size: int,
+               chunks_per_doc: int) -> list[DocumentResult]:
+    """Collapsed hits of each list → documents: one list keeps Elasticsearch's order and
+    scores; hybrid fuses the document ranks by RRF, and each document's chunks by RRF over
+    the lists' inner hits."""
+    top: dict[str, dict[str, Any]] = {}  # doc id → its best hit (doc-level fields)
+    chunk_lists: dict[str, dict[str, list[ChunkHit]]] = {}  # doc id → list → chunks
+    ranks: dict[str, dict[str, int]] = {}
+    for name, hits in lists.items():
+        for rank, hit in enumerate(hits, start=1):
+            doc_id = hit["_source"]["doc_id"]
+            top.setdefault(doc_id, hit)
+            ranks.setdefault(doc_id, {})[name] = rank
+            inner = hit.get("inner_hits", {}).get("best", {}).get("hits", {}).get("hits", [])
+            chunk_lists.setdefault(doc_id, {})[name] = [_chunk_hit(h) for h in inner] or [
+                _chunk_hit(hit)]
+    if mode == "hybrid":
+        order = rrf_fuse({name: [h["_source"]["doc_id"] for h in hits]
+                          for name, hits in lists.items()})
+    else:
+        order = [(h["_source"]["doc_id"], float(h["_score"] or 0.0)) for h in lists[mode]]
+    results: list[DocumentResult] = []
+    for doc_id, score in order[:size]:
+        per_list = chunk_lists[doc_id]
+        if mode == "hybrid":
+            by_id = {c.chunk_id: c for chunks in per_list.values() for c in chunks}
+            fused = rrf_fuse({name: [c.chunk_id for c in chunks]
+                              for name, chunks in per_list.items()})
+            chunks = []
+            for chunk_id, chunk_score in fused[:chunks_per_doc]:
+                chunk = by_id[chunk_id]
+                chunk.score = chunk_score
+                chunk.ranks = {name: n for name, listed in per_list.items()
+                               for n, c in enumerate(listed, start=1) if c.chunk_id == chunk_id}
+                chunks.append(chunk)
+        else:
+            chunks = per_list[mode][:chunks_per_doc]
+            for n, chunk in enumerate(chunks, start=1):
+                chunk.ranks = {mode: n}
+        best = top[doc_id]["_source"]
+        results.append(DocumentResult(
+            doc_id=doc_id, title=best.get("title", ""), score=score,
+            rango=best.get("rango"), department=best.get("department"),
+            section=best.get("section"), published=best.get("published"),
+            citation=citation(best, chunks[0]), chunks=chunks, ranks=ranks[doc_id],
+            smoke=bool(best.get("smoke"))))
+    return results
 
 
 _LINK_PRIORITY = {relation: rank for rank, relation in enumerate(

@@ -1,4 +1,4 @@
-"""Accent folding done in our code, identically at index and query time.
+"""Accent folding and Spanish stemming done in our code, identically at index and query time.
 
 Elasticsearch's integ-test distribution has no ``asciifolding`` filter (it lives in the
 ``analysis-common`` module), so boeflow indexes a folded copy of text fields and folds
@@ -8,8 +8,12 @@ queries the same way: "articulo" finds "artículo" on every distribution.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
+from typing import Any
+
+import Stemmer  # type: ignore[import-not-found]
 
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
@@ -29,3 +33,30 @@ def fold(text: str) -> str:
     if lowered.isascii():
         return lowered
     return _NON_ASCII_RUN.sub(lambda match: _strip_marks(match.group()), lowered)
+
+
+# --- Spanish stemming (Snowball, via PyStemmer) -------------------------------------------
+# The integ-test distribution has no stemmer either (``analysis-common`` again), so stems
+# are computed here, identically for the ``*_stem`` fields at index time and for the query.
+# Tokens are folded first (users type "inscripcion" as often as "inscripción"); the Snowball
+# Spanish algorithm handles unaccented suffixes ("contratacion" → "contrat").
+
+_WORD = re.compile(r"\w+")
+_stemmers = threading.local()
+
+
+def _stemmer() -> Any:
+    stemmer = getattr(_stemmers, "spanish", None)
+    if stemmer is None:  # PyStemmer objects are not thread-safe: one per thread
+        stemmer = Stemmer.Stemmer("spanish")
+        _stemmers.spanish = stemmer
+    return stemmer
+
+
+def stem_text(text: str) -> str:
+    """Folded Snowball Spanish stems of the words of ``text``, space-separated
+    ("Contratos corregidos" → "contrat correg")."""
+    words = _WORD.findall(fold(text))
+    if not words:
+        return ""
+    return " ".join(_stemmer().stemWords(words))

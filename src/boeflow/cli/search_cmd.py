@@ -159,13 +159,14 @@ def search(
 @eval_app.command("retrieval")
 def eval_retrieval(
     set_file: Path | None = typer.Option(None, "--set", help="JSONL {query, relevant}; "
-                                         "default: the shipped known-item set."),
+                                         "default: both shipped sets (known items and "
+                                         "natural-language queries)."),
     mode: list[str] | None = typer.Option(None, "--mode", help="Modes to evaluate (repeat)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Recall@1/5/10 and MRR@10 per mode over a labelled set."""
+    """Recall@1/5/10 and MRR@10 per mode over labelled sets."""
     from boeflow.embed import build_embedder
-    from boeflow.evaluation import evaluate, load_set
+    from boeflow.evaluation import SHIPPED_SETS, evaluate, load_set
     from boeflow.index.client import SearchBackendError, get_client, names_for
     from boeflow.search import MODES, Searcher
 
@@ -175,23 +176,28 @@ def eval_retrieval(
     if bad:
         fail(f"unknown --mode {', '.join(bad)}; use {', '.join(MODES)}")
     try:
-        queries = load_set(set_file)
+        sets = ({str(set_file): load_set(set_file)} if set_file else
+                {name: load_set(shipped=file) for name, file in SHIPPED_SETS.items()})
     except (OSError, ValueError) as exc:
         fail(f"cannot read the evaluation set: {exc}")
-    searcher = Searcher(get_client(settings), names_for(settings), build_embedder(settings))
+    embedder = build_embedder(settings) if modes != ["bm25"] else None
+    searcher = Searcher(get_client(settings), names_for(settings), embedder)
     try:
-        report = evaluate(searcher, queries, modes)  # type: ignore[arg-type]
+        reports = {name: evaluate(searcher, queries, modes)  # type: ignore[arg-type]
+                   for name, queries in sets.items()}
     except SearchBackendError as exc:
         fail(str(exc))
     note = ("smoke profile: only the bm25 figures mean anything (kNN uses a tiny random model)"
             if settings.is_smoke else "")
     if as_json:
-        print_json({"set": str(set_file or "known_items (shipped)"), "queries": len(queries),
-                    "metrics": report, "note": note})
+        print_json({"sets": {name: {"queries": len(sets[name]), "metrics": report}
+                             for name, report in reports.items()}, "note": note})
         return
-    for name, metrics in report.items():
-        err_console.print(f"{name:<7} " + "  ".join(f"{k}={v:.3f}" for k, v in metrics.items()
-                                                      if k != "queries"), highlight=False)
+    for set_name, report in reports.items():
+        err_console.print(f"[bold]{set_name}[/] ({len(sets[set_name])} queries)")
+        for name, metrics in report.items():
+            err_console.print(f"  {name:<7} " + "  ".join(
+                f"{k}={v:.3f}" for k, v in metrics.items() if k != "queries"), highlight=False)
     if note:
         err_console.print(note)
 

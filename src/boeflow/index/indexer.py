@@ -13,22 +13,29 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
-from elasticsearch.helpers import streaming_bulk
+import numpy as np
+from elasticsearch import ConnectionError as EsConnectionError
+from elasticsearch import ConnectionTimeout, Elasticsearch, NotFoundError
+from elasticsearch.helpers import pack_dense_vector, streaming_bulk
 
 from boeflow.embed import Embedder
+from boeflow.index.client import SearchBackendError
 from boeflow.index.mapping import IndexNames
-from boeflow.textnorm import fold
+from boeflow.textnorm import fold, stem_text
 from boeflow.types import Chunk, ParsedDocument
 
-# Bump when parsing/chunking changes what chunks mean: every document is then re-indexed.
-PIPELINE_VERSION = "structure-chunks-1"
+# Bump when parsing/chunking (or the indexed fields) change: every document is then
+# re-indexed (its vectors come from the embedding cache when it has them).
+PIPELINE_VERSION = "structure-chunks-2"  # 2: *_stem fields
 EMBED_GROUP_CHUNKS = 256
+LOOKUP_BATCH_DOCS = 64  # documents per record/chunk lookup
+LOOKUP_PAGE = 5000  # hits per page of the lookups
+RETRY_ON_CONFLICT = 5  # concurrent runs updating the same document record
 BULK_CHUNK_SIZE = 500
 BULK_MAX_BYTES = 16 * 1024 * 1024
 
@@ -66,6 +73,7 @@ def _doc_fields(doc: ParsedDocument, smoke: bool) -> dict[str, Any]:
         "doc_id": doc.id,
         "title": doc.title,
         "title_folded": fold(doc.title),
+        "title_stem": stem_text(doc.title),
         "rango": doc.rango,
         "department": doc.department,
         "section": doc.section,
@@ -78,8 +86,10 @@ def _doc_fields(doc: ParsedDocument, smoke: bool) -> dict[str, Any]:
     }
 
 
-def chunk_source(chunk: Chunk, doc: ParsedDocument, vector: list[float], model_key: str,
-                 smoke: bool) -> dict[str, Any]:
+def chunk_source(chunk: Chunk, doc: ParsedDocument, vector: np.ndarray[Any, Any] | list[float],
+                 model_key: str, smoke: bool) -> dict[str, Any]:
+    """The ``boe-chunks`` record; the vector is sent as base64 big-endian float32 (Elasticsearch
+    9.3+), about a quarter of the bytes of a JSON float list and no float formatting."""
     return {
         **_doc_fields(doc, smoke),
         "chunk_id": chunk.id,
@@ -88,15 +98,17 @@ def chunk_source(chunk: Chunk, doc: ParsedDocument, vector: list[float], model_k
         "path_text": " › ".join(chunk.path),
         "heading": chunk.heading,
         "heading_folded": fold(chunk.heading),
+        "heading_stem": stem_text(chunk.heading),
         "text": chunk.text,
         "text_folded": fold(chunk.text),
+        "text_stem": stem_text(chunk.text),
         "bare_text": chunk.bare_text,
         "n_tokens": chunk.n_tokens,
         "start": chunk.start,
         "end": chunk.end,
         "overlap_chars": chunk.overlap_chars,
         "model": model_key,
-        "vector": vector,
+        "vector": pack_dense_vector(np.asarray(vector, dtype=np.float32)),
     }
 
 
@@ -117,29 +129,40 @@ def document_source(doc: ParsedDocument, chunks: list[Chunk], pipeline_key: str,
 
 
 def existing_chunk_ids(client: Elasticsearch, names: IndexNames, doc_id: str) -> set[str]:
-    ids: set[str] = set()
+    """Ids of the chunks of one document in ``boe-chunks`` (whatever its document record says)."""
+    return existing_chunks(client, names, [doc_id]).get(doc_id, set())
+
+
+def existing_chunks(client: Elasticsearch, names: IndexNames,
+                    doc_ids: Sequence[str]) -> dict[str, set[str]]:
+    """{document id: ids of its chunks in ``boe-chunks``} for a batch of documents, in as few
+    requests as the page size allows. Found by ``doc_id``, not through the document record,
+    so chunks of a run killed before its document records were written are found too."""
+    found: dict[str, set[str]] = {}
+    if not doc_ids:
+        return found
     search_after: list[Any] | None = None
     while True:
-        kwargs: dict[str, Any] = {"index": names.chunks, "size": 1000, "source": False,
-                                  "query": {"term": {"doc_id": doc_id}},
-                                  "sort": [{"chunk_id": "asc"}]}
+        kwargs: dict[str, Any] = {"index": names.chunks, "size": LOOKUP_PAGE, "source": False,
+                                  "docvalue_fields": ["doc_id"],
+                                  "query": {"terms": {"doc_id": sorted(set(doc_ids))}},
+                                  "sort": [{"chunk_id": "asc"}], "track_total_hits": False}
         if search_after:
             kwargs["search_after"] = search_after
         hits = client.search(**kwargs)["hits"]["hits"]
-        ids.update(hit["_id"] for hit in hits)
-        if len(hits) < 1000:
-            return ids
+        for hit in hits:
+            found.setdefault(hit["fields"]["doc_id"][0], set()).add(hit["_id"])
+        if len(hits) < LOOKUP_PAGE:
+            return found
         search_after = hits[-1]["sort"]
 
 
-def _stored_document(client: Elasticsearch, names: IndexNames, doc_id: str) -> dict[str, Any]:
-    try:
-        found = client.get(index=names.documents, id=doc_id,
-                           source_includes=["content_hash", "pipeline_key"])
-    except NotFoundError:
-        return {}
-    source: dict[str, Any] = found.get("_source") or {}
-    return source
+def _stored_documents(client: Elasticsearch, names: IndexNames,
+                      doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """{document id: content_hash and pipeline_key of its record} in one ``mget``."""
+    docs = client.mget(index=names.documents, ids=list(doc_ids),
+                       source_includes=["content_hash", "pipeline_key"])["docs"]
+    return {doc["_id"]: doc.get("_source") or {} for doc in docs if doc.get("found")}
 
 
 @dataclass
@@ -151,8 +174,16 @@ class _Pending:
     digest: str
 
 
+def _reason(result: dict[str, Any]) -> str:
+    error = result.get("error") or result.get("exception") or "unknown error"
+    return error.get("reason", str(error)) if isinstance(error, dict) else str(error)
+
+
 def _bulk(client: Elasticsearch, actions: list[dict[str, Any]]) -> dict[str, str]:
-    """Send actions; return {document id: reason} for failed items (after one retry)."""
+    """Send actions; return {document id: reason} for failed items (after one retry).
+
+    A missing target of a delete or update is not a failure (the goal is met, or the linked
+    document is simply not indexed)."""
     failures: dict[str, tuple[dict[str, Any], str]] = {}
     for attempt in range(2):
         batch = actions if attempt == 0 else [action for action, _ in failures.values()]
@@ -167,14 +198,16 @@ def _bulk(client: Elasticsearch, actions: list[dict[str, Any]]) -> dict[str, str
             if ok:
                 continue
             op, result = next(iter(item.items()))
-            if op == "delete" and result.get("status") == 404:
-                continue  # already gone: the goal of a delete is met
-            error = result.get("error") or result.get("exception") or "unknown error"
-            reason = error.get("reason", str(error)) if isinstance(error, dict) else str(error)
+            if op in ("delete", "update") and result.get("status") == 404:
+                continue
             key = str(result.get("_id"))
-            failures_now[key] = (by_id.get(key, {}), f"{op}: {reason}"[:300])
+            failures_now[key] = (by_id.get(key, {}), f"{op}: {_reason(result)}"[:300])
         failures = failures_now
     return {action.get("_doc_id", key): reason for key, (action, reason) in failures.items()}
+
+
+class IndexingInterrupted(SearchBackendError):
+    """Elasticsearch stopped answering in the middle of a run (one clear line)."""
 
 
 def index_documents(
@@ -185,94 +218,145 @@ def index_documents(
     smoke: bool = False,
     on_document: Callable[[str], None] | None = None,
 ) -> IndexReport:
+    """Index documents in batches: one ``mget`` of the document records and one search of
+    existing chunks per batch, vectors sent as base64 float32, chunk writes and stale-chunk
+    deletes in bounded bulk requests, document records only after their chunks succeeded,
+    one refresh at the end. An Elasticsearch that stops answering ends the run with
+    :class:`IndexingInterrupted`; a rerun resumes (finished documents are skipped)."""
     report = IndexReport()
     pipeline_key = f"{PIPELINE_VERSION}|{embedder.model_key}"
-    group: list[_Pending] = []
     touched: list[ParsedDocument] = []
+    batch: list[tuple[ParsedDocument, list[Chunk]]] = []
+    current = ""
 
-    def flush() -> None:
-        if not group:
+    def process() -> None:
+        nonlocal current
+        if not batch:
             return
-        texts = [c.text for p in group for c in p.to_embed]
-        before = embedder.stats.computed
-        vectors = embedder.embed(texts) if texts else None
-        report.embedded += embedder.stats.computed - before
-        actions: list[dict[str, Any]] = []
-        row = 0
-        for pending in group:
-            for chunk in pending.to_embed:
-                assert vectors is not None
-                actions.append({"_op_type": "index", "_index": names.chunks, "_id": chunk.id,
-                                "_doc_id": pending.doc.id,
-                                "_source": chunk_source(chunk, pending.doc,
-                                                        vectors[row].tolist(),
-                                                        embedder.model_key, smoke)})
-                row += 1
-            actions.extend({"_op_type": "delete", "_index": names.chunks, "_id": stale_id,
-                            "_doc_id": pending.doc.id} for stale_id in sorted(pending.stale))
-        # "_doc_id" rides along for error reports; the bulk helper drops unknown metadata.
-        failed = _bulk(client, actions)
-        doc_actions = []
-        for pending in group:
-            if pending.doc.id in failed:
-                report.failed[pending.doc.id] = failed[pending.doc.id]
+        current = batch[0][0].id if len(batch) == 1 else f"{batch[0][0].id}…{batch[-1][0].id}"
+        stored = _stored_documents(client, names, [doc.id for doc, _ in batch])
+        group: list[_Pending] = []
+        for doc, chunks in batch:
+            digest = content_hash(doc, chunks)
+            record = stored.get(doc.id, {})
+            if (record.get("content_hash") == digest
+                    and record.get("pipeline_key") == pipeline_key):
+                report.skipped_unchanged += 1
+                report.chunks_unchanged += len(chunks)
                 continue
-            report.deleted_stale += len(pending.stale)
-            doc_actions.append({"_op_type": "index", "_index": names.documents,
-                                "_id": pending.doc.id,
-                                "_source": document_source(pending.doc, pending.chunks,
-                                                           pipeline_key, pending.digest, smoke)})
-            touched.append(pending.doc)
-        for doc_id, reason in _bulk(client, doc_actions).items():
-            report.failed[doc_id] = reason
-        group.clear()
-
-    for doc, chunks in items:
-        report.documents += 1
-        report.chunks += len(chunks)
-        digest = content_hash(doc, chunks)
-        stored = _stored_document(client, names, doc.id)
-        if stored.get("content_hash") == digest and stored.get("pipeline_key") == pipeline_key:
-            report.skipped_unchanged += 1
-            report.chunks_unchanged += len(chunks)
-            if on_document:
-                on_document(doc.id)
-            continue
-        previous = existing_chunk_ids(client, names, doc.id) if stored else set()
-        same_pipeline = stored.get("pipeline_key") == pipeline_key
-        to_embed = [c for c in chunks if not (same_pipeline and c.id in previous)]
-        report.chunks_unchanged += len(chunks) - len(to_embed)
-        group.append(_Pending(doc, chunks, to_embed, previous - {c.id for c in chunks}, digest))
-        if sum(len(p.to_embed) for p in group) >= EMBED_GROUP_CHUNKS:
-            flush()
+            group.append(_Pending(doc, chunks, [], set(), digest))
+        previous = existing_chunks(client, names, [p.doc.id for p in group])
+        for pending in group:
+            have = previous.get(pending.doc.id, set())
+            # Chunk ids hash their content; reuse them only when the record proves they were
+            # embedded by this pipeline (a run killed before the record re-sends them all).
+            reuse = stored.get(pending.doc.id, {}).get("pipeline_key") == pipeline_key
+            pending.to_embed = [c for c in pending.chunks if not (reuse and c.id in have)]
+            pending.stale = have - {c.id for c in pending.chunks}
+            report.chunks_unchanged += len(pending.chunks) - len(pending.to_embed)
+        _flush(client, names, embedder, group, report, touched, pipeline_key, smoke)
         if on_document:
-            on_document(doc.id)
-    flush()
-    client.indices.refresh(index=[names.chunks, names.documents])
-    if touched:
-        refresh_links(client, names, touched)
+            for doc, _ in batch:
+                on_document(doc.id)
+        batch.clear()
+
+    try:
+        pending_chunks = 0
+        for doc, chunks in items:
+            report.documents += 1
+            report.chunks += len(chunks)
+            batch.append((doc, chunks))
+            pending_chunks += len(chunks)
+            if len(batch) >= LOOKUP_BATCH_DOCS or pending_chunks >= EMBED_GROUP_CHUNKS:
+                process()
+                pending_chunks = 0
+        process()
+        current = "the final refresh"
+        client.indices.refresh(index=[names.chunks, names.documents])
+        if touched:
+            current = "the document links"
+            refresh_links(client, names, touched)
+    except (EsConnectionError, ConnectionTimeout) as exc:
+        written = len(touched)
+        raise IndexingInterrupted(
+            f"Elasticsearch stopped answering while indexing {current} ({type(exc).__name__}); "
+            f"{written} document(s) were written before; rerun to finish "
+            "(finished documents are skipped)") from None
     return report
 
 
+def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
+           group: list[_Pending], report: IndexReport, touched: list[ParsedDocument],
+           pipeline_key: str, smoke: bool) -> None:
+    if not group:
+        return
+    texts = [c.text for p in group for c in p.to_embed]
+    before = embedder.stats.computed
+    vectors = embedder.embed(texts) if texts else None
+    report.embedded += embedder.stats.computed - before
+    actions: list[dict[str, Any]] = []
+    row = 0
+    for pending in group:
+        for chunk in pending.to_embed:
+            assert vectors is not None
+            actions.append({"_op_type": "index", "_index": names.chunks, "_id": chunk.id,
+                            "_doc_id": pending.doc.id,
+                            "_source": chunk_source(chunk, pending.doc, vectors[row],
+                                                    embedder.model_key, smoke)})
+            row += 1
+        actions.extend({"_op_type": "delete", "_index": names.chunks, "_id": stale_id,
+                        "_doc_id": pending.doc.id} for stale_id in sorted(pending.stale))
+    # "_doc_id" rides along for error reports; the bulk helper drops unknown metadata.
+    failed = _bulk(client, actions)
+    doc_actions = []
+    for pending in group:
+        if pending.doc.id in failed:
+            report.failed[pending.doc.id] = failed[pending.doc.id]
+            continue
+        report.deleted_stale += len(pending.stale)
+        doc_actions.append({"_op_type": "index", "_index": names.documents,
+                            "_id": pending.doc.id,
+                            "_source": document_source(pending.doc, pending.chunks,
+                                                       pipeline_key, pending.digest, smoke)})
+        touched.append(pending.doc)
+    for doc_id, reason in _bulk(client, doc_actions).items():
+        report.failed[doc_id] = reason
+        touched[:] = [doc for doc in touched if doc.id != doc_id]
+
+
 def refresh_links(client: Elasticsearch, names: IndexNames, docs: list[ParsedDocument]) -> None:
-    """Write ``linked_from`` (who corrects/modifies/cites me) on every affected document."""
+    """Write ``linked_from`` (who corrects/modifies/cites me) on every affected document: one
+    search for the referencing documents, one bulk of partial updates. Concurrent runs touching
+    the same documents retry on version conflicts instead of failing."""
     affected = {doc.id for doc in docs} | {ref.target_id for doc in docs for ref in doc.references
                                            if ref.direction == "anterior"}
-    present = {hit["_id"] for hit in client.search(
-        index=names.documents, size=len(affected), source=False,
-        query={"ids": {"values": sorted(affected)}})["hits"]["hits"]}
-    for target in sorted(present):
-        hits = client.search(index=names.documents, size=500,
-                             source_includes=["title", "references"],
-                             query={"term": {"references.target_id": target}})["hits"]["hits"]
-        links = []
+    links: dict[str, list[dict[str, str]]] = {target: [] for target in affected}
+    search_after: list[Any] | None = None
+    while True:
+        kwargs: dict[str, Any] = {
+            "index": names.documents, "size": LOOKUP_PAGE,
+            "source_includes": ["title", "references"],
+            "query": {"terms": {"references.target_id": sorted(affected)}},
+            "sort": [{"doc_id": "asc"}], "track_total_hits": False}
+        if search_after:
+            kwargs["search_after"] = search_after
+        hits = client.search(**kwargs)["hits"]["hits"]
         for hit in hits:
             for ref in hit["_source"].get("references", []):
-                if ref["target_id"] == target and ref["direction"] == "anterior":
-                    links.append({"source_id": hit["_id"], "relation": ref["relation"],
-                                  "source_title": hit["_source"].get("title", "")})
-        client.update(index=names.documents, id=target, doc={"linked_from": links},
-                      refresh=False)
+                if ref["target_id"] in links and ref["direction"] == "anterior":
+                    links[ref["target_id"]].append(
+                        {"source_id": hit["_id"], "relation": ref["relation"],
+                         "source_title": hit["_source"].get("title", "")})
+        if len(hits) < LOOKUP_PAGE:
+            break
+        search_after = hits[-1]["sort"]
+    actions = [{"_op_type": "update", "_index": names.documents, "_id": target,
+                "retry_on_conflict": RETRY_ON_CONFLICT, "doc": {"linked_from": found}}
+               for target, found in sorted(links.items())]
+    failed = _bulk(client, actions)  # a target that is not indexed (404) is skipped
+    if failed:
+        doc_id, reason = next(iter(failed.items()))
+        raise SearchBackendError(f"could not write the links of {doc_id}: {reason}")
     client.indices.refresh(index=names.documents)
 
 
@@ -299,7 +383,8 @@ def update_document(client: Elasticsearch, names: IndexNames, doc_id: str,
                     fields: dict[str, Any]) -> bool:
     """Partial update of one document record; False when it was never indexed."""
     try:
-        client.update(index=names.documents, id=doc_id, doc=fields)
+        client.update(index=names.documents, id=doc_id, doc=fields,
+                      retry_on_conflict=RETRY_ON_CONFLICT)
     except NotFoundError:
         return False
     return True

@@ -2,15 +2,17 @@
 
 The same mapping is used by tests (integ-test distribution) and production, so analysis uses
 only server-core components: the standard tokenizer, ``lowercase`` and a ``stop`` filter with
-Spanish stopwords. Accent folding is done in our code (``*_folded`` fields, see
-``boeflow.textnorm``). The vector dimension comes from the embedding model.
+Spanish stopwords. Accent folding and Snowball Spanish stemming are done in our code
+(``*_folded`` and ``*_stem`` fields, see ``boeflow.textnorm``). The vector dimension comes
+from the embedding model; the vector index type, shards and replicas from settings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+VectorIndexType = Literal["hnsw", "int8_hnsw", "bbq_hnsw"]
 INDEX_VERSION = 1
 DOCUMENTS = "boe-documents"
 CHUNKS = "boe-chunks"
@@ -36,6 +38,7 @@ _DOC_FIELDS: dict[str, Any] = {
     "doc_id": _KW,
     "title": _TEXT,
     "title_folded": _TEXT,
+    "title_stem": _TEXT,
     "rango": _KW,
     "department": _TEXT_KW,
     "section": _KW,
@@ -74,7 +77,15 @@ class IndexNames:
         return (self.documents, self.chunks, self.digests)
 
 
-def chunks_mapping(dims: int) -> dict[str, Any]:
+def vector_index_options(kind: VectorIndexType) -> dict[str, Any]:
+    """``index_options`` of the chunk vectors. ``bbq_hnsw`` keeps the float vectors on disk
+    and rescores an oversampled candidate list with them (ES 9 default oversample 3)."""
+    if kind == "bbq_hnsw":
+        return {"type": kind, "rescore_vector": {"oversample": 3.0}}
+    return {"type": kind}
+
+
+def chunks_mapping(dims: int, vector_index: VectorIndexType = "int8_hnsw") -> dict[str, Any]:
     return {
         "dynamic": "strict",
         "properties": {
@@ -85,8 +96,10 @@ def chunks_mapping(dims: int) -> dict[str, Any]:
             "path_text": _TEXT,
             "heading": _TEXT,
             "heading_folded": _TEXT,
+            "heading_stem": _TEXT,
             "text": _TEXT,
             "text_folded": _TEXT,
+            "text_stem": _TEXT,
             "bare_text": {"type": "text", "index": False},
             "n_tokens": {"type": "integer"},
             "start": {"type": "integer"},
@@ -94,7 +107,8 @@ def chunks_mapping(dims: int) -> dict[str, Any]:
             "overlap_chars": {"type": "integer"},
             "model": _KW,
             "vector": {"type": "dense_vector", "dims": dims, "index": True,
-                       "similarity": "cosine", "index_options": {"type": "int8_hnsw"}},
+                       "similarity": "cosine",
+                       "index_options": vector_index_options(vector_index)},
         },
     }
 
@@ -152,11 +166,15 @@ def digests_mapping() -> dict[str, Any]:
     }
 
 
-def templates(dims: int, names: IndexNames | None = None) -> dict[str, dict[str, Any]]:
+def templates(dims: int, names: IndexNames | None = None, *, shards: int = 1,
+              replicas: int = 0, vector_index: VectorIndexType = "int8_hnsw",
+              ) -> dict[str, dict[str, Any]]:
     """Composable index templates, one per alias (name → body)."""
     names = names or IndexNames()
-    settings = {"number_of_shards": 1, "number_of_replicas": 0, "analysis": ANALYSIS}
-    mappings = {names.documents: documents_mapping(), names.chunks: chunks_mapping(dims),
+    settings = {"number_of_shards": shards, "number_of_replicas": replicas,
+                "analysis": ANALYSIS}
+    mappings = {names.documents: documents_mapping(),
+                names.chunks: chunks_mapping(dims, vector_index),
                 names.digests: digests_mapping()}
     return {
         f"{alias}-template": {
