@@ -35,8 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _drop(client, names: IndexNames) -> None:  # type: ignore[no-untyped-def]
-    for alias in names.all():
-        client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True)
+    drop_indices(client, names)
 
 
 def main() -> None:

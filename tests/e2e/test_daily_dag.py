@@ -14,7 +14,7 @@ import pytest
 
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
-from boeflow.index.client import get_client
+from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from tests.conftest import SAMPLES
 
@@ -32,8 +32,7 @@ def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
 def test_boe_daily_dag_runs_a_replayed_day(live_settings: Settings, smoke_models_dir: Path,
                                           tmp_path: Path) -> None:
     client = get_client(live_settings)
-    for alias in IndexNames(PREFIX).all():
-        client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True)
+    drop_indices(client, IndexNames(PREFIX))  # wildcard deletes are refused by the cluster
     with BoeServer(SAMPLES) as server:
         env = {
             **os.environ,

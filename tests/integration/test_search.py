@@ -16,8 +16,8 @@ from elasticsearch import Elasticsearch
 
 from boeflow.config import Settings
 from boeflow.embed import build_embedder
-from boeflow.evaluation import evaluate, load_set
-from boeflow.index.client import get_client, names_for, setup_indices
+from boeflow.evaluation import NATURAL_QUERIES, evaluate, load_set
+from boeflow.index.client import drop_indices, get_client, names_for, setup_indices
 from boeflow.index.indexer import existing_chunk_ids, index_documents
 from boeflow.index.mapping import IndexNames
 from boeflow.kibana import load_objects, referenced_fields
@@ -31,9 +31,8 @@ PREFIX = "it-"
 
 
 def _drop(client: Elasticsearch, prefix: str) -> None:
+    drop_indices(client, IndexNames(prefix))
     for alias in IndexNames(prefix).all():
-        client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True,
-                              allow_no_indices=True)
         client.options(ignore_status=404).indices.delete_index_template(
             name=f"{alias}-template")
 
@@ -238,3 +237,105 @@ def test_cli_search_json_and_clear_errors(es_settings: Settings,
         assert result.returncode != 0, args
         assert "Traceback" not in result.stderr, result.stderr
         assert expected in result.stderr, (args, result.stderr)
+
+
+# --- Issue 13: a full page of documents, stemming, natural-language queries -------------
+
+
+def _matching_documents(client: Elasticsearch, names: IndexNames, query: dict[str, object]) -> int:
+    """Distinct documents whose chunks match ``query`` (independent of the search code)."""
+    result = client.search(index=names.chunks, size=0, query=query,
+                           aggs={"docs": {"cardinality": {"field": "doc_id"}}})
+    return int(result["aggregations"]["docs"]["value"])
+
+
+@pytest.mark.parametrize("mode", ["bm25", "knn", "hybrid"])
+def test_size_n_returns_n_distinct_documents(searcher: Searcher, es_settings: Settings,
+                                             mode: str) -> None:
+    # "ley" matches the long Ley Concursal (~800 chunks) and most other documents: the
+    # candidates of one long document used to fill the page (size 10 gave 1-2 documents).
+    client = get_client(es_settings)
+    names = names_for(es_settings)
+    assert _matching_documents(client, names, {"match": {"text_folded": "ley"}}) > 10
+    for size in (5, 10):
+        results = searcher.search("ley", mode, size=size)  # type: ignore[arg-type]
+        ids = [r.doc_id for r in results]
+        assert len(ids) == size, (mode, size, ids)
+        assert len(set(ids)) == size
+        assert all(r.chunks and all(c.doc_id == r.doc_id for c in r.chunks) for r in results)
+    # The long document whose chunks crowd the candidates is still listed once, with its
+    # best chunks, when the query is about it.
+    concursal = searcher.search("administración concursal acreedores", "bm25", size=10)
+    assert concursal[0].doc_id == "BOE-A-2020-4859"
+    assert len({r.doc_id for r in concursal}) == len(concursal) >= 3
+    assert len(concursal[0].chunks) == 3
+
+
+def test_size_is_capped_by_the_documents_that_match(searcher: Searcher) -> None:
+    results = searcher.search("expropiación forzosa Magro", "bm25", size=10)
+    assert 1 <= len(results) < 10
+    assert results[0].doc_id == "BOE-B-2025-19396"
+
+
+def test_cli_size_10_lists_10_documents(es_settings: Settings,
+                                        indexed: dict[str, object]) -> None:
+    env = {"BOEFLOW_PROFILE": "smoke",
+           "BOEFLOW_SMOKE_MODELS_DIR": str(es_settings.smoke_models_dir),
+           "BOEFLOW_ES_URL": es_settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": PREFIX,
+           "BOEFLOW_DATA_DIR": str(es_settings.data_dir)}
+    for mode in ("bm25", "hybrid"):
+        out = _cli(["search", "ley", "--mode", mode, "--size", "10", "--json"], env)
+        assert out.returncode == 0, out.stderr
+        ids = [r["doc_id"] for r in json.loads(out.stdout)["results"]]
+        assert len(ids) == len(set(ids)) == 10, (mode, ids)
+
+
+def test_stemming_meets_other_inflections_and_exact_words_still_win(
+        searcher: Searcher, es_settings: Settings) -> None:
+    client = get_client(es_settings)
+    names = names_for(es_settings)
+    # No chunk holds these words, only other forms ("embarazo", "campamento",
+    # "desescombro"): exact and folded fields cannot match them, the stem field can.
+    for word, doc_id in (("embarazadas", "BOE-A-2024-23543"),
+                         ("campamentos", "BOE-B-2025-20771"),
+                         ("desescombrar", "BOE-B-2024-43583")):
+        assert _matching_documents(client, names, {"match": {"text_folded": word}}) == 0
+        results = searcher.search(word, "bm25", size=3)
+        assert results and results[0].doc_id == doc_id, (word, [r.doc_id for r in results])
+    # "contrataciones" / "contratos" meet "contratación" through the stem "contrat".
+    assert _matching_documents(client, names,
+                               {"match": {"text_folded": "contrataciones"}}) == 0
+    assert searcher.search("contrataciones", "bm25", size=3)
+    # A correction notice searched by its exact title ranks first, above the law it corrects
+    # (whose title it contains) and the other DANA documents sharing most of its words.
+    title = ("Corrección de errores del Real Decreto-ley 6/2024, de 5 de noviembre, por el que "
+             "se adoptan medidas urgentes de respuesta ante los daños causados por la "
+             "Depresión Aislada en Niveles Altos (DANA)")
+    assert searcher.search(title, "bm25", size=3)[0].doc_id == "BOE-A-2024-24097"
+    # An exact-form query prefers the chunk with the exact words over stem-only matches.
+    top = searcher.search("artículo 14 igualdad ante la ley", "bm25", size=1)[0]
+    assert top.chunks[0].heading.startswith("Artículo 14")
+
+
+def test_natural_language_set_bm25_recall_at_5(searcher: Searcher) -> None:
+    queries = load_set(shipped=NATURAL_QUERIES)
+    assert len(queries) >= 30
+    assert all("::" not in r for q in queries for r in q.relevant)
+    report = evaluate(searcher, queries, ["bm25"])
+    print("\nnatural-language retrieval:", json.dumps(report, indent=1))
+    assert report["bm25"]["recall@5"] >= 0.9
+    assert report["bm25"]["mrr@10"] >= 0.8
+
+
+def test_cli_eval_reports_both_sets(es_settings: Settings, indexed: dict[str, object]) -> None:
+    env = {"BOEFLOW_PROFILE": "smoke",
+           "BOEFLOW_SMOKE_MODELS_DIR": str(es_settings.smoke_models_dir),
+           "BOEFLOW_ES_URL": es_settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": PREFIX,
+           "BOEFLOW_DATA_DIR": str(es_settings.data_dir)}
+    out = _cli(["eval", "retrieval", "--mode", "bm25", "--json"], env)
+    assert out.returncode == 0, out.stderr
+    sets = json.loads(out.stdout)["sets"]
+    assert set(sets) == {"known_items", "natural_queries"}
+    for name, data in sets.items():
+        assert data["queries"] >= 30, name
+        assert set(data["metrics"]["bm25"]) >= {"recall@5", "mrr@10"}

@@ -42,9 +42,15 @@ JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout
 
 
 @app.command()
-def start(only: Which = ONLY, as_json: bool = JSON) -> None:
+def start(only: Which = ONLY, as_json: bool = JSON,
+          es_nodes: int | None = typer.Option(
+              None, "--es-nodes", min=1, max=es.MAX_NODES,
+              help="Elasticsearch nodes on loopback (default BOEFLOW_ES_NODES, 1); node k "
+                   "listens on BOEFLOW_ES_URL's port + k - 1.")) -> None:
     """Install (first time) and start the services; waits until healthy. Idempotent."""
     settings = get_settings()
+    if es_nodes is not None:
+        settings = settings.model_copy(update={"es_nodes": es_nodes})
     statuses = []
     try:
         for name in _selected(only):

@@ -115,3 +115,16 @@ def _update_existing(client: Elasticsearch, index: str, template: dict[str, Any]
     have = current[index]["settings"]["index"]["number_of_replicas"]
     if str(have) != str(wanted["number_of_replicas"]):
         client.indices.put_settings(index=index, settings={"index": wanted})
+
+
+def drop_indices(client: Elasticsearch, names: IndexNames) -> list[str]:
+    """Delete every versioned index behind ``names`` (tests, benchmarks). The cluster runs
+    with ``action.destructive_requires_name: true``, so wildcards are resolved to concrete
+    names first; returns the deleted names."""
+    found: list[str] = []
+    for alias in names.all():
+        found += list(client.indices.get(index=f"{alias}-v*", allow_no_indices=True,
+                                         ignore_unavailable=True, expand_wildcards="all"))
+    if found:
+        client.indices.delete(index=found, ignore_unavailable=True)
+    return found

@@ -3,10 +3,22 @@
 The distribution has no bundled JDK: 8.x runs on JDK 17, 9.x needs JDK 21+. It lacks the
 ``rest-root`` module, so ``GET /`` answers 405; version and health come from
 ``/_nodes/_local`` and ``/_cluster/health``, which exist in every distribution.
+
+``BOEFLOW_ES_NODES=2`` (or ``boeflow services start --es-nodes 2``) runs a real cluster of
+that many nodes from the same distribution: node 1 (master-eligible + data) answers at the
+port of ``BOEFLOW_ES_URL``, node k at that port + k - 1, each with its own transport port
+(HTTP + 100), data and log directories. The extra nodes are data nodes: a cluster needs
+three master-eligible nodes to survive the loss of one, so with two only the first may
+hold the master role (losing the second turns the cluster yellow, not headless).
+
+Security is off (the test distribution, no TLS): every node binds loopback only, and a
+non-loopback ``BOEFLOW_ES_URL`` host is refused before anything starts. Deleting indices
+needs their exact names (``action.destructive_requires_name``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -39,6 +51,9 @@ MAVEN_ARTIFACT = "elasticsearch"
 START_TIMEOUT_S = 180.0
 
 
+TRANSPORT_OFFSET = 100
+
+
 @dataclass(frozen=True)
 class EsLayout:
     version: str
@@ -48,21 +63,62 @@ class EsLayout:
     pidfile: Path
     host: str
     port: int
+    node: int = 1
+
+    @property
+    def transport_port(self) -> int:
+        return self.port + TRANSPORT_OFFSET
+
+    @property
+    def node_name(self) -> str:
+        return f"boeflow-{self.node}"
 
     @classmethod
-    def from_settings(cls, settings: Settings, version: str | None = None) -> EsLayout:
+    def from_settings(cls, settings: Settings, version: str | None = None,
+                      node: int = 1) -> EsLayout:
+        """Node 1 keeps the single-node paths; node k > 1 gets its own port (+k-1), data,
+        logs and pid file, all from the same extracted distribution."""
         version = version or elastic_version()
         parts = urlsplit(settings.es_url)
         root = settings.state_dir / "elasticsearch"
+        suffix = "" if node == 1 else f"-node{node}"
         return cls(
             version=version,
             home=root / f"elasticsearch-{version}",
-            data=root / "data",
-            logs=root / "logs",
-            pidfile=root / "elasticsearch.pid",
+            data=root / f"data{suffix}",
+            logs=root / f"logs{suffix}",
+            pidfile=root / f"elasticsearch{suffix}.pid",
             host=parts.hostname or "127.0.0.1",
-            port=parts.port or 9200,
+            port=(parts.port or 9200) + node - 1,
+            node=node,
         )
+
+
+MAX_NODES = 5
+
+
+def node_layouts(settings: Settings, count: int | None = None) -> list[EsLayout]:
+    return [EsLayout.from_settings(settings, node=n)
+            for n in range(1, (count or settings.es_nodes) + 1)]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def check_loopback(layout: EsLayout) -> None:
+    """The managed Elasticsearch runs without security, so it must never listen beyond
+    loopback: refuse any other bind address before anything is installed or started."""
+    if not is_loopback(layout.host):
+        raise ServiceError(
+            f"refusing to start Elasticsearch on {layout.host}: the local service runs "
+            "without security and binds loopback only; use 127.0.0.1 in BOEFLOW_ES_URL, or "
+            "run a secured Elasticsearch yourself and point BOEFLOW_ES_URL at it")
 
 
 def required_java_major(version: str) -> int:
@@ -181,47 +237,90 @@ def status(settings: Settings) -> ServiceStatus:
         detail = f"not reachable at {url} ({type(exc).__name__})"
         return ServiceStatus("elasticsearch", url, running=pid is not None, detail=detail)
     colour = health.get("status", "unknown")
+    nodes_up = int(health.get("number_of_nodes", 0))
+    detail = f"cluster {colour}" + (f", {nodes_up} nodes" if nodes_up != 1 else "")
     return ServiceStatus(
         "elasticsearch", url, running=True, healthy=colour in ("green", "yellow"),
-        version=versions[0] if versions else None, detail=f"cluster {colour}",
-        extra={"pinned": layout.version},
+        version=versions[0] if versions else None, detail=detail,
+        extra={"pinned": layout.version, "nodes": str(nodes_up)},
     )
 
 
-def _wait_healthy(settings: Settings, layout: EsLayout, timeout: float) -> ServiceStatus:
+def _wait_healthy(settings: Settings, layout: EsLayout, timeout: float,
+                  nodes: int = 1) -> ServiceStatus:
     deadline = time.monotonic() + timeout
     last = status(settings)
     while time.monotonic() < deadline:
         last = status(settings)
-        if last.healthy:
+        if last.healthy and int(last.extra.get("nodes", "0")) >= nodes:
             return last
         time.sleep(1.0)
     raise ServiceError(
-        f"Elasticsearch did not become healthy within {timeout:.0f}s at "
+        f"Elasticsearch did not become healthy with {nodes} node(s) within {timeout:.0f}s at "
         f"{redact_url(settings.es_url)}",
         tail(layout.logs / "boeflow.log", 20),
     )
 
 
+def _node_options(layout: EsLayout, nodes: list[EsLayout]) -> list[str]:
+    """``-E`` options of one node; a single node uses single-node discovery."""
+    options = {
+        "xpack.security.enabled": "false",  # loopback only, see check_loopback
+        "network.host": layout.host,
+        "http.port": str(layout.port),
+        "transport.port": str(layout.transport_port),
+        "path.data": str(layout.data),
+        "path.logs": str(layout.logs),
+        "cluster.name": "boeflow",
+        "node.name": layout.node_name,
+        # Small dev disks must not flip indices to read-only under the tests.
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+        # Deleting indices needs their names: no wildcard or _all deletes by accident.
+        "action.destructive_requires_name": "true",
+    }
+    if len(nodes) == 1:
+        options["discovery.type"] = "single-node"
+    else:
+        options["discovery.seed_hosts"] = ",".join(
+            f"{n.host}:{n.transport_port}" for n in nodes)
+        options["node.roles"] = "master,data" if layout.node == 1 else "data"
+        if layout.node == 1:
+            options["cluster.initial_master_nodes"] = layout.node_name
+    return [arg for key, value in options.items() for arg in ("-E", f"{key}={value}")]
+
+
 def start(settings: Settings) -> ServiceStatus:
-    """Install (once) and start Elasticsearch; a no-op when ours already runs."""
-    layout = EsLayout.from_settings(settings)
+    """Install (once) and start Elasticsearch (``es_nodes`` nodes); a no-op for the nodes of
+    ours that already run. Non-loopback addresses are refused before anything starts."""
+    nodes = node_layouts(settings)
+    for layout in nodes:
+        check_loopback(layout)
+    layout = nodes[0]
     current = status(settings)
-    if current.healthy and read_pid(layout.pidfile) is not None:
+    running = [read_pid(n.pidfile) is not None for n in nodes]
+    if current.healthy and all(running) and int(current.extra.get("nodes", "1")) >= len(nodes):
         return current
-    if port_in_use(layout.host, layout.port):
-        if current.healthy:
+    if not running[0] and port_in_use(layout.host, layout.port):
+        if current.healthy and len(nodes) == 1:
             return current  # an Elasticsearch started elsewhere (e.g. docker) is fine to use
         raise ServiceError(
             f"port {layout.port} on {layout.host} is already in use by another program; "
             "free it or set BOEFLOW_ES_URL to another port"
         )
+    for node, is_running in zip(nodes[1:], running[1:], strict=True):
+        if not is_running and (port_in_use(node.host, node.port)
+                               or port_in_use(node.host, node.transport_port)):
+            raise ServiceError(
+                f"port {node.port} or {node.transport_port} on {node.host} (node "
+                f"{node.node}) is already in use by another program; free it or set "
+                "BOEFLOW_ES_URL to another port")
     java_home = find_java_home(settings, layout.version)
     archive = fetch_distribution(layout.version)
     extract_distribution(archive, layout)
     user = ensure_service_user(settings.service_user)
-    for directory in (layout.data, layout.logs):
-        directory.mkdir(parents=True, exist_ok=True)
+    for node in nodes:
+        for directory in (node.data, node.logs):
+            directory.mkdir(parents=True, exist_ok=True)
     layout.home.joinpath("config", "jvm.options.d").mkdir(parents=True, exist_ok=True)
     if user:
         make_traversable(layout.home.parent)
@@ -233,37 +332,29 @@ def start(settings: Settings) -> ServiceStatus:
         "HOME": str(layout.home),
         "LANG": "C.UTF-8",
     }
-    command = [
-        str(layout.home / "bin" / "elasticsearch"), "-d", "-p", str(layout.pidfile),
-        "-E", "discovery.type=single-node",
-        "-E", "xpack.security.enabled=false",  # loopback only, see network.host
-        "-E", f"network.host={layout.host}",
-        "-E", f"http.port={layout.port}",
-        "-E", f"transport.port={layout.port + 100}",
-        "-E", f"path.data={layout.data}",
-        "-E", f"path.logs={layout.logs}",
-        "-E", "cluster.name=boeflow",
-        "-E", "node.name=boeflow-1",
-        # Small dev disks must not flip indices to read-only under the tests.
-        "-E", "cluster.routing.allocation.disk.threshold_enabled=false",
-        "-E", "action.destructive_requires_name=false",
-    ]
-    result = subprocess.run(command, env=env, **as_user(user), capture_output=True, text=True,
-                            check=False, cwd=layout.home, timeout=START_TIMEOUT_S)
-    if result.returncode != 0:
-        excerpt = tail(layout.logs / "boeflow.log", 15, "ERROR") or (result.stdout + result.stderr)
-        first = next((ln for ln in (result.stderr + result.stdout).splitlines() if ln.strip()),
-                     f"exit code {result.returncode}")
-        raise ServiceError(f"Elasticsearch {layout.version} failed to start: {first[:300]}",
-                           excerpt[-3000:])
-    return _wait_healthy(settings, layout, START_TIMEOUT_S)
+    for node, is_running in zip(nodes, running, strict=True):
+        if is_running:
+            continue
+        command = [str(node.home / "bin" / "elasticsearch"), "-d", "-p", str(node.pidfile),
+                   *_node_options(node, nodes)]
+        result = subprocess.run(command, env=env, **as_user(user), capture_output=True,
+                                text=True, check=False, cwd=node.home,
+                                timeout=START_TIMEOUT_S)
+        if result.returncode != 0:
+            excerpt = (tail(node.logs / "boeflow.log", 15, "ERROR")
+                       or (result.stdout + result.stderr))
+            first = next((ln for ln in (result.stderr + result.stdout).splitlines()
+                          if ln.strip()), f"exit code {result.returncode}")
+            raise ServiceError(f"Elasticsearch {node.version} node {node.node} failed to start:"
+                               f" {first[:300]}", excerpt[-3000:])
+    return _wait_healthy(settings, layout, START_TIMEOUT_S, nodes=len(nodes))
 
 
-def stop(settings: Settings, timeout: float = 60.0) -> bool:
-    """Stop our Elasticsearch; True if one was running."""
-    layout = EsLayout.from_settings(settings)
+def stop_node(layout: EsLayout, timeout: float = 60.0) -> bool:
+    """Stop one node of ours; True if it was running."""
     pid = read_pid(layout.pidfile)
     if pid is None:
+        layout.pidfile.unlink(missing_ok=True)
         return False
     os.kill(pid, 15)
     deadline = time.monotonic() + timeout
@@ -273,3 +364,11 @@ def stop(settings: Settings, timeout: float = 60.0) -> bool:
         os.kill(pid, 9)
     layout.pidfile.unlink(missing_ok=True)
     return True
+
+
+def stop(settings: Settings, timeout: float = 60.0) -> bool:
+    """Stop our Elasticsearch nodes (all of them, whatever ``es_nodes`` says now); True if
+    one was running."""
+    stopped = [stop_node(layout, timeout) for layout in reversed(node_layouts(settings,
+                                                                              MAX_NODES))]
+    return any(stopped)
