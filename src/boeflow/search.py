@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 
 from boeflow.embed import Embedder
@@ -190,6 +190,10 @@ class Searcher:
         except EsConnectionError:
             raise SearchBackendError("Elasticsearch is not reachable; start it with "
                                      "`boeflow services start`") from None
+        except ConnectionTimeout:
+            raise SearchBackendError("Elasticsearch did not answer in time "
+                                     "(BOEFLOW_ES_REQUEST_TIMEOUT); is it overloaded or hung?"
+                                     ) from None
         except ApiError as exc:
             raise SearchBackendError(f"Elasticsearch rejected the search: {exc.message}") from None
         except TransportError as exc:

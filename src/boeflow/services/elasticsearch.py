@@ -299,7 +299,7 @@ def start(settings: Settings) -> ServiceStatus:
     current = status(settings)
     running = [read_pid(n.pidfile) is not None for n in nodes]
     if current.healthy and all(running) and int(current.extra.get("nodes", "1")) >= len(nodes):
-        return current
+        return _guard_deletes(settings, current)
     if not running[0] and port_in_use(layout.host, layout.port):
         if current.healthy and len(nodes) == 1:
             return current  # an Elasticsearch started elsewhere (e.g. docker) is fine to use
@@ -347,7 +347,22 @@ def start(settings: Settings) -> ServiceStatus:
                           if ln.strip()), f"exit code {result.returncode}")
             raise ServiceError(f"Elasticsearch {node.version} node {node.node} failed to start:"
                                f" {first[:300]}", excerpt[-3000:])
-    return _wait_healthy(settings, layout, START_TIMEOUT_S, nodes=len(nodes))
+    return _guard_deletes(settings, _wait_healthy(settings, layout, START_TIMEOUT_S,
+                                                  nodes=len(nodes)))
+
+
+def _guard_deletes(settings: Settings, current: ServiceStatus) -> ServiceStatus:
+    """Also on a node started before this setting existed: deletes need exact index names
+    (a persistent cluster setting, so it holds across restarts)."""
+    url = settings.es_url.rstrip("/")
+    try:
+        with _client() as client:
+            client.put(f"{url}/_cluster/settings", json={
+                "persistent": {"action.destructive_requires_name": True}}).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"could not set action.destructive_requires_name on "
+                           f"{redact_url(settings.es_url)}: {type(exc).__name__}") from None
+    return current
 
 
 def stop_node(layout: EsLayout, timeout: float = 60.0) -> bool:
