@@ -31,6 +31,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 from boeflow.parse.structure import BLOCK_SEPARATOR, STRUCTURAL_KINDS
 from boeflow.textnorm import fold
 from boeflow.types import Chunk, ParsedDocument, Unit
@@ -166,9 +167,17 @@ def load_tokenizer(settings: Settings) -> Any:
     from transformers import AutoTokenizer
 
     ref = settings.embed_model
+    if settings.is_smoke and not Path(ref).is_dir():
+        raise BoeflowError(f"smoke models not found in {settings.smoke_models_dir} "
+                           "(BOEFLOW_SMOKE_MODELS_DIR): build them with `boeflow models smoke`")
     local_only = settings.hf_offline or Path(ref).is_dir()
-    return AutoTokenizer.from_pretrained(ref, revision=settings.embed_revision,
-                                         local_files_only=local_only)
+    try:
+        return AutoTokenizer.from_pretrained(ref, revision=settings.embed_revision,
+                                             local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BoeflowError(f"cannot load the tokenizer of {ref} (BOEFLOW_EMBED_MODEL): "
+                           f"{first[:200]}") from exc
 
 
 def default_max_tokens(settings: Settings) -> int:
