@@ -69,8 +69,8 @@ def _warm_up() -> None:
 # --- strategies -------------------------------------------------------------------------------
 
 # Text that XML can carry (no control characters, no surrogates).
-xml_text = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\ufffe\uffff"),
-                   max_size=30)
+xml_text = st.text(st.characters(blacklist_categories=("Cc", "Cs"),
+                                 blacklist_characters="\ufffe\uffff"), max_size=30)
 spans = st.one_of(st.integers(-3, 10**9).map(str), st.sampled_from(["abc", "", "1e9", "٣", "+2",
                                                                    " 3 ", "0", "-1"]),
                   xml_text)
@@ -216,14 +216,13 @@ def test_mutated_sumarios(data: st.DataObject) -> None:
     bounded(lambda: parse_sumario(payload, source))
 
 
+SUMARIO_KEYS = ["diario", "seccion", "departamento", "epigrafe", "item", "texto",
+                "identificador", "url_pdf", "url_xml", "codigo", "nombre", "numero",
+                "sumario_diario", "szBytes", "metadatos", "fecha_publicacion", "titulo"]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["diario", "seccion", "departamento", "epigrafe", "item",
-                                       "texto", "identificador", "url_pdf", "url_xml", "codigo",
-                                       "nombre", "numero", "sumario_diario", "szBytes",
-                                       "metadatos", "fecha_publicacion", "titulo"]) | st.text(max_size=5),
-                      children, max_size=5),
+    | st.dictionaries(st.sampled_from(SUMARIO_KEYS) | st.text(max_size=5), children, max_size=5),
     max_leaves=40)
 
 
