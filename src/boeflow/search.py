@@ -15,7 +15,6 @@ a citation and its links.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -24,8 +23,9 @@ from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, NotFoundEr
 from elasticsearch import ConnectionError as EsConnectionError
 
 from boeflow.embed import Embedder
+from boeflow.errors import BoeflowError
 from boeflow.index.client import SearchBackendError
-from boeflow.index.mapping import IndexNames
+from boeflow.index.mapping import LINK_FIELDS, IndexNames, link_from_key
 from boeflow.textnorm import fold, stem_text
 
 Mode = Literal["bm25", "knn", "hybrid"]
@@ -41,7 +41,7 @@ KNN_MAX_K = 10_000
 KNN_CANDIDATES_FACTOR = 2
 
 
-class SearchInputError(ValueError):
+class SearchInputError(BoeflowError, ValueError):
     """A query or filter the user must fix (one clear line)."""
 
 
@@ -175,6 +175,12 @@ def bm25_query(query: str, filters: Filters) -> dict[str, Any]:
     }}
 
 
+def highlight_query(query: str) -> dict[str, Any]:
+    """Only the highlighted fields' own terms: re-running the whole ranking query (stems,
+    folded copies, the title phrase) for highlighting doubled a search's latency."""
+    return {"multi_match": {"query": query, "fields": ["text", "heading"]}}
+
+
 # Ranking requests carry only small fields; text and highlights are fetched afterwards for
 # the few chunks actually shown (highlighting every candidate dominated latency).
 _SOURCE = ["doc_id", "chunk_id", "path", "heading", "title", "rango", "department",
@@ -286,49 +292,92 @@ class Searcher:
     def search_documents(self, query: str, mode: Mode, filters: Filters, size: int,
                          chunks_per_doc: int = 3) -> list[DocumentResult]:
         """The top ``size`` documents (fewer only when fewer match), each with its best
-        chunks (no text yet): every list is collapsed on ``doc_id`` by Elasticsearch."""
+        chunks (no text yet).
+
+        BM25 ranks documents with Elasticsearch's field collapsing on ``doc_id`` (the top hit
+        of each group is the document's best chunk); a plain top-chunks list from the same
+        ``_msearch`` adds each document's next best chunks (``inner_hits`` re-ran the whole
+        query once per document and cost ~5x the ranking itself). kNN gathers nearest
+        chunks, grouped per document here, and widens ``k`` while they cover fewer than
+        ``size`` documents."""
         query = _check_query(query)
         filters.validate()
-        collapse = {"field": "doc_id", "inner_hits": {
-            "name": "best", "size": chunks_per_doc, "_source": _CHUNK_SOURCE}}
         bodies: dict[str, dict[str, Any]] = {}
         if mode in ("bm25", "hybrid"):
-            bodies["bm25"] = {"query": bm25_query(query, filters), "size": size,
-                              "_source": _SOURCE, "collapse": collapse,
-                              "track_total_hits": False}
+            bm25 = bm25_query(query, filters)
+            bodies["bm25"] = {"query": bm25, "size": size, "_source": _SOURCE,
+                              "collapse": {"field": "doc_id"}, "track_total_hits": False}
+            bodies["bm25_chunks"] = {"query": bm25, "size": size * chunks_per_doc,
+                                     "_source": _CHUNK_SOURCE, "track_total_hits": False}
         vector: list[float] = []
         k = max(size * KNN_CHUNKS_PER_DOC, 50)
         if mode in ("knn", "hybrid"):
             vector = self._vector(query)
-            bodies["knn"] = {"knn": self._knn(vector, k, filters), "size": size,
-                             "_source": _SOURCE, "collapse": collapse}
+            bodies["knn"] = {"knn": self._knn(vector, k, filters), "size": k,
+                             "_source": _SOURCE}
         responses = self._msearch(bodies)
-        # Nearest chunks may crowd into a few long documents: widen k until the list holds
-        # `size` documents or Elasticsearch found fewer than k chunks (the index ran out).
+        # Nearest chunks may crowd into a few long documents: widen k until they cover
+        # `size` documents or Elasticsearch returns fewer than k chunks (none are left).
         while "knn" in responses and k < KNN_MAX_K:
-            hits = responses["knn"]["hits"]
-            if len(hits["hits"]) >= size or hits["total"]["value"] < k:
+            hits = responses["knn"]["hits"]["hits"]
+            if len(hits) < k or len({h["_source"]["doc_id"] for h in hits}) >= size:
                 break
             k = min(k * 4, KNN_MAX_K)
-            bodies["knn"]["knn"] = self._knn(vector, k, filters)
+            bodies["knn"].update(knn=self._knn(vector, k, filters), size=k)
             responses["knn"] = self._msearch({"knn": bodies["knn"]})["knn"]
-        lists = {name: response["hits"]["hits"] for name, response in responses.items()}
-        return _documents(lists, mode, size, chunks_per_doc)
-    def _fill_text(self, query: str, hits: list[ChunkHit]) -> None:
-        """Text and BM25 highlights of the chunks that are shown."""
-        if not hits:
-            return
-        ids = [h.chunk_id for h in hits]
-        response = self._call(
-            "search", index=self.names.chunks, size=len(ids), source_includes=["text"],
-            query={"ids": {"values": ids}},
-            highlight={**_HIGHLIGHT, "highlight_query": bm25_query(query, Filters())})
-        found = {hit["_id"]: hit for hit in response["hits"]["hits"]}
-        for chunk in hits:
+        ranked: dict[str, list[tuple[dict[str, Any], list[ChunkHit]]]] = {}
+        if "bm25" in responses:
+            extra: dict[str, list[ChunkHit]] = {}
+            for hit in responses["bm25_chunks"]["hits"]["hits"]:
+                extra.setdefault(hit["_source"]["doc_id"], []).append(_chunk_hit(hit))
+            ranked["bm25"] = []
+            for hit in responses["bm25"]["hits"]["hits"]:
+                best = _chunk_hit(hit)
+                more = [c for c in extra.get(best.doc_id, []) if c.chunk_id != best.chunk_id]
+                ranked["bm25"].append((hit, [best, *more][:chunks_per_doc]))
+        if "knn" in responses:
+            groups: dict[str, tuple[dict[str, Any], list[ChunkHit]]] = {}
+            for hit in responses["knn"]["hits"]["hits"]:
+                doc_id = hit["_source"]["doc_id"]
+                groups.setdefault(doc_id, (hit, []))[1].append(_chunk_hit(hit))
+            ranked["knn"] = [(top, chunks[:chunks_per_doc])
+                             for top, chunks in list(groups.values())[:size]]
+        return _documents(ranked, mode, size, chunks_per_doc)
+
+    def _details(self, query: str, results: list[DocumentResult]) -> None:
+        """Text and highlights of the shown chunks, and each document's links, in one
+        ``_msearch``. Links are read from doc values (``link_refs``/``link_from``), not from
+        the document records' sources, which hold whole texts (megabytes for a code)."""
+        chunks = [c for r in results for c in r.chunks]
+        ids = [c.chunk_id for c in chunks]
+        bodies = {
+            "text": {"query": {"ids": {"values": ids}}, "size": len(ids),
+                     "_source": ["text"], "track_total_hits": False,
+                     "highlight": {**_HIGHLIGHT, "highlight_query": highlight_query(query)}},
+        }
+        searches: list[dict[str, Any]] = [{"index": self.names.chunks}, bodies["text"],
+                                          {"index": self.names.documents}, {
+            "query": {"ids": {"values": [r.doc_id for r in results]}}, "size": len(results),
+            "_source": False, "docvalue_fields": list(LINK_FIELDS), "track_total_hits": False}]
+        text, links = self._call("msearch", searches=searches)["responses"]
+        if "error" in text:
+            raise SearchBackendError(f"Elasticsearch rejected the text request: "
+                                     f"{text['error'].get('reason', text['error'])}")
+        found = {hit["_id"]: hit for hit in text["hits"]["hits"]}
+        for chunk in chunks:
             hit = found.get(chunk.chunk_id, {})
             chunk.text = hit.get("_source", {}).get("text", "")
             chunk.highlights = [f for fragments in hit.get("highlight", {}).values()
                                 for f in fragments]
+        if "error" in links:
+            return  # links are an extra: never fail a search for them
+        by_doc = {hit["_id"]: hit.get("fields", {}) for hit in links["hits"]["hits"]}
+        for result in results:
+            fields = by_doc.get(result.doc_id, {})
+            decoded = [link_from_key(key) for name in LINK_FIELDS for key in fields.get(name, [])]
+            # What changed this document matters most to a reader: show it first.
+            result.links = sorted(decoded, key=lambda link: (_LINK_PRIORITY.get(
+                link["relation"], len(_LINK_PRIORITY)), link["target_id"]))
 
     def search(self, query: str, mode: Mode = "hybrid", filters: Filters | None = None,
                size: int = 10, chunks_per_doc: int = 3,
@@ -341,37 +390,8 @@ class Searcher:
         results = self.search_documents(query, mode, filters or Filters(), size,
                                         chunks_per_doc)
         if details and results:
-            # Two independent small requests: run them side by side.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                text = pool.submit(self._fill_text, query,
-                                   [c for r in results for c in r.chunks])
-                links = pool.submit(self._attach_links, results)
-                text.result()
-                links.result()
+            self._details(query, results)
         return results
-
-    def _attach_links(self, results: list[DocumentResult]) -> None:
-        if not results:
-            return
-        try:
-            docs = self.client.mget(index=self.names.documents, ids=[r.doc_id for r in results],
-                                    source_includes=["references", "linked_from"])["docs"]
-        except (ApiError, TransportError):
-            return  # links are an extra: never fail a search for them
-        for result, doc in zip(results, docs, strict=True):
-            src = doc.get("_source") or {}
-            links = [{"relation": ref["relation"], "target_id": ref["target_id"],
-                      "text": ref.get("text", "")}
-                     for ref in src.get("references", [])
-                     if ref["relation"] in ("corrige", "modifica", "deroga")]
-            inverse = {"corrige": "corregido_por", "modifica": "modificado_por",
-                       "deroga": "derogado_por", "cita": "citado_por"}
-            links += [{"relation": inverse.get(link["relation"], link["relation"]),
-                       "target_id": link["source_id"], "text": link.get("source_title", "")}
-                      for link in src.get("linked_from", [])]
-            # What changed this document matters most to a reader: show it first.
-            result.links = sorted(links, key=lambda link: _LINK_PRIORITY.get(
-                link["relation"], len(_LINK_PRIORITY)))
 
 
 def _chunk_hit(hit: dict[str, Any]) -> ChunkHit:
@@ -381,45 +401,39 @@ def _chunk_hit(hit: dict[str, Any]) -> ChunkHit:
                     score=float(hit.get("_score") or 0.0), source=src)
 
 
-def _documents(lists: dict[str, list[dict[str, Any]]], mode: Mode, size: int,
-               chunks_per_doc: int) -> list[DocumentResult]:
-    """Collapsed hits of each list → documents: one list keeps Elasticsearch's order and
-    scores; hybrid fuses the document ranks by RRF, and each document's chunks by RRF over
-    the lists' inner hits."""
+def _documents(ranked: dict[str, list[tuple[dict[str, Any], list[ChunkHit]]]], mode: Mode,
+               size: int, chunks_per_doc: int) -> list[DocumentResult]:
+    """Per list, documents in rank order as (top hit, best chunks) → results: one list keeps
+    its order and scores; hybrid fuses the document ranks by RRF, and each document's chunks
+    by RRF over the lists' chunk ranks."""
     top: dict[str, dict[str, Any]] = {}  # doc id → its best hit (doc-level fields)
     chunk_lists: dict[str, dict[str, list[ChunkHit]]] = {}  # doc id → list → chunks
     ranks: dict[str, dict[str, int]] = {}
-    for name, hits in lists.items():
-        for rank, hit in enumerate(hits, start=1):
+    for name, entries in ranked.items():
+        for rank, (hit, chunks) in enumerate(entries, start=1):
             doc_id = hit["_source"]["doc_id"]
             top.setdefault(doc_id, hit)
             ranks.setdefault(doc_id, {})[name] = rank
-            inner = hit.get("inner_hits", {}).get("best", {}).get("hits", {}).get("hits", [])
-            chunk_lists.setdefault(doc_id, {})[name] = [_chunk_hit(h) for h in inner] or [
-                _chunk_hit(hit)]
+            chunk_lists.setdefault(doc_id, {})[name] = chunks
     if mode == "hybrid":
-        order = rrf_fuse({name: [h["_source"]["doc_id"] for h in hits]
-                          for name, hits in lists.items()})
+        order = rrf_fuse({name: [hit["_source"]["doc_id"] for hit, _ in entries]
+                          for name, entries in ranked.items()})
     else:
-        order = [(h["_source"]["doc_id"], float(h["_score"] or 0.0)) for h in lists[mode]]
+        order = [(hit["_source"]["doc_id"], float(hit["_score"] or 0.0))
+                 for hit, _ in ranked[mode]]
     results: list[DocumentResult] = []
     for doc_id, score in order[:size]:
         per_list = chunk_lists[doc_id]
-        if mode == "hybrid":
-            by_id = {c.chunk_id: c for chunks in per_list.values() for c in chunks}
-            fused = rrf_fuse({name: [c.chunk_id for c in chunks]
-                              for name, chunks in per_list.items()})
-            chunks = []
-            for chunk_id, chunk_score in fused[:chunks_per_doc]:
-                chunk = by_id[chunk_id]
+        by_id = {c.chunk_id: c for listed in per_list.values() for c in listed}
+        fused = rrf_fuse({name: [c.chunk_id for c in listed] for name, listed in per_list.items()})
+        chunks = []
+        for chunk_id, chunk_score in fused[:chunks_per_doc]:
+            chunk = by_id[chunk_id]
+            chunk.ranks = {name: n for name, listed in per_list.items()
+                           for n, c in enumerate(listed, start=1) if c.chunk_id == chunk_id}
+            if mode == "hybrid":
                 chunk.score = chunk_score
-                chunk.ranks = {name: n for name, listed in per_list.items()
-                               for n, c in enumerate(listed, start=1) if c.chunk_id == chunk_id}
-                chunks.append(chunk)
-        else:
-            chunks = per_list[mode][:chunks_per_doc]
-            for n, chunk in enumerate(chunks, start=1):
-                chunk.ranks = {mode: n}
+            chunks.append(chunk)
         best = top[doc_id]["_source"]
         results.append(DocumentResult(
             doc_id=doc_id, title=best.get("title", ""), score=score,

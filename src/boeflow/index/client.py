@@ -9,13 +9,14 @@ from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, TransportE
 from elasticsearch import ConnectionError as EsConnectionError
 
 from boeflow.config import Settings, redact_url
+from boeflow.errors import BoeflowError
 from boeflow.index.mapping import IndexNames, index_name, templates
 
 # Index-level settings that may change on a live index (the rest needs a new INDEX_VERSION).
 _DYNAMIC_SETTINGS = ("number_of_replicas",)
 
 
-class SearchBackendError(RuntimeError):
+class SearchBackendError(BoeflowError, RuntimeError):
     """Elasticsearch is unreachable, an index is missing, or a request was rejected.
     The message is one clear line for the user."""
 

@@ -25,7 +25,7 @@ from elasticsearch.helpers import pack_dense_vector, streaming_bulk
 
 from boeflow.embed import Embedder
 from boeflow.index.client import SearchBackendError
-from boeflow.index.mapping import IndexNames
+from boeflow.index.mapping import INVERSE_RELATION, SHOWN_RELATIONS, IndexNames, link_key
 from boeflow.textnorm import fold, stem_text
 from boeflow.types import Chunk, ParsedDocument
 
@@ -117,6 +117,8 @@ def document_source(doc: ParsedDocument, chunks: list[Chunk], pipeline_key: str,
     return {
         **_doc_fields(doc, smoke),
         "references": [ref.model_dump() for ref in doc.references],
+        "link_refs": [link_key(ref.relation, ref.target_id, ref.text)
+                      for ref in doc.references if ref.relation in SHOWN_RELATIONS],
         "text": doc.text,
         "text_folded": fold(doc.text),
         "n_chunks": len(chunks),
@@ -351,7 +353,12 @@ def refresh_links(client: Elasticsearch, names: IndexNames, docs: list[ParsedDoc
             break
         search_after = hits[-1]["sort"]
     actions = [{"_op_type": "update", "_index": names.documents, "_id": target,
-                "retry_on_conflict": RETRY_ON_CONFLICT, "doc": {"linked_from": found}}
+                "retry_on_conflict": RETRY_ON_CONFLICT, "doc": {
+                    "linked_from": found,
+                    "link_from": [link_key(INVERSE_RELATION.get(link["relation"],
+                                                                link["relation"]),
+                                           link["source_id"], link["source_title"])
+                                  for link in found]}}
                for target, found in sorted(links.items())]
     failed = _bulk(client, actions)  # a target that is not indexed (404) is skipped
     if failed:

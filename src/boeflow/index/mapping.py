@@ -51,6 +51,25 @@ _DOC_FIELDS: dict[str, Any] = {
 }
 
 
+# A document's links as doc values, read by the search without loading the record's source
+# (which holds the whole text): "relation<TAB>BOE id<TAB>text", forward links in
+# ``link_refs`` (written with the record), inverse ones in ``link_from`` (by the links refresh).
+LINK_FIELDS = ("link_refs", "link_from")
+_LINK_KEY: dict[str, Any] = {"type": "keyword", "index": False, "doc_values": True}
+INVERSE_RELATION = {"corrige": "corregido_por", "modifica": "modificado_por",
+                    "deroga": "derogado_por", "cita": "citado_por"}
+SHOWN_RELATIONS = ("corrige", "modifica", "deroga")  # forward links shown with a result
+
+
+def link_key(relation: str, target_id: str, text: str) -> str:
+    return f"{relation}\t{target_id}\t{' '.join(text.split())[:300]}"
+
+
+def link_from_key(key: str) -> dict[str, str]:
+    relation, target_id, text = [*key.split("\t", 2), "", ""][:3]
+    return {"relation": relation, "target_id": target_id, "text": text}
+
+
 def index_name(alias: str, version: int = INDEX_VERSION) -> str:
     return f"{alias}-v{version}"
 
@@ -126,6 +145,8 @@ def documents_mapping() -> dict[str, Any]:
             "references": link,
             "linked_from": {"properties": {"source_id": _KW, "relation": _KW,
                                            "source_title": {"type": "text", "index": False}}},
+            "link_refs": _LINK_KEY,
+            "link_from": _LINK_KEY,
             "text": _TEXT,
             "text_folded": _TEXT,
             "n_chunks": {"type": "integer"},
