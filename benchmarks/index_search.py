@@ -72,23 +72,30 @@ def production_dims() -> int:
 
 
 class ClusteredVectors:
-    """Unit vectors with realistic structure: topics (cluster centres) on the sphere, each
-    vector a centre plus noise, so neighbours are meaningful and HNSW recall can be lost."""
+    """Unit vectors with realistic structure: topics on the sphere, sub-topics around each
+    topic, each vector a sub-topic plus noise. Neighbourhoods overlap (sub-topics of a
+    topic are close, noise is as large as the sub-topic offset), so exact neighbours are
+    not trivially separable and HNSW recall can be lost, unlike uniform noise or
+    well-separated clusters."""
 
-    def __init__(self, dims: int, clusters: int, seed: int = 7, spread: float = 0.9) -> None:
+    def __init__(self, dims: int, clusters: int, seed: int = 7, subtopics: int = 10,
+                 spread: float = 1.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.dims = dims
-        centres = self.rng.standard_normal((clusters, dims)).astype(np.float32)
-        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+        topics = self._unit(self.rng.standard_normal((clusters, dims)))
+        offsets = self.rng.standard_normal((clusters, subtopics, dims)) * (0.8 / np.sqrt(dims))
+        self.centres = self._unit((topics[:, None, :] + offsets).reshape(-1, dims))
         self.spread = spread
+
+    @staticmethod
+    def _unit(matrix: np.ndarray[Any, Any]) -> Vectors:
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
 
     def draw(self, n: int) -> Vectors:
         picks = self.rng.integers(0, len(self.centres), n)
         noise = self.rng.standard_normal((n, self.dims)).astype(np.float32)
         noise *= self.spread / np.sqrt(self.dims)
-        out = self.centres[picks] + noise
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
-        return out.astype(np.float32)
+        return self._unit(self.centres[picks] + noise)
 
 
 class SyntheticBackend:
@@ -361,7 +368,7 @@ def main() -> None:
         f"{k} {v:.3f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
           + f", other (final refresh, loop) {other:.3f}; total {result['ours']:.3f}")
 
-    clusters = max(args.chunks // 100, 10)
+    clusters = max(args.chunks // 1000, 10)  # 100 topics x 10 sub-topics at 100k chunks
     source = ClusteredVectors(dims, clusters=clusters, seed=7)
     matrix = source.draw(args.chunks)
     query_vecs = source.draw(args.queries)

@@ -116,6 +116,10 @@ class DocumentResult:
     links: list[dict[str, str]] = field(default_factory=list)
     ranks: dict[str, int] = field(default_factory=dict)  # rank of the document per list
     smoke: bool = False
+    # The document's chunks per ranked list, and its best hit's source (for re-fusion once
+    # the details request has found its best BM25 chunks).
+    chunk_lists: dict[str, list[ChunkHit]] = field(default_factory=dict, repr=False)
+    top_source: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -295,11 +299,11 @@ class Searcher:
         chunks (no text yet).
 
         BM25 ranks documents with Elasticsearch's field collapsing on ``doc_id`` (the top hit
-        of each group is the document's best chunk); a plain top-chunks list from the same
-        ``_msearch`` adds each document's next best chunks (``inner_hits`` re-ran the whole
-        query once per document and cost ~5x the ranking itself). kNN gathers nearest
-        chunks, grouped per document here, and widens ``k`` while they cover fewer than
-        ``size`` documents."""
+        of each group is the document's best chunk; their next best chunks come with the
+        details, from the query restricted to the page's documents: ``inner_hits`` re-ran
+        the whole query once per document and cost ~5x the ranking itself). kNN gathers
+        nearest chunks, grouped per document here, and widens ``k`` while they cover fewer
+        than ``size`` documents."""
         query = _check_query(query)
         filters.validate()
         bodies: dict[str, dict[str, Any]] = {}
@@ -307,8 +311,6 @@ class Searcher:
             bm25 = bm25_query(query, filters)
             bodies["bm25"] = {"query": bm25, "size": size, "_source": _SOURCE,
                               "collapse": {"field": "doc_id"}, "track_total_hits": False}
-            bodies["bm25_chunks"] = {"query": bm25, "size": size * chunks_per_doc,
-                                     "_source": _CHUNK_SOURCE, "track_total_hits": False}
         vector: list[float] = []
         k = max(size * KNN_CHUNKS_PER_DOC, 50)
         if mode in ("knn", "hybrid"):
@@ -327,14 +329,8 @@ class Searcher:
             responses["knn"] = self._msearch({"knn": bodies["knn"]})["knn"]
         ranked: dict[str, list[tuple[dict[str, Any], list[ChunkHit]]]] = {}
         if "bm25" in responses:
-            extra: dict[str, list[ChunkHit]] = {}
-            for hit in responses["bm25_chunks"]["hits"]["hits"]:
-                extra.setdefault(hit["_source"]["doc_id"], []).append(_chunk_hit(hit))
-            ranked["bm25"] = []
-            for hit in responses["bm25"]["hits"]["hits"]:
-                best = _chunk_hit(hit)
-                more = [c for c in extra.get(best.doc_id, []) if c.chunk_id != best.chunk_id]
-                ranked["bm25"].append((hit, [best, *more][:chunks_per_doc]))
+            ranked["bm25"] = [(hit, [_chunk_hit(hit)])
+                              for hit in responses["bm25"]["hits"]["hits"]]
         if "knn" in responses:
             groups: dict[str, tuple[dict[str, Any], list[ChunkHit]]] = {}
             for hit in responses["knn"]["hits"]["hits"]:
@@ -344,35 +340,64 @@ class Searcher:
                              for top, chunks in list(groups.values())[:size]]
         return _documents(ranked, mode, size, chunks_per_doc)
 
-    def _details(self, query: str, results: list[DocumentResult]) -> None:
-        """Text and highlights of the shown chunks, and each document's links, in one
-        ``_msearch``. Links are read from doc values (``link_refs``/``link_from``), not from
-        the document records' sources, which hold whole texts (megabytes for a code)."""
-        chunks = [c for r in results for c in r.chunks]
-        ids = [c.chunk_id for c in chunks]
-        bodies = {
-            "text": {"query": {"ids": {"values": ids}}, "size": len(ids),
-                     "_source": ["text"], "track_total_hits": False,
-                     "highlight": {**_HIGHLIGHT, "highlight_query": highlight_query(query)}},
-        }
-        searches: list[dict[str, Any]] = [{"index": self.names.chunks}, bodies["text"],
-                                          {"index": self.names.documents}, {
+    def _details(self, query: str, mode: Mode, filters: Filters,
+                 results: list[DocumentResult], chunks_per_doc: int) -> None:
+        """One ``_msearch`` for what is shown: the BM25 query restricted to the page's
+        documents (their best chunks, with text and highlights), the text of the kNN chunks,
+        and the documents' links, read from doc values (``link_refs``/``link_from``) rather
+        than from the document records, whose sources hold whole texts."""
+        highlight = {**_HIGHLIGHT, "highlight_query": highlight_query(query)}
+        searches: list[dict[str, Any]] = []
+        names: list[str] = []
+        if mode in ("bm25", "hybrid"):
+            restricted = bm25_query(query, filters)
+            restricted["bool"]["filter"] = [*restricted["bool"]["filter"], {
+                "terms": {"doc_id": [r.doc_id for r in results]}}]
+            searches += [{"index": self.names.chunks}, {
+                "query": restricted, "size": min(len(results) * chunks_per_doc * 2, 200),
+                "_source": [*_CHUNK_SOURCE, "text"], "highlight": highlight,
+                "track_total_hits": False}]
+            names.append("bm25")
+        knn_ids = [c.chunk_id for r in results for c in r.chunk_lists.get("knn", [])]
+        if knn_ids:
+            searches += [{"index": self.names.chunks}, {
+                "query": {"ids": {"values": knn_ids}}, "size": len(knn_ids),
+                "_source": [*_CHUNK_SOURCE, "text"], "highlight": highlight,
+                "track_total_hits": False}]
+            names.append("text")
+        searches += [{"index": self.names.documents}, {
             "query": {"ids": {"values": [r.doc_id for r in results]}}, "size": len(results),
             "_source": False, "docvalue_fields": list(LINK_FIELDS), "track_total_hits": False}]
-        text, links = self._call("msearch", searches=searches)["responses"]
-        if "error" in text:
-            raise SearchBackendError(f"Elasticsearch rejected the text request: "
-                                     f"{text['error'].get('reason', text['error'])}")
-        found = {hit["_id"]: hit for hit in text["hits"]["hits"]}
-        for chunk in chunks:
-            hit = found.get(chunk.chunk_id, {})
-            chunk.text = hit.get("_source", {}).get("text", "")
-            chunk.highlights = [f for fragments in hit.get("highlight", {}).values()
-                                for f in fragments]
-        if "error" in links:
-            return  # links are an extra: never fail a search for them
-        by_doc = {hit["_id"]: hit.get("fields", {}) for hit in links["hits"]["hits"]}
+        names.append("links")
+        responses = dict(zip(names, self._call("msearch", searches=searches)["responses"],
+                             strict=True))
+        shown: dict[str, dict[str, Any]] = {}
+        best_bm25: dict[str, list[ChunkHit]] = {}
+        for name in ("bm25", "text"):
+            response = responses.get(name)
+            if response is None:
+                continue
+            if "error" in response:
+                error = response["error"]
+                reason = error.get("reason", error) if isinstance(error, dict) else error
+                raise SearchBackendError(f"Elasticsearch rejected the {name} details: {reason}")
+            for hit in response["hits"]["hits"]:
+                shown[hit["_id"]] = hit
+                if name == "bm25":
+                    best_bm25.setdefault(hit["_source"]["doc_id"], []).append(_chunk_hit(hit))
+        links = responses["links"]
+        by_doc = {} if "error" in links else {  # links are an extra: never fail a search
+            hit["_id"]: hit.get("fields", {}) for hit in links["hits"]["hits"]}
         for result in results:
+            if best_bm25.get(result.doc_id):
+                result.chunk_lists["bm25"] = best_bm25[result.doc_id]
+            result.chunks = _fuse_chunks(result.chunk_lists, mode, chunks_per_doc)
+            result.citation = citation(result.top_source, result.chunks[0])
+            for chunk in result.chunks:
+                hit = shown.get(chunk.chunk_id, {})
+                chunk.text = hit.get("_source", {}).get("text", "")
+                chunk.highlights = [f for fragments in hit.get("highlight", {}).values()
+                                    for f in fragments]
             fields = by_doc.get(result.doc_id, {})
             decoded = [link_from_key(key) for name in LINK_FIELDS for key in fields.get(name, [])]
             # What changed this document matters most to a reader: show it first.
@@ -390,7 +415,7 @@ class Searcher:
         results = self.search_documents(query, mode, filters or Filters(), size,
                                         chunks_per_doc)
         if details and results:
-            self._details(query, results)
+            self._details(query, mode, filters or Filters(), results, chunks_per_doc)
         return results
 
 
@@ -423,25 +448,32 @@ def _documents(ranked: dict[str, list[tuple[dict[str, Any], list[ChunkHit]]]], m
                  for hit, _ in ranked[mode]]
     results: list[DocumentResult] = []
     for doc_id, score in order[:size]:
-        per_list = chunk_lists[doc_id]
-        by_id = {c.chunk_id: c for listed in per_list.values() for c in listed}
-        fused = rrf_fuse({name: [c.chunk_id for c in listed] for name, listed in per_list.items()})
-        chunks = []
-        for chunk_id, chunk_score in fused[:chunks_per_doc]:
-            chunk = by_id[chunk_id]
-            chunk.ranks = {name: n for name, listed in per_list.items()
-                           for n, c in enumerate(listed, start=1) if c.chunk_id == chunk_id}
-            if mode == "hybrid":
-                chunk.score = chunk_score
-            chunks.append(chunk)
+        chunks = _fuse_chunks(chunk_lists[doc_id], mode, chunks_per_doc)
         best = top[doc_id]["_source"]
         results.append(DocumentResult(
             doc_id=doc_id, title=best.get("title", ""), score=score,
             rango=best.get("rango"), department=best.get("department"),
             section=best.get("section"), published=best.get("published"),
             citation=citation(best, chunks[0]), chunks=chunks, ranks=ranks[doc_id],
-            smoke=bool(best.get("smoke"))))
+            smoke=bool(best.get("smoke")), chunk_lists=chunk_lists[doc_id], top_source=best))
     return results
+
+
+def _fuse_chunks(per_list: dict[str, list[ChunkHit]], mode: Mode,
+                 chunks_per_doc: int) -> list[ChunkHit]:
+    """A document's best chunks: one list keeps its order and scores, hybrid fuses the
+    chunks' ranks in each list by RRF."""
+    by_id = {c.chunk_id: c for listed in per_list.values() for c in listed}
+    fused = rrf_fuse({name: [c.chunk_id for c in listed] for name, listed in per_list.items()})
+    chunks = []
+    for chunk_id, chunk_score in fused[:chunks_per_doc]:
+        chunk = by_id[chunk_id]
+        chunk.ranks = {name: n for name, listed in per_list.items()
+                       for n, c in enumerate(listed, start=1) if c.chunk_id == chunk_id}
+        if mode == "hybrid":
+            chunk.score = chunk_score
+        chunks.append(chunk)
+    return chunks
 
 
 _LINK_PRIORITY = {relation: rank for rank, relation in enumerate(
