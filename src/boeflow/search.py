@@ -1,10 +1,9 @@
 """Hybrid search over the BOE chunks: BM25 + kNN fused with Reciprocal Rank Fusion.
 
-Users ask for documents, the index holds chunks: each ranked list is collapsed on
-``doc_id`` by Elasticsearch (field collapsing, the best chunks of each document as
-``inner_hits``), so ``size`` means documents whatever the length of the documents that
-match. kNN gathers nearest *chunks*, so its ``k`` is widened until it covers ``size``
-distinct documents (or the index runs out of them).
+Users ask for documents, the index holds chunks: each ranked list (BM25 top chunks, kNN
+nearest chunks) is grouped per document and widened until it covers ``size`` distinct
+documents (or the index runs out of them), so ``size`` means documents whatever the length
+of the documents that match.
 
 Elasticsearch's own RRF retriever needs a paid licence, so fusion happens here:
 ``score(d) = Σ_lists 1 / (k + rank_list(d))`` with k = 60 over document ids (chunks within
@@ -34,10 +33,12 @@ RRF_K = 60
 MAX_QUERY_CHARS = 2000
 SECTIONS = ("1", "2A", "2B", "3", "4", "5A", "5B", "5C", "T")
 MAX_SIZE = 100
-# kNN sizing for documents: nearest chunks gathered per wanted document at first, widened
-# (x4) while fewer distinct documents than wanted come back, up to Elasticsearch's limit.
+# Lists are sized for documents: top chunks gathered per wanted document at first, widened
+# (x4) while they cover fewer documents than wanted, up to Elasticsearch's limits.
+BM25_CHUNKS_PER_DOC = 5
 KNN_CHUNKS_PER_DOC = 5
-KNN_MAX_K = 10_000
+MAX_DEPTH = 10_000  # index.max_result_window and kNN's largest k
+KNN_MAX_K = MAX_DEPTH
 KNN_CANDIDATES_FACTOR = 2
 
 
@@ -298,46 +299,45 @@ class Searcher:
         """The top ``size`` documents (fewer only when fewer match), each with its best
         chunks (no text yet).
 
-        BM25 ranks documents with Elasticsearch's field collapsing on ``doc_id`` (the top hit
-        of each group is the document's best chunk; their next best chunks come with the
-        details, from the query restricted to the page's documents: ``inner_hits`` re-ran
-        the whole query once per document and cost ~5x the ranking itself). kNN gathers
-        nearest chunks, grouped per document here, and widens ``k`` while they cover fewer
-        than ``size`` documents."""
+        Each list asks Elasticsearch for top *chunks* and groups them per document here;
+        when the chunks of a few long documents crowd the list and it covers fewer than
+        ``size`` documents, the list is widened (x4) until it does or Elasticsearch returns
+        fewer chunks than asked (none are left). Field collapsing would group in
+        Elasticsearch, but a collapsed query must score every matching chunk (no
+        block-max WAND skipping): 5x slower at 100k chunks."""
         query = _check_query(query)
         filters.validate()
         bodies: dict[str, dict[str, Any]] = {}
-        if mode in ("bm25", "hybrid"):
-            bm25 = bm25_query(query, filters)
-            bodies["bm25"] = {"query": bm25, "size": size, "_source": _SOURCE,
-                              "collapse": {"field": "doc_id"}, "track_total_hits": False}
+        depth = {"bm25": max(size * BM25_CHUNKS_PER_DOC, 50),
+                 "knn": max(size * KNN_CHUNKS_PER_DOC, 50)}
         vector: list[float] = []
-        k = max(size * KNN_CHUNKS_PER_DOC, 50)
+        if mode in ("bm25", "hybrid"):
+            bodies["bm25"] = {"query": bm25_query(query, filters), "size": depth["bm25"],
+                              "_source": _SOURCE, "track_total_hits": False}
         if mode in ("knn", "hybrid"):
             vector = self._vector(query)
-            bodies["knn"] = {"knn": self._knn(vector, k, filters), "size": k,
-                             "_source": _SOURCE}
+            bodies["knn"] = {"knn": self._knn(vector, depth["knn"], filters),
+                             "size": depth["knn"], "_source": _SOURCE}
         responses = self._msearch(bodies)
-        # Nearest chunks may crowd into a few long documents: widen k until they cover
-        # `size` documents or Elasticsearch returns fewer than k chunks (none are left).
-        while "knn" in responses and k < KNN_MAX_K:
-            hits = responses["knn"]["hits"]["hits"]
-            if len(hits) < k or len({h["_source"]["doc_id"] for h in hits}) >= size:
+        while True:
+            short = {name: body for name, body in bodies.items()
+                     if _needs_more(responses[name]["hits"]["hits"], depth[name], size)}
+            if not short:
                 break
-            k = min(k * 4, KNN_MAX_K)
-            bodies["knn"].update(knn=self._knn(vector, k, filters), size=k)
-            responses["knn"] = self._msearch({"knn": bodies["knn"]})["knn"]
+            for name, body in short.items():
+                depth[name] = min(depth[name] * 4, MAX_DEPTH)
+                body["size"] = depth[name]
+                if name == "knn":
+                    body["knn"] = self._knn(vector, depth[name], filters)
+            responses.update(self._msearch(short))
         ranked: dict[str, list[tuple[dict[str, Any], list[ChunkHit]]]] = {}
-        if "bm25" in responses:
-            ranked["bm25"] = [(hit, [_chunk_hit(hit)])
-                              for hit in responses["bm25"]["hits"]["hits"]]
-        if "knn" in responses:
+        for name, response in responses.items():
             groups: dict[str, tuple[dict[str, Any], list[ChunkHit]]] = {}
-            for hit in responses["knn"]["hits"]["hits"]:
+            for hit in response["hits"]["hits"]:
                 doc_id = hit["_source"]["doc_id"]
                 groups.setdefault(doc_id, (hit, []))[1].append(_chunk_hit(hit))
-            ranked["knn"] = [(top, chunks[:chunks_per_doc])
-                             for top, chunks in list(groups.values())[:size]]
+            ranked[name] = [(top, chunks[:chunks_per_doc])
+                            for top, chunks in list(groups.values())[:size]]
         return _documents(ranked, mode, size, chunks_per_doc)
 
     def _details(self, query: str, mode: Mode, filters: Filters,
@@ -417,6 +417,12 @@ class Searcher:
         if details and results:
             self._details(query, mode, filters or Filters(), results, chunks_per_doc)
         return results
+
+
+def _needs_more(hits: list[dict[str, Any]], depth: int, size: int) -> bool:
+    """A full list (more chunks may exist) covering fewer than ``size`` documents."""
+    return (len(hits) >= depth < MAX_DEPTH
+            and len({hit["_source"]["doc_id"] for hit in hits}) < size)
 
 
 def _chunk_hit(hit: dict[str, Any]) -> ChunkHit:
