@@ -252,7 +252,9 @@ def exact_neighbours(matrix: Vectors, queries: Vectors, k: int) -> np.ndarray[An
 
 def bench_index_type(client: Elasticsearch, settings: Settings, kind: str, dims: int,
                      pairs: list[tuple[ParsedDocument, list[Chunk]]], matrix: Vectors,
-                     query_texts: list[str], query_vecs: Vectors) -> dict[str, Any]:
+                     query_vecs: Vectors) -> dict[str, Any]:
+    """Load ``matrix`` into a fresh index of ``kind``, force-merge it; size, bulk throughput
+    and kNN recall@10 against exact neighbours. The index is kept for the latency run."""
     chunks = [c for _, cs in pairs for c in cs]
     by_doc = {doc.id: doc for doc, _ in pairs}
     names = IndexNames(f"bench-{kind.replace('_', '')}-")
@@ -301,27 +303,39 @@ def bench_index_type(client: Elasticsearch, settings: Settings, kind: str, dims:
         found = {int(h["_id"][4:]) for h in hits}
         recalls.append(len(found & set(truth[q].tolist())) / 10)
 
-    # Hybrid latency: boeflow search's code path vs one request with query + knn.
-    searcher = Searcher(client, names, QueryVectors(query_texts, query_vecs))  # type: ignore[arg-type]
-    for q in query_texts[:10]:  # warm up
-        searcher.search(q, "hybrid", Filters(), size=10)
-    ours_ms, base_ms, docs_returned = [], [], []
+    return {"kind": kind, "names": names, "recall@10": statistics.mean(recalls),
+            "size_mb": size / 1e6, "bulk_per_s": len(matrix) / load_s, "merge_s": merge_s}
+
+
+def bench_latency(client: Elasticsearch, rows: list[dict[str, Any]], query_texts: list[str],
+                  query_vecs: Vectors) -> None:
+    """Hybrid latency of boeflow search's code path and of one request with query + knn,
+    for every index type, interleaved query by query so that the load of the (shared)
+    machine falls on all of them alike."""
+    searchers = {row["kind"]: Searcher(client, row["names"], QueryVectors(  # type: ignore[arg-type]
+        query_texts, query_vecs)) for row in rows}
+    for searcher in searchers.values():
+        for q in query_texts[:10]:  # warm up
+            searcher.search(q, "hybrid", Filters(), size=10)
+    times: dict[str, dict[str, list[float]]] = {row["kind"]: {"ours": [], "base": [],
+                                                              "docs": []} for row in rows}
     for q, vec in zip(query_texts, query_vecs, strict=True):
-        t0 = time.perf_counter()
-        results = searcher.search(q, "hybrid", Filters(), size=10)
-        ours_ms.append((time.perf_counter() - t0) * 1000)
-        docs_returned.append(len(results))
-        t0 = time.perf_counter()
-        client.search(index=names.chunks, size=10, query=bm25_query(q, Filters()),
-                      knn={"field": "vector", "query_vector": vec.tolist(), "k": 100,
-                           "num_candidates": 500}, source_includes=["doc_id", "heading"])
-        base_ms.append((time.perf_counter() - t0) * 1000)
-    drop_indices(client, names)
-    return {"kind": kind, "recall@10": statistics.mean(recalls),
-            "ours_p50": pct(ours_ms, 50), "ours_p95": pct(ours_ms, 95),
-            "base_p50": pct(base_ms, 50), "base_p95": pct(base_ms, 95),
-            "size_mb": size / 1e6, "bulk_per_s": len(matrix) / load_s, "merge_s": merge_s,
-            "min_docs": min(docs_returned)}
+        for row in rows:
+            kind = row["kind"]
+            t0 = time.perf_counter()
+            results = searchers[kind].search(q, "hybrid", Filters(), size=10)
+            times[kind]["ours"].append((time.perf_counter() - t0) * 1000)
+            times[kind]["docs"].append(len(results))
+            t0 = time.perf_counter()
+            client.search(index=row["names"].chunks, size=10, query=bm25_query(q, Filters()),
+                          knn={"field": "vector", "query_vector": vec.tolist(), "k": 100,
+                               "num_candidates": 500}, source_includes=["doc_id", "heading"])
+            times[kind]["base"].append((time.perf_counter() - t0) * 1000)
+    for row in rows:
+        measured = times[row["kind"]]
+        row.update(ours_p50=pct(measured["ours"], 50), ours_p95=pct(measured["ours"], 95),
+                   base_p50=pct(measured["base"], 50), base_p95=pct(measured["base"], 95),
+                   min_docs=min(measured["docs"]))
 
 
 def choose(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -376,9 +390,15 @@ def main() -> None:
                    enumerate(chunks[(i * 7) % len(chunks)] for i in range(args.queries))]
     table = []
     for kind in args.index_types.split(","):
-        row = bench_index_type(client, settings, kind, dims, pairs, matrix, query_texts,
-                               query_vecs)
+        row = bench_index_type(client, settings, kind, dims, pairs, matrix, query_vecs)
         table.append(row)
+        print(f"{kind:<10} loaded: recall@10 {row['recall@10']:.3f}  size "
+              f"{row['size_mb']:.0f} MB  bulk {row['bulk_per_s']:.0f} chunks/s  forcemerge "
+              f"{row['merge_s']:.0f} s", flush=True)
+    bench_latency(client, table, query_texts, query_vecs)
+    for row in table:
+        drop_indices(client, row["names"])
+        kind = row["kind"]
         print(f"{kind:<10} recall@10 {row['recall@10']:.3f}  hybrid ours p50 "
               f"{row['ours_p50']:.1f} ms p95 {row['ours_p95']:.1f} ms  single-request p50 "
               f"{row['base_p50']:.1f} ms p95 {row['base_p95']:.1f} ms  size "
