@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from boeflow.cli import (
+    airflow_cmd,
     config_cmd,
     enrich_cmd,
     fetch_cmd,
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(services_cmd.app, name="services")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(airflow_cmd.app, name="airflow")
 # Stage commands register here, one line per module (keep alphabetical):
 enrich_cmd.register(app)
 fetch_cmd.register(app)
