@@ -35,7 +35,8 @@ def boeflow_probe() -> None:
 
         settings = task_settings()
         print(f"elasticsearch at {settings.es_url}")  # the log must show *** for the password
-        print(f"llm key {settings.gen_http_api_key.get_secret_value() if settings.gen_http_api_key else None}")
+        key = settings.gen_http_api_key
+        print(f"llm key {key.get_secret_value() if key else None}")
         return {
             "hostname": get_hostname(),
             "ancestors": _ancestors(),
