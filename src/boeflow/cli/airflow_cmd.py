@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from boeflow.cli.common import err_console, fail
@@ -48,3 +50,17 @@ def status(as_json: bool = JSON) -> None:
     show_statuses(statuses, as_json)
     if not all(s.healthy for s in statuses):
         raise typer.Exit(1)
+
+
+@app.command("secrets")
+def write_secrets(
+    directory: Path = typer.Option(..., "--dir", help="where to write the secret files"),
+) -> None:
+    """Generate (once) the Fernet key, JWT and session secrets and the admin password file
+    for a deployment (the docker compose init job runs this). Prints file names only."""
+    try:
+        paths = af.ensure_deployment_secrets(directory, get_settings().airflow_admin_user)
+    except (ServiceError, OSError) as exc:
+        fail(f"cannot write secrets to {directory}: {exc}")
+    for path in paths:
+        err_console.print(f"{path} (mode 0600)", highlight=False, markup=False)

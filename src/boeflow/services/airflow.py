@@ -133,13 +133,39 @@ def ensure_secrets(layout: AirflowLayout, admin_user: str) -> dict[str, str]:
     if missing:
         values.update(missing)
         _write_private(layout.secrets, json.dumps(values, indent=2) + "\n")
-    passwords = {k: str(v) for k, v in _load_json(layout.password_file).items()}
+    ensure_admin_password(layout.password_file, admin_user)
+    layout.secrets.chmod(0o600)
+    return values
+
+
+def ensure_admin_password(path: Path, admin_user: str) -> None:
+    """Add a generated password for ``admin_user`` to the simple auth manager's password
+    file (JSON, mode 0600) unless it has one. Nothing is printed."""
+    passwords = {k: str(v) for k, v in _load_json(path).items()}
     if not passwords.get(admin_user):
         passwords[admin_user] = secrets.token_urlsafe(18)
-        _write_private(layout.password_file, json.dumps(passwords) + "\n")
-    for path in (layout.secrets, layout.password_file):
+        _write_private(path, json.dumps(passwords) + "\n")
+    path.chmod(0o600)
+
+
+def ensure_deployment_secrets(directory: Path, admin_user: str) -> list[Path]:
+    """For the docker deployment: one 0600 file per secret in ``directory`` (read by
+    Airflow through ``AIRFLOW__..._CMD``), generated once, plus the admin password file."""
+    from cryptography.fernet import Fernet
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in ("fernet_key", "jwt_secret", "secret_key"):
+        path = directory / name
+        if not path.exists() or not path.read_text(encoding="utf-8").strip():
+            value = (Fernet.generate_key().decode("ascii") if name == "fernet_key"
+                     else secrets.token_urlsafe(32))
+            _write_private(path, value)
         path.chmod(0o600)
-    return values
+        written.append(path)
+    password_file = directory / "admin-password.json"
+    ensure_admin_password(password_file, admin_user)
+    return [*written, password_file]
 
 
 def admin_password(settings: Settings) -> str:
