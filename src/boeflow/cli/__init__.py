@@ -6,6 +6,7 @@ import typer
 
 from boeflow.cli import (
     config_cmd,
+    digest_cmd,
     enrich_cmd,
     fetch_cmd,
     models_cmd,
@@ -13,6 +14,7 @@ from boeflow.cli import (
     pipeline_cmd,
     search_cmd,
     services_cmd,
+    state_cmd,
 )
 
 app = typer.Typer(
@@ -25,11 +27,13 @@ app.add_typer(services_cmd.app, name="services")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(config_cmd.app, name="config")
 # Stage commands register here, one line per module (keep alphabetical):
+digest_cmd.register(app)
 enrich_cmd.register(app)
 fetch_cmd.register(app)
 parse_cmd.register(app)
 pipeline_cmd.register(app)
 search_cmd.register(app)
+state_cmd.register(app)
 
 
 def main() -> None:
