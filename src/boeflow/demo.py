@@ -29,8 +29,8 @@ DAYS = (date(2024, 11, 6), date(2024, 11, 13))
 
 
 def main() -> None:
-    from boeflow.daily import fetch_day
     from boeflow.boe.replay import BoeServer
+    from boeflow.daily import fetch_day
     from boeflow.embed import build_embedder
     from boeflow.evaluation import evaluate, load_set
     from boeflow.index.client import get_client, names_for

@@ -112,8 +112,9 @@ def index_digest(client: Elasticsearch, names: IndexNames, digest: Digest,
     existing = client.search(index=names.digests, size=10000, source=False,
                              query={"term": {"digest_id": digest.date.isoformat()}})
     stale = [h["_id"] for h in existing["hits"]["hits"] if h["_id"] not in keep]
-    actions: list[dict[str, Any]] = [{"_op_type": "index", "_index": names.digests, **d}
-                                     for d in docs]
+    actions: list[dict[str, Any]] = [
+        {"_op_type": "index", "_index": names.digests, "_id": d["_id"],
+         "_source": {k: v for k, v in d.items() if k != "_id"}} for d in docs]
     actions += [{"_op_type": "delete", "_index": names.digests, "_id": i} for i in stale]
     helpers.bulk(client, actions, refresh="wait_for")
     return len(docs)

@@ -172,7 +172,7 @@ def record_delivery(conn: Connection, day: date, version: int, channel: str, *,
     conn.execute(
         """INSERT INTO deliveries (day, version, channel, recipients, status, attempts, error,
                subject, sent_at)
-           VALUES (%s, %s, %s, %s, %s, 1, %s, %s, CASE WHEN %s IS NULL THEN now() END)
+           VALUES (%s, %s, %s, %s, %s, 1, %s, %s, CASE WHEN %s::text IS NULL THEN now() END)
            ON CONFLICT (day, version, channel) DO UPDATE SET
                status = EXCLUDED.status, attempts = deliveries.attempts + 1,
                error = EXCLUDED.error, subject = EXCLUDED.subject,
