@@ -37,4 +37,6 @@ state_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    from boeflow.cli.boundary import run
+
+    run(app)
