@@ -20,6 +20,9 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)        # Celery broker
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)    # compose file check
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+# Headless browser for the digest page tests (driven by Selenium through chromedriver).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${need_apt[*]} (run as root or install them)"; exit 1

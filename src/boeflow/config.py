@@ -212,6 +212,26 @@ class Settings(BaseSettings):
         "its own credentials: a non-default PG_PASSWORD, a REDIS_PASSWORD)")
     # --- end of local Airflow deployment settings ---
 
+    # --- Digest, human approval, state and delivery (issue 10) ----------------------------
+    digest_review_timeout_hours: float = Field(
+        48.0, gt=0, description="how long the Airflow approval step waits for a reviewer")
+    digest_publish_on_timeout: bool = Field(
+        False, description="publish unreviewed (marked so) when nobody answers in time; "
+        "default: publish nothing and leave the day pending")
+    digest_watchlists_file: Path | None = Field(
+        None, description="TOML file with [[watchlist]] tables (name, materias, departments, "
+        "rangos, keywords, query, recipients)")
+    digest_recipients: list[str] = Field(
+        default_factory=list, description="addresses that receive every published digest")
+    digest_mail_from: str = Field("boeflow@localhost", description="From: of digest e-mails")
+    digest_smtp_conn_id: str = Field("boeflow_smtp",
+                                     description="Airflow Connection with the SMTP server")
+    digest_site_url: str = Field("https://www.boe.es", description="base of the links to "
+                                 "BOE items in digests (always the real BOE site)")
+    digest_feed_url: str = Field("urn:boeflow:digests", description="id/link of the Atom "
+                                 "feed; set to where digests/feed.xml is served")
+    # --- end digest ---
+
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:
         if self.profile == "smoke":
