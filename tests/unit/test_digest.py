@@ -4,6 +4,8 @@ sample documents parsed by boeflow.parse as their boe-documents records."""
 
 from __future__ import annotations
 
+import re
+
 import json
 from datetime import date
 from pathlib import Path
@@ -24,6 +26,7 @@ from boeflow.digest.build import (
     unknown_ids,
 )
 from boeflow.digest.model import SECTION_ORDER, WATERMARK, Digest, Summary
+from boeflow.digest.mail import digest_mails
 from boeflow.digest.render import render_html, render_json, render_markdown, review_body
 from boeflow.digest.watchlists import Watchlist, load_watchlists, run_watchlists
 from boeflow.parse import parse_file
@@ -230,6 +233,13 @@ def test_review_excludes_edits_and_removes_the_watermark(
     assert "Excluidos por el revisor (1)" in markdown
     assert "corregido por revisora" in markdown and "Resumen (es) corregido por" in html
     assert draft.draft_hash == _nov6(fetched).draft_hash  # stable across builds
+    # The e-mail body: CSS inlined (mail clients drop <style>), no switch, no script.
+    mail = next(iter(digest_mails(final, ["lectores@example.org"], [])))
+    assert "<script" not in mail.html and 'type="radio"' not in mail.html
+    assert "var(--" not in mail.html.split("<body", 1)[1]
+    heading = re.search(r"<h2[^>]*>", mail.html)
+    assert heading and 'style="' in heading.group(0)
+    assert "Reial decret" in mail.html or 'lang="ca-valencia"' in mail.html
 
 
 def test_json_follows_the_published_schema(fetched: dict[str, DayManifest]) -> None:
