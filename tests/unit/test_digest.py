@@ -4,9 +4,8 @@ sample documents parsed by boeflow.parse as their boe-documents records."""
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from boeflow.digest.build import (
     summary_from,
     unknown_ids,
 )
-from boeflow.digest.model import SECTION_ORDER, WATERMARK, Digest, Summary
 from boeflow.digest.mail import digest_mails
+from boeflow.digest.model import SECTION_ORDER, WATERMARK, Digest, Summary
 from boeflow.digest.render import render_html, render_json, render_markdown, review_body
 from boeflow.digest.watchlists import Watchlist, load_watchlists, run_watchlists
 from boeflow.parse import parse_file
