@@ -117,4 +117,6 @@ def test_non_loopback_hosts_are_refused_before_anything_starts(host: str,
     with pytest.raises(ServiceError, match="refusing to start Elasticsearch"):
         es.start(settings)
     assert not (tmp_path / "state").exists()
-    assert es.is_loopback("127.0.0.1") and es.is_loopback("::1") and es.is_loopback("localhost")
+    allowed = settings.model_copy(update={"services_allow_non_loopback": True})
+    with pytest.raises(ServiceError, match="refusing to start Elasticsearch"):
+        es.start(allowed)  # the local Elasticsearch has no security to configure

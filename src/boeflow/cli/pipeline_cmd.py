@@ -16,7 +16,7 @@ def enrich(
 ) -> None:
     """Summarise, translate (es→va) and review every document of fetched days, and store
     the outputs and review flags in boe-documents. Cached: reruns generate nothing."""
-    from boeflow.airflow.tasks import TaskFailed, enrich_day
+    from boeflow.daily import TaskFailed, enrich_day
 
     start = parse_day(day, "--date")
     end = parse_day(to, "--to") if to else start

@@ -18,7 +18,6 @@ needs their exact names (``action.destructive_requires_name``).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import shutil
@@ -42,6 +41,7 @@ from boeflow.services.common import (
     make_traversable,
     port_in_use,
     read_pid,
+    require_loopback,
     tail,
 )
 from boeflow.versions import elastic_version
@@ -102,23 +102,15 @@ def node_layouts(settings: Settings, count: int | None = None) -> list[EsLayout]
             for n in range(1, (count or settings.es_nodes) + 1)]
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
-def check_loopback(layout: EsLayout) -> None:
-    """The managed Elasticsearch runs without security, so it must never listen beyond
-    loopback: refuse any other bind address before anything is installed or started."""
-    if not is_loopback(layout.host):
-        raise ServiceError(
-            f"refusing to start Elasticsearch on {layout.host}: the local service runs "
-            "without security and binds loopback only; use 127.0.0.1 in BOEFLOW_ES_URL, or "
-            "run a secured Elasticsearch yourself and point BOEFLOW_ES_URL at it")
+def check_loopback(layout: EsLayout, settings: Settings) -> None:
+    """The managed Elasticsearch runs without security (the test distribution, no TLS), so
+    it never listens beyond loopback, whatever ``BOEFLOW_SERVICES_ALLOW_NON_LOOPBACK`` says:
+    refused before anything is installed or started."""
+    require_loopback(
+        "Elasticsearch", layout.host, "BOEFLOW_ES_URL",
+        allow_non_loopback=settings.services_allow_non_loopback, secured=False,
+        security_hint="a secured Elasticsearch of your own in BOEFLOW_ES_URL (the local one "
+        "runs without security)")
 
 
 def required_java_major(version: str) -> int:
@@ -294,7 +286,7 @@ def start(settings: Settings) -> ServiceStatus:
     ours that already run. Non-loopback addresses are refused before anything starts."""
     nodes = node_layouts(settings)
     for layout in nodes:
-        check_loopback(layout)
+        check_loopback(layout, settings)
     layout = nodes[0]
     current = status(settings)
     running = [read_pid(n.pidfile) is not None for n in nodes]
