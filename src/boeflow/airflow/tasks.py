@@ -66,50 +66,8 @@ def index_day(day: str, settings: Settings | None = None) -> dict[str, Any]:
 
 
 def enrich_day(day: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Summarise, translate (es→va) and review every fetched document of ``day``, and store
-    the outputs and review flags on its ``boe-documents`` record. Cached: a rerun of a
-    finished day generates nothing. One failing document never fails the day."""
-    from boeflow.enrich.service import summarize, translate_fields
-    from boeflow.index.client import get_client, names_for
-    from boeflow.index.indexer import enrichment_fields, update_document
-    from boeflow.pipeline import fetched_day_files
+    """Summarise, translate (es→va) and review every fetched document of ``day`` (see
+    ``boeflow.enrich.day.enrich_day``)."""
+    from boeflow.enrich.day import enrich_day as run
 
-    settings = settings or get_settings()
-    client = get_client(settings)
-    names = names_for(settings)
-    when = date.fromisoformat(day)
-    done: list[str] = []
-    attention: list[str] = []
-    failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        files = fetched_day_files(settings, when, when, Path(workdir))
-        for path in files:
-            try:
-                doc, record = summarize(settings, str(path))
-                summary = record.summary.model_dump() if record.summary else None
-                fields = [("titulo", doc.title)]
-                if summary:
-                    fields.append(("resumen", summary["resumen"]))
-                translation = translate_fields(settings, doc.id, fields, "va", source="es")
-                translated = {s.field: s.text for s in translation.segments}
-                reasons = [*(record.review.reasons if record.review else []),
-                           *(f"traducción: {r}" for r in (translation.review.reasons
-                                                          if translation.review else []))]
-                needs = bool((record.review and record.review.needs_attention)
-                             or (translation.review and translation.review.needs_attention))
-                update = enrichment_fields(summary, record.status, translated.get("titulo"),
-                                           translated.get("resumen"), needs, reasons)
-                if not update_document(client, names, doc.id, update):
-                    failed[doc.id] = "not indexed: run the index task first"
-                    continue
-            except Exception as exc:  # one document must not fail the day
-                failed[path.stem] = f"{type(exc).__name__}: {exc}"[:300]
-                continue
-            done.append(doc.id)
-            if update["needs_attention"]:
-                attention.append(doc.id)
-    client.indices.refresh(index=names.documents)
-    if failed and not done:
-        raise TaskFailed(f"{day}: every document failed to enrich: {failed}")
-    return {"day": day, "enriched": done, "needs_attention": attention, "failed": failed,
-            "smoke": settings.is_smoke}
+    return run(day, settings or get_settings())
