@@ -99,6 +99,7 @@ class Summarizer:
                     "map": s.summary_map_max_new_tokens, "repairs": s.summary_max_repairs,
                     "context": self.backend.context_length, "sample": s.gen_do_sample,
                     "structured": s.gen_structured,
+                    "repetition_penalty": s.gen_repetition_penalty,
                     "resumen": [s.summary_resumen_max_chars, s.summary_short_resumen_max_chars]})
 
     def _generation_key(self, messages: list[Message], params: GenerationParams) -> str:
