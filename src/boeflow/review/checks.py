@@ -133,7 +133,21 @@ def check_language(text: str, expected: Language, name: str = "idioma") -> Check
 
 _WORD = re.compile(r"[^\W\d_]{3,}")
 # Words a Spanish summary may use that its source need not contain.
-COMMON_WORDS = frozenset(fold(w) for w in ["#", "noqa:", "SIM905", "-", "a", "readable", "word", "list", "que", "los", "las", "del", "por", "para", "con", "una", "uno", "unos", "unas", "sus", "este", "esta", "estos", "estas", "ese", "esa", "eso", "como", "más", "menos", "entre", "sobre", "desde", "hasta", "según", "sin", "tras", "ante", "bajo", "cada", "todo", "toda", "todos", "todas", "otro", "otra", "otros", "otras", "ser", "son", "está", "están", "han", "hay", "puede", "pueden", "debe", "deben", "será", "serán", "sido", "tiene", "tienen", "también", "así", "cual", "cuales", "cuando", "donde", "quien", "quienes", "muy", "pero", "aunque", "porque", "mismo", "misma", "dicho", "dicha", "además", "norma", "normas", "documento", "disposición", "resolución", "orden", "texto", "establece", "establecen", "regula", "regulan", "aprueba", "aprueban", "modifica", "modifican", "deroga", "derogan", "publica", "publican", "anuncia", "anuncian", "convoca", "convocan", "fija", "fijan", "determina", "determinan", "dispone", "disponen", "prevé", "prevén", "recoge", "recogen", "afecta", "afectan", "aplica", "aplican", "destinatarios", "personas", "entidades", "ciudadanos", "plazo", "plazos", "fecha", "fechas", "vigor", "entrada", "consta", "publicación", "boletín", "oficial", "estado", "día", "días", "mes", "meses", "año", "años", "siguiente", "siguientes", "resumen", "punto", "puntos", "clave", "medidas", "ayudas", "requisitos", "solicitud", "solicitudes", "procedimiento", "efectos", "general", "generales", "nueva", "nuevo", "nuevas", "nuevos"])
+_COMMON = (
+    "que los las del por para con una uno unos unas sus este esta estos estas ese esa eso "
+    "como más menos entre sobre desde hasta según sin tras ante bajo cada todo toda todos "
+    "todas otro otra otros otras ser son está están han hay puede pueden debe deben será "
+    "serán sido tiene tienen también así cual cuales cuando donde quien quienes muy pero "
+    "aunque porque mismo misma dicho dicha además norma normas documento disposición "
+    "resolución orden texto establece establecen regula regulan aprueba aprueban modifica "
+    "modifican deroga derogan publica publican anuncia anuncian convoca convocan fija fijan "
+    "determina determinan dispone disponen prevé prevén recoge recogen afecta afectan "
+    "aplica aplican destinatarios personas entidades ciudadanos plazo plazos fecha fechas "
+    "vigor entrada consta publicación boletín oficial estado día días mes meses año años "
+    "siguiente siguientes resumen punto puntos clave medidas ayudas requisitos solicitud "
+    "solicitudes procedimiento efectos general generales nueva nuevo nuevas nuevos "
+)
+COMMON_WORDS = frozenset(fold(w) for w in _COMMON.split())
 MIN_KNOWN_SHARE = 0.6
 MIN_WORDS_FOR_VOCABULARY = 6
 
