@@ -86,8 +86,36 @@ def check_faithfulness(output_text: str, source_text: str, *, require_complete: 
             else:
                 reasons.append(f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} de la fuente "
                                "falta en la salida")
+    if not require_complete:
+        for phrase in added_negations(output_text, index.text_folded or source_text):
+            total += 1
+            reasons.append(f"negación {_quote(phrase)} que la fuente no contiene")
     score = supported / total if total else 1.0
     return CheckResult(name=name, score=score, flagged=bool(reasons), reasons=reasons)
+
+
+_NEGATION = re.compile(r"\b(no|nunca|jam[aá]s)\s+((?:se|le|les|lo|la|los|las)\s+)?([^\W\d_]+)",
+                       re.IGNORECASE)
+
+
+# Negations the summary prompt itself prescribes ("No consta" when the text is silent).
+PRESCRIBED_NEGATIONS = frozenset({"no consta"})
+
+
+def added_negations(output_text: str, source_text: str) -> list[str]:
+    """Negated phrases of the output ("no se establece") whose affirmative form is in the
+    source and whose negated form is not: a negation the summary added."""
+    source = " ".join(fold(source_text).split())
+    found = []
+    for match in _NEGATION.finditer(output_text):
+        clitic = (match.group(2) or "").strip()
+        phrase = fold(f"{clitic} {match.group(3)}".strip())
+        negated = fold(f"{match.group(1)} {phrase}")
+        if negated in PRESCRIBED_NEGATIONS:
+            continue
+        if re.search(rf"\b{re.escape(phrase)}\b", source) and negated not in source:
+            found.append(match.group(0))
+    return found
 
 
 # --- language -----------------------------------------------------------------------------

@@ -87,9 +87,6 @@ AMOUNT = re.compile(
     re.IGNORECASE,
 )
 NUMBER = re.compile(r"(?<![\w])\d+(?:[.,]\d+)*")
-# "15 %", "15 por ciento", "15 por 100" (BOE style), "15 per cent".
-PERCENT = re.compile(rf"(?<![\w.,])({_NUMBER_BODY})\s*(?:%|por\s+cien(?:to)?\b|por\s+100\b|"
-                     r"per\s+cent\b)", re.IGNORECASE)
 # "artículo 14", "art. 3.2", "artículos 28.3", "article 85 bis".
 ARTICLE = re.compile(r"\b(?:art[ií]culos?|articles?|arts?\.)\s+(\d+(?:\.\d+)?"
                      r"(?:\s+(?:bis|ter|quater|quinquies))?)\b", re.IGNORECASE)
@@ -99,7 +96,8 @@ NUMBER_WORDS: dict[str, int] = {
     "siete": 7, "ocho": 8, "nueve": 9, "diez": 10, "once": 11, "doce": 12, "trece": 13,
     "catorce": 14, "quince": 15, "dieciséis": 16, "veinte": 20, "veinticinco": 25,
     "treinta": 30, "cuarenta": 40, "cuarenta y cinco": 45, "cincuenta": 50, "sesenta": 60,
-    "noventa": 90, "cien": 100, "ciento veinte": 120, "ciento ochenta": 180,
+    "setenta": 70, "ochenta": 80, "noventa": 90, "cien": 100, "ciento veinte": 120,
+    "ciento ochenta": 180,
     # Valencian
     "u": 1, "dues": 2, "quatre": 4, "cinc": 5, "sis": 6, "set": 7, "huit": 8, "vuit": 8,
     "nou": 9, "deu": 10, "onze": 11, "dotze": 12, "tretze": 13, "catorze": 14, "quinze": 15,
@@ -117,6 +115,9 @@ DEADLINE = re.compile(
     rf"(?<![\w])(\d+|{_WORD_ALT})\s+({'|'.join(sorted(_UNITS, key=len, reverse=True))})\b"
     rf"(?:\s+({'|'.join(sorted(_QUALIFIERS, key=len, reverse=True))})\b)?",
     re.IGNORECASE)
+# "15 %", "15 por ciento", "15 por 100" (BOE style), "diez por ciento", "15 per cent".
+PERCENT = re.compile(rf"(?<![\w.,])({_NUMBER_BODY}|{_WORD_ALT})\s*(?:%|por\s+cien(?:to)?\b|"
+                     r"por\s+100\b|per\s+cent\b)", re.IGNORECASE)
 _ORG_HEADS = (r"Ministerio|Ministeri|Consejer[ií]a|Conselleria|Secretar[ií]a\s+de\s+Estado|"
               r"Secretaria\s+d['’]Estat|Secretar[ií]a\s+General|Subsecretar[ií]a|"
               r"Direcci[oó]n\s+General|Direcci[oó]\s+General|Universidad|Universitat|"
@@ -127,9 +128,9 @@ _ORG_WORD = r"[A-ZÁÉÍÓÚÑÇÀÈÒ][\wÁÉÍÓÚÑÇÀÈÒáéíóúñçàè
 # "y"/"i" join two parts of one name only before "de" ("Digital y de la Función Pública");
 # "Ministerio del Interior y la Universidad …" is two organisations.
 _ORG_LINK = r"(?:(?:y|e|i)\s+(?:de|del|d['’])|de|del|d['’]|dels|para|per|a|la|el|les|los|las)"
-ORGANISM = re.compile(
-    rf"\b(?:{_ORG_HEADS})(?:\s*{_ORG_LINK}(?:(?<=['’])|(?![\w])))*\s*{_ORG_WORD}"
-    rf"(?:(?:\s*{_ORG_LINK}(?:(?<=['’])|(?![\w])))*\s+{_ORG_WORD})*")
+ORGANISM = re.compile(  # within one line: fields are joined with newlines
+    rf"\b(?:{_ORG_HEADS})(?:[ \t]*{_ORG_LINK}(?:(?<=['’])|(?![\w])))*[ \t]*{_ORG_WORD}"
+    rf"(?:(?:[ \t]*{_ORG_LINK}(?:(?<=['’])|(?![\w])))*[ \t]+{_ORG_WORD})*")
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,9 @@ def extract_facts(text: str, kinds: Iterable[FactKind] | None = None) -> list[Fa
         amount_spans.append(m.span())
     for m in PERCENT.finditer(text):
         if not _overlaps(m.span(), amount_spans):
-            add("percent", normalise_number(m.group(1)) + "%", m)
+            raw = m.group(1).lower()
+            value = str(NUMBER_WORDS[raw]) if raw in NUMBER_WORDS else normalise_number(raw)
+            add("percent", value + "%", m)
             amount_spans.append(m.span())
     for m in ARTICLE.finditer(text):
         add("article", " ".join(m.group(1).lower().split()), m)
