@@ -13,6 +13,7 @@ from rich.console import Console
 
 from boeflow.cli.common import err_console, fail, parse_day, print_json
 from boeflow.config import get_settings
+from boeflow.enrich.cache import EnrichStoreError
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.models.loading import ModelSetupError
 from boeflow.review.model import ReviewResult
@@ -83,7 +84,7 @@ def summarize(
     settings = get_settings()
     try:
         _, record = run(settings, ref, force=force)
-    except (FileNotFoundError, ModelSetupError) as exc:
+    except (FileNotFoundError, ModelSetupError, EnrichStoreError) as exc:
         fail(str(exc))
     except ValueError as exc:
         fail(f"cannot summarise {ref}", str(exc))
@@ -130,7 +131,7 @@ def translate(
         record = translate_fields(settings, doc_id, fields, "va" if to == "va" else "es",
                                   source=None if from_ is None else
                                   ("va" if from_ == "va" else "es"), force=force)
-    except (ValueError, ModelSetupError, OSError) as exc:
+    except (ValueError, ModelSetupError, OSError, EnrichStoreError) as exc:
         fail(str(exc))
     if as_json:
         print_json(record.model_dump(mode="json"))
@@ -150,7 +151,7 @@ def review(
     settings = get_settings()
     try:
         records = review_stored(settings, doc_id)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, EnrichStoreError) as exc:
         fail(str(exc))
     if not records:
         fail(f"no stored summary or translation for {doc_id}",
@@ -243,7 +244,43 @@ def _print_enrich_table(results: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def eval_review(
+    set_file: Path | None = typer.Option(None, "--set", help="JSONL {doc, summary, faithful, "
+                                         "perturbation}; default: the shipped set."),
+    as_json: bool = typer.Option(False, "--json", help="Every case and the totals as JSON."),
+) -> None:
+    """Faithfulness evaluation of the automatic review: recall per perturbation type on
+    unfaithful summaries, false-positive rate on faithful ones."""
+    from rich.table import Table
+
+    from boeflow.review.evaluation import SHIPPED_SET, SetError, evaluate, load_cases
+
+    settings = get_settings()
+    path = set_file or SHIPPED_SET
+    try:
+        cases = load_cases(path)
+        report = evaluate(cases, settings)
+    except (SetError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(report.as_dict())
+        return
+    table = Table("perturbation", "cases", "flagged", "rate", title=f"review evaluation: {path}",
+                  title_justify="left")
+    for name, row in report.by_perturbation().items():
+        rate = row["flagged"] / row["n"] if row["n"] else 0.0
+        label = "recall" if name != "none" else "false positives"
+        table.add_row(name, str(row["n"]), str(row["flagged"]), f"{rate:.3f} ({label})")
+    out.print(table)
+    faithful = sum(1 for c in report.cases if c["faithful"])
+    out.print(f"false-positive rate on {faithful} faithful summaries: "
+              f"{report.false_positive_rate():.3f}")
+
+
 def register(app: typer.Typer) -> None:
+    from boeflow.cli.search_cmd import eval_app  # the `boeflow eval` group
+
+    eval_app.command("review")(eval_review)
     app.command("summarize")(summarize)
     app.command("translate")(translate)
     app.command("review")(review)

@@ -237,7 +237,7 @@ def _texts(summary: dict[str, Any]) -> Iterable[tuple[str, int | None, str]]:
 
 
 def _replace(summary: dict[str, Any], name: str, index: int | None, text: str) -> dict[str, Any]:
-    copy = json.loads(json.dumps(summary))
+    copy: dict[str, Any] = json.loads(json.dumps(summary))
     if index is None:
         copy[name] = text
     else:

@@ -15,8 +15,9 @@ Then, per sentence, more than keywords: cues of five kinds are counted — an ov
 ("ignora", "olvida", "haz caso omiso", "pasa por alto", "disregard"), what it targets
 ("instrucciones", "lo anterior", "tu tarea", "system prompt"), words addressing the model
 ("eres un modelo", "asistente", "IA", "quien resuma este texto"), output control
-("responde solo", "en lugar de resumir", "no resumas", "revela el prompt") and a role change
-("a partir de ahora", "actúa como", "nuevas instrucciones") — and a sentence is flagged when
+("responde solo", "en lugar de resumir", "no resumas", "revela el prompt"), a role change
+("a partir de ahora", "actúa como", "nuevas instrucciones") and the familiar second person
+("tus", "eres", "limítate"), which the BOE never uses — and a sentence is flagged when
 an override verb meets its target or when cues of two different kinds meet (besides a few
 unambiguous patterns: chat-template tokens, a forged ``</documento>``). BOE prose that says
 "se dictan instrucciones" or "actúa como órgano de contratación" has one kind of cue only.
@@ -43,7 +44,7 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
                        "$": "s"})
 _SPELLED = re.compile(r"\b(?:[a-zñç][ .\-_*·]){3,}[a-zñç]\b")
 _MIXED_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$])[\w@$]{3,}\b")
-_SENTENCE = re.compile(r"(?<=[.!?;:\n])\s+|\n+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def normalise(text: str) -> str:
@@ -96,7 +97,7 @@ OUTPUT = _alt(
     r"(?:en lugar de|en vez de|instead of|en comptes de|en lloc de) (?:resumir|summari[sz]ing|"
     r"hacer el resumen|fer el resum)", r"no (?:resumas|resumais|resumeixes|resumisques)",
     r"(?:do not|don't) summari[sz]e",
-    r"(?:revela|muestra|imprime|reveal|print|show|mostra) (?:tu |el |your |the |les )?"
+    r"(?:revela|muestra|imprime|reveal|print|show|mostra) (?:tu |tus |el |your |the |les )?"
     r"(?:prompt|instrucciones|instructions|system|instruccions)",
     r"(?:escribe|write|escriu|redacta) (?:un |a )?(?:poema|poem|cancion|song|chiste|joke)",
     r"(?:la |the )?(?:contrasena|password|api key|clave secreta)",
@@ -111,9 +112,14 @@ ROLE = _alt(
     r"(?:modo|mode) (?:desarrollador|developer|dios|god)", r"jailbreak", r"tu nuevo rol",
     r"your new role", r"olvida quien eres", r"role ?play")
 
+# The BOE never speaks to its reader in the familiar second person ("tú").
+SECOND_PERSON = _alt(r"tus", r"eres", r"te (?:han|hayan|dieron|pido|ordeno)", r"limitate",
+                     r"asegurate", r"tu (?:tarea|mision|rol|papel|respuesta|resumen|trabajo)",
+                     r"ets", r"les teues", r"you(?:r)?")
+
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("override", OVERRIDE), ("target", TARGET), ("address", ADDRESS), ("output", OUTPUT),
-    ("role", ROLE))
+    ("role", ROLE), ("second_person", SECOND_PERSON))
 NEAR_WORDS = 8  # an override verb and its target within this many words
 
 
