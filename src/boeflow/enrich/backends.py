@@ -273,6 +273,8 @@ class HttpBackend(_TokenizerMixin):
         self.api_key = (settings.gen_http_api_key.get_secret_value()
                         if settings.gen_http_api_key else None)
         self.generate_calls = 0
+        # httpx event hooks ({"request": [...], "response": [...]}), e.g. for tracing.
+        self.event_hooks: dict[str, list[Any]] = {}
 
     def _payload(self, messages: list[Message], params: GenerationParams) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.served_model, "messages": messages,
@@ -318,7 +320,7 @@ class HttpBackend(_TokenizerMixin):
         semaphore = asyncio.Semaphore(self.concurrency)
         timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
         async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                     headers=headers) as client:
+                                     headers=headers, event_hooks=self.event_hooks) as client:
             return list(await asyncio.gather(*(
                 self._one(client, semaphore, m, n, params) for m, n in zip(prompts, lengths,
                                                                           strict=True))))
