@@ -28,7 +28,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
+
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 from boeflow.parse.structure import BLOCK_SEPARATOR, STRUCTURAL_KINDS
 from boeflow.textnorm import fold
 from boeflow.types import Chunk, ParsedDocument, Unit
@@ -76,7 +79,8 @@ class TokenCounter:
             backend.no_padding()
         self.backend = backend
         self.special_tokens = self.exact_count([""])[0]
-        self._word_tokens: dict[str, int] = {}
+        # Bounded LRU: a long backfill meets millions of distinct words (numbers, names).
+        self._word_tokens: LRUCache[str, int] = LRUCache(maxsize=self._CACHE_LIMIT)
         self.additive = False
         if backend is not None:
             self.additive = True
@@ -91,35 +95,46 @@ class TokenCounter:
         encoded = self.tokenizer(list(texts), add_special_tokens=True, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def _words(self, texts: Sequence[str]) -> list[list[str]]:
+    def _words(self, texts: Sequence[str]) -> tuple[list[list[str]], dict[str, int]]:
+        """The words of each text and the token count of every one of them.
+
+        Counts come back in a dict of this call's own, so the shared cache may evict
+        anything (even words of this call, when it meets more new words than it holds)."""
         split = [text.split() for text in texts]
         cache = self._word_tokens
-        missing = list({w for words in split for w in words if w not in cache})
+        counts: dict[str, int] = {}
+        missing: list[str] = []
+        for words in split:
+            for word in words:
+                if word in counts:
+                    continue
+                known = cache.get(word)
+                counts[word] = -1 if known is None else known
+                if known is None:
+                    missing.append(word)
         if missing:
             assert self.backend is not None  # additive mode is only enabled with a backend
-            if len(cache) + len(missing) > self._CACHE_LIMIT:
-                cache.clear()
             encoded = self.backend.encode_batch(missing, add_special_tokens=False)
-            cache.update(zip(missing, (len(e.ids) for e in encoded), strict=True))
-        return split
+            for word, encoding in zip(missing, encoded, strict=True):
+                counts[word] = cache[word] = len(encoding.ids)
+        return split, counts
 
     def count(self, texts: Sequence[str]) -> list[int]:
         if not self.additive:
             return self.exact_count(texts)
-        cache = self._word_tokens
-        return [self.special_tokens + sum(cache[w] for w in words)
-                for words in self._words(texts)]
+        split, counts = self._words(texts)
+        return [self.special_tokens + sum(counts[w] for w in words) for words in split]
 
     def tail_start(self, text: str, tokens: int) -> int | None:
         """Offset of the first word of the longest ending of ``text`` that has at most
         ``tokens`` tokens (None when that would be all of it or nothing)."""
         if self.additive:
             matches = list(re.finditer(r"\S+", text))
-            self._words([text])
+            _, counts = self._words([text])
             used = 0
             start: int | None = None
             for match in reversed(matches[1:]):
-                used += self._word_tokens[match.group(0)]
+                used += counts[match.group(0)]
                 if used > tokens:
                     break
                 start = match.start()
@@ -152,9 +167,17 @@ def load_tokenizer(settings: Settings) -> Any:
     from transformers import AutoTokenizer
 
     ref = settings.embed_model
+    if settings.is_smoke and not Path(ref).is_dir():
+        raise BoeflowError(f"smoke models not found in {settings.smoke_models_dir} "
+                           "(BOEFLOW_SMOKE_MODELS_DIR): build them with `boeflow models smoke`")
     local_only = settings.hf_offline or Path(ref).is_dir()
-    return AutoTokenizer.from_pretrained(ref, revision=settings.embed_revision,
-                                         local_files_only=local_only)
+    try:
+        return AutoTokenizer.from_pretrained(ref, revision=settings.embed_revision,
+                                             local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BoeflowError(f"cannot load the tokenizer of {ref} (BOEFLOW_EMBED_MODEL): "
+                           f"{first[:200]}") from exc
 
 
 def default_max_tokens(settings: Settings) -> int:

@@ -109,11 +109,19 @@ class Settings(BaseSettings):
                                   "(global for the process); 0 lifts the limit (tests only)")
     boe_connect_timeout: float = Field(10.0, gt=0, description="seconds")
     boe_read_timeout: float = Field(30.0, gt=0, description="seconds between bytes")
-    boe_request_deadline: float = Field(300.0, gt=0, description="seconds for a whole response")
+    boe_request_deadline: float = Field(300.0, gt=0, description="seconds for a whole request: "
+                                        "connect, redirects, headers and body")
     boe_max_attempts: int = Field(5, ge=1, description="tries per URL on retriable faults")
     boe_backoff_initial: float = Field(1.0, ge=0, description="first retry wait, seconds")
     boe_backoff_max: float = Field(60.0, ge=0, description="longest retry wait, seconds")
-    boe_retry_after_max: float = Field(300.0, ge=0, description="cap on a 429 Retry-After")
+    boe_retry_after_max: float = Field(120.0, ge=0, description="cap on a 429/503 Retry-After, "
+                                       "seconds")
+    boe_url_budget: float = Field(900.0, gt=0, description="seconds spent on one URL across "
+                                  "all its attempts and waits")
+    boe_max_redirects: int = Field(3, ge=0, le=10, description="redirect hops per request, each "
+                                   "kept on the BOE base URL's origin")
+    boe_max_items_per_sumario: int = Field(20_000, gt=0, description="a sumario listing more "
+                                           "items is refused (a busy day has ~1,000)")
     boe_max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="size cap per download")
     boe_formats: list[Literal["xml", "html", "pdf"]] = Field(
         ["xml"], description="representations fetched per item (pydantic copies the default)")
@@ -123,6 +131,16 @@ class Settings(BaseSettings):
     boe_manifest_checkpoint: float = Field(2.0, ge=0, description="seconds between manifest "
                                            "checkpoints during a day")
     # --- end BOE fetching ------------------------------------------------------------------
+
+    # --- Parsing bounds (issue 9: hostile or broken inputs) -----------------------------------
+    parse_max_bytes: int = Field(100 * 1024 * 1024, gt=0, description="largest input file "
+                                 "parsed, bytes (the biggest BOE item is a few MB)")
+    parse_max_depth: int = Field(200, ge=16, description="deepest element nesting accepted in "
+                                 "HTML (XML: libxml2's own limit of 256)")
+    parse_max_table_cells: int = Field(200_000, gt=0, description="cells of one table after "
+                                       "expanding colspan/rowspan")
+    parse_max_span: int = Field(1000, gt=0, description="largest colspan/rowspan honoured "
+                                "(and never more than the table's own size)")
 
     # Models: id on the Hugging Face hub or a local directory; revision pins a commit.
     embed_model: str = PRODUCTION_EMBEDDER

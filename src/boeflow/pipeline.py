@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from boeflow.boe.ids import is_boe_id
 from boeflow.config import Settings
 from boeflow.embed import Embedder, build_embedder
 from boeflow.index.client import get_client, names_for, setup_indices
@@ -50,8 +51,8 @@ def fetched_day_files(settings: Settings, start: date, end: date, workdir: Path)
             for name in sorted(store.fs.ls(store.path(items), detail=False)):
                 base = str(name).rsplit("/", 1)[-1]
                 stem, _, suffix = base.rpartition(".")
-                if ".part-" in base or suffix not in _SOURCE_PREFERENCE:
-                    continue
+                if ".part-" in base or suffix not in _SOURCE_PREFERENCE or not is_boe_id(stem):
+                    continue  # temporaries, and anything fetch would never have written
                 current_best = best.get(stem)
                 if current_best is None or _SOURCE_PREFERENCE[suffix] < _SOURCE_PREFERENCE[
                         current_best.rpartition(".")[2]]:

@@ -42,6 +42,13 @@ class Filters:
     materia: str | None = None
 
     def validate(self) -> None:
+        for name in ("department", "rango", "materia"):
+            value = getattr(self, name)
+            if value is not None and not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise SearchInputError(f"--{name} is not valid UTF-8 text") from None
         unknown = [s for s in self.sections if s not in SECTIONS]
         if unknown:
             raise SearchInputError(f"unknown section {', '.join(unknown)}; "
@@ -119,6 +126,10 @@ def rrf_fuse(ranked_lists: dict[str, Sequence[str]], k: int = RRF_K) -> list[tup
 
 def _check_query(query: str) -> str:
     cleaned = " ".join(query.split())
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: argv bytes that were not UTF-8
+        raise SearchInputError("the query is not valid UTF-8 text") from None
     if not cleaned:
         raise SearchInputError("empty query: give some words to search for")
     if len(cleaned) > MAX_QUERY_CHARS:

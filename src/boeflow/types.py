@@ -56,6 +56,9 @@ class ParsedDocument(BaseModel):
     language: str = "es"
     units: list[Unit] = Field(default_factory=list)
     text: str = Field("", description="the document text; units' offsets point into it")
+    # Left out of dumps when empty, so documents without anomalies keep their content hash.
+    warnings: list[str] = Field(default_factory=list, exclude_if=lambda value: not value,
+                                description="anomalies repaired while parsing (e.g. encoding)")
 
 
 class Chunk(BaseModel):

@@ -15,8 +15,9 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from boeflow.boe.ids import BOE_ID as BOE_ID  # re-exported for older imports
+
 BOE_SITE = "https://www.boe.es"
-BOE_ID = re.compile(r"BOE-[A-Z]-\d{4}-\d+")
 
 Direction = Literal["anterior", "posterior"]
 Relation = Literal["corrige", "corregido_por", "modifica", "modificado_por", "deroga",

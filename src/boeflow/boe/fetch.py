@@ -22,6 +22,7 @@ from lxml import etree
 
 from boeflow.boe.document import BOE_SITE, parse_document_meta
 from boeflow.boe.http import BoeClient, Fetched, FetchError, Kind, NotFound, check_well_formed
+from boeflow.boe.ids import is_boe_id, shown
 from boeflow.boe.manifest import (
     MANIFEST_NAME,
     DayManifest,
@@ -30,7 +31,7 @@ from boeflow.boe.manifest import (
     Representation,
     SumarioRecord,
 )
-from boeflow.boe.store import RawStore, day_prefix
+from boeflow.boe.store import RawStore, StoreFull, StoreKeyError, day_prefix
 from boeflow.boe.sumario import (
     NoPublication,
     Sumario,
@@ -63,6 +64,7 @@ class FetchOptions:
     legacy_fallback: bool = True
     force: bool = False
     checkpoint_seconds: float = 2.0
+    max_items: int = 20_000
 
     @classmethod
     def from_settings(cls, settings: Settings, *, sections: list[str] | None = None,
@@ -73,7 +75,8 @@ class FetchOptions:
         return cls(sections=sections, formats=list(formats or settings.boe_formats),
                    sumario_format=sumario_format or settings.boe_sumario_format,
                    legacy_fallback=settings.boe_legacy_fallback, force=force,
-                   checkpoint_seconds=settings.boe_manifest_checkpoint)
+                   checkpoint_seconds=settings.boe_manifest_checkpoint,
+                   max_items=settings.boe_max_items_per_sumario)
 
 
 @dataclass
@@ -142,6 +145,34 @@ def describe_document(item_id: str, data: bytes) -> _DocumentInfo:
         corrects=meta.corrects, modifies=meta.modifies, empty_text=empty)
 
 
+def describe_pdf(boe_id: str, data: bytes) -> None:
+    """Check a PDF opens and is the document asked for.
+
+    BOE PDFs carry their id in ``/Subject``; a PDF naming another BOE id is refused, and so
+    is one that names none and does not mention the id on its first page (old scans).
+    """
+    import pymupdf
+
+    try:
+        document = pymupdf.open(stream=data, filetype="pdf")
+    except Exception as exc:  # PyMuPDF raises several types for damaged files
+        raise FetchError(f"corrupt PDF ({exc})") from exc
+    with document:
+        if document.page_count == 0:
+            raise FetchError("truncated or corrupt PDF (no readable page)")
+        subject = ((document.metadata or {}).get("subject") or "").strip()
+        if subject == boe_id:
+            return
+        if is_boe_id(subject):
+            raise FetchError(f"the server returned the PDF of {subject} instead")
+        try:
+            first_page = document[0].get_text()[:20_000]
+        except Exception as exc:
+            raise FetchError(f"corrupt PDF ({exc})") from exc
+        if boe_id not in first_page:
+            raise FetchError(f"the PDF does not name {boe_id} (neither /Subject nor page 1)")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -180,13 +211,24 @@ class Fetcher:
         summary.sumario_ids = manifest.sumario.sumario_ids
         self._fetch_sumario_pdfs(sumario, prefix, previous, manifest, summary)
 
-        selected = sumario.select(self.options.sections)
+        if len(sumario.items) > self.options.max_items:
+            message = (f"sumario {day} lists {len(sumario.items)} items, over the limit of "
+                       f"{self.options.max_items} (BOEFLOW_BOE_MAX_ITEMS_PER_SUMARIO)")
+            manifest.status, manifest.error = "error", message
+            summary.status, summary.error = "error", message
+            self._write_manifest(prefix, manifest, complete=True)
+            return summary
+        selected, duplicates = unique_items(sumario.select(self.options.sections))
+        if duplicates:
+            manifest.warnings.append(
+                f"the sumario lists {', '.join(shown(d) for d in duplicates[:20])} more than "
+                "once; each is fetched and recorded once")
         summary.items = len(selected)
         if self.progress:
             self.progress.add_items(len(selected))
         previous_rows = {row.id: row for row in previous.items} if previous else {}
         rows: dict[str, ItemRecord] = dict(previous_rows)
-        order = [item.id for item in sumario.items]
+        order = list(dict.fromkeys(item.id for item in sumario.items))
         last_checkpoint = time.monotonic()
         for item in selected:
             rows[item.id] = self._fetch_item(item, prefix, previous_rows.get(item.id), summary)
@@ -281,6 +323,13 @@ class Fetcher:
             if not diario.url_pdf:
                 continue
             name = diario.sumario_id or f"sumario-{diario.number}"
+            if not is_boe_id(name):
+                manifest.sumario.pdfs.append(FileRecord(
+                    representation="pdf", url=diario.url_pdf, fetched_at=_now(),
+                    error=f"sumario PDF of diario {shown(diario.number)}: {shown(name)} is not "
+                          "a BOE identifier; nothing fetched or stored"))
+                summary.count("failed")
+                continue
             record, outcome, _ = self._fetch_file(
                 name, "pdf", diario.url_pdf, diario.pdf_size, f"{prefix}/{name}.pdf",
                 prior.get(diario.url_pdf), item_document=False)
@@ -292,6 +341,15 @@ class Fetcher:
     def _fetch_item(self, item: SumarioItem, prefix: str, previous: ItemRecord | None,
                     summary: DaySummary) -> ItemRecord:
         row = item_record(item)
+        if not is_boe_id(item.id):
+            # The id would become a file name: refuse it before any I/O.
+            for representation in self.options.formats:
+                row.files[representation] = FileRecord(
+                    representation=representation, url=item.url_for(representation),
+                    error=f"{shown(item.id)}: not a BOE identifier (BOE-X-YYYY-N); "
+                          "nothing fetched or stored", fetched_at=_now())
+                summary.count("failed")
+            return row
         if previous is not None:
             # Keep what earlier runs stored in representations not selected this time.
             row.files = {k: v for k, v in previous.files.items()
@@ -324,6 +382,8 @@ class Fetcher:
                     row.empty_text = info.empty_text
                     if info.empty_text and "pdf" not in wanted and item.url_pdf:
                         wanted.append("pdf")  # pre-1975 documents: the PDF holds the text
+            except StoreFull:
+                raise  # every later write would fail the same way: stop the day here
             except Exception as exc:  # one bad item must not stop the day
                 log.exception("%s %s: unexpected failure", item.id, representation)
                 record = FileRecord(representation=representation, url=url,
@@ -341,7 +401,7 @@ class Fetcher:
         ``item_document``: an item's XML must be the ``<documento>`` of that very id.
         """
         kind: Kind = representation
-        check_document = item_document and representation == "xml"
+        check_document = representation == "pdf" or (item_document and representation == "xml")
         if not self.options.force:
             kept = self._already_stored(boe_id, representation, url, declared_size, relative,
                                         prior, check_document)
@@ -352,9 +412,11 @@ class Fetcher:
         try:
             fetched = self.client.fetch(url, kind, expected_size=declared_size)
             if check_document:
-                describe_document(boe_id, fetched.content)
-        except FetchError as exc:
-            record.http_status = exc.status
+                check_identity(boe_id, representation, fetched.content)
+            self.store.path(relative)  # refuses a key outside the store before writing
+        except (FetchError, StoreKeyError) as exc:
+            record.http_status = exc.status if isinstance(exc, FetchError) else None
+            record.attempts = exc.attempts if isinstance(exc, FetchError) else 0
             record.error = f"{boe_id} {representation}: {exc}"
             record.fetched_at = _now()
             log.info("%s", record.error)  # the manifest row carries it
@@ -381,7 +443,7 @@ class Fetcher:
                 return None
             check_well_formed(representation, data)
             if check_document:
-                describe_document(boe_id, data)
+                check_identity(boe_id, representation, data)
         except FetchError:
             return None
         info = self.store.fs.info(self.store.path(relative))
@@ -416,6 +478,31 @@ class Fetcher:
         ordered = [rows[i] for i in order if i in rows]
         known = set(order)
         return ordered + [row for i, row in rows.items() if i not in known]
+
+
+def check_identity(boe_id: str, representation: Representation, data: bytes) -> None:
+    """The stored body must be the document ``boe_id`` (XML: its ``<identificador>``,
+    PDF: its ``/Subject`` or first page)."""
+    if representation == "xml":
+        describe_document(boe_id, data)
+    elif representation == "pdf":
+        describe_pdf(boe_id, data)
+
+
+def unique_items(items: Iterable[SumarioItem]) -> tuple[list[SumarioItem], list[str]]:
+    """Items in order with repeated ids dropped (the first listing wins), and the ids that
+    were repeated."""
+    seen: set[str] = set()
+    unique: list[SumarioItem] = []
+    duplicates: list[str] = []
+    for item in items:
+        if item.id in seen:
+            if item.id not in duplicates:
+                duplicates.append(item.id)
+            continue
+        seen.add(item.id)
+        unique.append(item)
+    return unique, duplicates
 
 
 def item_record(item: SumarioItem) -> ItemRecord:

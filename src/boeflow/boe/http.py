@@ -1,11 +1,17 @@
 """A polite, fault-tolerant HTTP client for the BOE site.
 
 Politeness: an identifying User-Agent and one rate limiter shared by every request of the
-process (default 2 requests/s). Resilience: timeouts, a deadline per response (a trickling
-server cannot hold us forever), tenacity retries with exponential backoff and jitter on
-connection errors, timeouts, truncated bodies and 5xx, ``Retry-After`` honoured on 429/503,
-no retry on other 4xx. Bodies are streamed under a size cap and checked (declared size,
-content type, well-formedness) before anyone may store them.
+process (default 2 requests/s). Resilience: timeouts, a deadline per request that bounds
+everything from connecting to the last body byte (headers included: a trickling server
+cannot hold us), tenacity retries with exponential backoff and jitter on connection errors,
+timeouts, truncated bodies and 5xx, ``Retry-After`` honoured on 429/503 up to a cap, a time
+budget per URL across all its attempts, no retry on other 4xx. Bodies are streamed under a
+size cap and checked (declared size, content type, well-formedness) before anyone may store
+them.
+
+Containment: only the configured BOE base URL is ever contacted. Redirects are followed
+here, not by httpx, and every hop must stay on that origin (a small hop limit; loops are
+errors), so a listing or a redirect cannot send us to another host.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from lxml import etree
 from tenacity import (
@@ -27,11 +35,13 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
 from boeflow.boe.sumario import rebase_url
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 from boeflow.xmlsafe import parse_xml_bytes
 
 log = logging.getLogger(__name__)
@@ -49,14 +59,19 @@ CONTENT_TYPES: dict[Kind, tuple[str, ...]] = {
 }
 
 
-class FetchError(Exception):
-    """A request that did not produce an acceptable body. ``retriable`` drives the retries."""
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchError(BoeflowError):
+    """A request that did not produce an acceptable body. ``retriable`` drives the retries;
+    ``attempts`` is how many requests were made for it."""
 
     retriable = False
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.attempts = 0
 
 
 class TransientError(FetchError):
@@ -87,7 +102,9 @@ class ClientConfig:
     max_attempts: int = 5
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
-    retry_after_max: float = 300.0
+    retry_after_max: float = 120.0
+    url_budget: float = 900.0
+    max_redirects: int = 3
     max_bytes: int = 200 * 1024 * 1024
 
     @classmethod
@@ -101,6 +118,8 @@ class ClientConfig:
                    backoff_initial=settings.boe_backoff_initial,
                    backoff_max=settings.boe_backoff_max,
                    retry_after_max=settings.boe_retry_after_max,
+                   url_budget=settings.boe_url_budget,
+                   max_redirects=settings.boe_max_redirects,
                    max_bytes=settings.boe_max_bytes)
 
 
@@ -173,12 +192,101 @@ def check_well_formed(kind: Kind, content: bytes) -> None:
             json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FetchError(f"malformed JSON: {exc}") from exc
+        except RecursionError:
+            raise FetchError("malformed JSON: nested too deeply") from None
     elif kind == "pdf" and not content.startswith(b"%PDF-"):
         raise FetchError("not a PDF (missing %PDF- header)")
 
 
 def _is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, FetchError) and exc.retriable
+
+
+# --- a deadline for the whole request ---------------------------------------------------------
+# httpx's timeouts bound each socket operation, not a request: a server sending one header
+# line every few seconds never trips them. httpcore lets a connection pool use any network
+# backend, so ours shortens every connect/read/write to what is left of the deadline the
+# current thread set for its request.
+
+class _Deadline(threading.local):
+    at: float | None = None
+
+    def remaining(self, timeout: float | None, error: type[Exception]) -> float | None:
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise error("the request deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.remaining(timeout,
+                                                                    httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: object, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname,  # type: ignore[arg-type]
+                                      self._deadline.remaining(timeout,
+                                                               httpcore.ConnectTimeout))
+        return _DeadlineStream(inner, self._deadline)
+
+    def get_extra_info(self, info: str) -> object:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: _Deadline) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, self._deadline.remaining(timeout, httpcore.ConnectTimeout),
+            local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                            ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(
+            path, self._deadline.remaining(timeout, httpcore.ConnectTimeout), socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _deadline_transport(deadline: _Deadline) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport()
+    # The one private attribute we touch: httpx builds its pool without a backend option.
+    # tests/integration/test_fetch_hostile.py (header trickle) fails if this stops working.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), max_connections=10,
+        max_keepalive_connections=10, keepalive_expiry=5.0,
+        network_backend=_DeadlineBackend(deadline))
+    return transport
+
+
+class _Redirect(Exception):
+    def __init__(self, location: str, status: int) -> None:
+        super().__init__(location)
+        self.location = location
+        self.status = status
 
 
 class BoeClient:
@@ -191,10 +299,14 @@ class BoeClient:
         self.limiter = limiter or RateLimiter(config.rate_limit)
         self._sleep = sleep
         self.requests_sent = 0
+        self._deadline = _Deadline()
+        base = urlsplit(config.base_url)
+        self._origin = (base.scheme.lower(), base.netloc.lower())
         self._http = httpx.Client(
             headers={"User-Agent": config.user_agent},
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-            follow_redirects=True, transport=transport)
+            follow_redirects=False,  # followed in _attempt, each hop checked
+            transport=transport or _deadline_transport(self._deadline))
 
     def __enter__(self) -> BoeClient:
         return self
@@ -206,7 +318,28 @@ class BoeClient:
         self._http.close()
 
     def resolve(self, url: str) -> str:
-        return rebase_url(url, self.config.base_url)
+        """The URL to request for a BOE URL; FetchError for any other host."""
+        try:
+            return rebase_url(url, self.config.base_url)
+        except ValueError as exc:
+            raise FetchError(str(exc)) from None
+
+    def _next_hop(self, current: str, location: str, status: int, seen: list[str]) -> str:
+        """Where a redirect leads, if it stays on the BOE origin and is not a loop."""
+        target = urljoin(current, location.strip())
+        parts = urlsplit(target)
+        if (parts.scheme.lower(), parts.netloc.lower()) != self._origin:
+            try:  # an absolute URL on the canonical BOE host maps onto our base URL
+                target = rebase_url(target, self.config.base_url)
+            except ValueError:
+                raise FetchError(f"HTTP {status} redirect to another host refused: "
+                                 f"{target[:200]}", status) from None
+        if target in seen:
+            raise FetchError(f"redirect loop: {' -> '.join([*seen, target])[:300]}", status)
+        if len(seen) > self.config.max_redirects:
+            raise FetchError(f"more than {self.config.max_redirects} redirects "
+                             f"(BOEFLOW_BOE_MAX_REDIRECTS) from {seen[0][:200]}", status)
+        return target
 
     def fetch(self, url: str, kind: Kind, *, expected_size: int | None = None,
               etag: str | None = None, last_modified: str | None = None,
@@ -231,7 +364,9 @@ class BoeClient:
 
         retrying = Retrying(
             retry=retry_if_exception(_is_retriable),
-            stop=stop_after_attempt(self.config.max_attempts),
+            # Attempts are capped, and so is the time spent on one URL (waits included).
+            stop=(stop_after_attempt(self.config.max_attempts)
+                  | stop_before_delay(self.config.url_budget)),
             wait=self._wait,
             sleep=self._sleep,
             reraise=True,
@@ -239,7 +374,11 @@ class BoeClient:
                 "retrying %s after %s", target,
                 state.outcome.exception() if state.outcome else "?"),
         )
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except FetchError as exc:
+            exc.attempts = attempts
+            raise
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(multiplier=self.config.backoff_initial,
@@ -253,37 +392,61 @@ class BoeClient:
 
     def _attempt(self, url: str, kind: Kind, headers: dict[str, str],
                  expected_size: int | None, attempt: int, check_body: bool) -> Fetched:
-        self.limiter.acquire()
-        self.requests_sent += 1
+        """One request, redirects included, within one deadline."""
         deadline = time.monotonic() + self.config.request_deadline
+        self._deadline.at = deadline
+        seen = [url]
         try:
-            with self._http.stream("GET", url, headers=headers) as response:
-                status = response.status_code
-                content_type = response.headers.get("content-type", "")
-                if status == 304:
-                    return Fetched(url, 304, b"", content_type, response.headers.get("etag"),
-                                   response.headers.get("last-modified"), attempt)
-                if status == 429 or (status == 503 and "retry-after" in response.headers):
-                    raise RateLimited(f"HTTP {status} (rate limited)", status,
-                                      parse_retry_after(response.headers.get("retry-after")))
-                if status >= 500:
-                    raise TransientError(f"HTTP {status}", status)
-                if status == 404:
-                    body = self._read(response, deadline, min(self.config.max_bytes, 1 << 20))
-                    raise NotFound("HTTP 404 Not Found", body, content_type)
-                if status != 200:
-                    raise FetchError(f"HTTP {status}", status)
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > self.config.max_bytes:
-                    raise FetchError(f"body of {declared} bytes exceeds the "
-                                     f"{self.config.max_bytes}-byte cap", status)
-                content = self._read(response, deadline, self.config.max_bytes)
-                etag = response.headers.get("etag")
-                modified = response.headers.get("last-modified")
+            while True:
+                try:
+                    return self._request(seen[-1], kind, headers, expected_size, attempt,
+                                         check_body, deadline)
+                except _Redirect as hop:
+                    seen.append(self._next_hop(seen[-1], hop.location, hop.status, seen))
         except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise TransientError(f"no complete response within the "
+                                     f"{self.config.request_deadline:g} s request deadline "
+                                     "(BOEFLOW_BOE_REQUEST_DEADLINE)") from exc
             raise TransientError(f"timeout ({type(exc).__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise TransientError(f"connection failed: {exc or type(exc).__name__}") from exc
+        finally:
+            self._deadline.at = None
+
+    def _request(self, url: str, kind: Kind, headers: dict[str, str],
+                 expected_size: int | None, attempt: int, check_body: bool,
+                 deadline: float) -> Fetched:
+        self.limiter.acquire()
+        self.requests_sent += 1
+        with self._http.stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status in REDIRECT_STATUSES:
+                location = response.headers.get("location")
+                if not location:
+                    raise FetchError(f"HTTP {status} without a Location header", status)
+                raise _Redirect(location, status)
+            content_type = response.headers.get("content-type", "")
+            if status == 304:
+                return Fetched(url, 304, b"", content_type, response.headers.get("etag"),
+                               response.headers.get("last-modified"), attempt)
+            if status == 429 or (status == 503 and "retry-after" in response.headers):
+                raise RateLimited(f"HTTP {status} (rate limited)", status,
+                                  parse_retry_after(response.headers.get("retry-after")))
+            if status >= 500:
+                raise TransientError(f"HTTP {status}", status)
+            if status == 404:
+                body = self._read(response, deadline, min(self.config.max_bytes, 1 << 20))
+                raise NotFound("HTTP 404 Not Found", body, content_type)
+            if status != 200:
+                raise FetchError(f"HTTP {status}", status)
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.config.max_bytes:
+                raise FetchError(f"body of {declared} bytes exceeds the "
+                                 f"{self.config.max_bytes}-byte cap", status)
+            content = self._read(response, deadline, self.config.max_bytes)
+            etag = response.headers.get("etag")
+            modified = response.headers.get("last-modified")
         if check_body:
             self._check(kind, content, content_type, expected_size)
         return Fetched(url, 200, content, content_type, etag, modified, attempt)

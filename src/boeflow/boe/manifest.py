@@ -90,6 +90,8 @@ class DayManifest(BaseModel):
     date: date
     status: DayStatus
     error: str | None = None
+    warnings: list[str] = Field(default_factory=list, description="anomalies of the day's "
+                                "sumario that did not stop it (e.g. repeated identifiers)")
     complete: bool = Field(False, description="false while a run is still writing the day")
     sumario: SumarioRecord | None = None
     formats: list[str] = Field(default_factory=list)

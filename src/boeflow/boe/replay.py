@@ -9,10 +9,16 @@ injects faults on demand.
 
 Anything not recorded answers 404. Every response carries an ETag and honours
 ``If-None-Match``. Only binds 127.0.0.1; every sleep is bounded.
+
+``BoeServer.make_hostile(mode, …)`` turns a recorded day into an attack on the client (path
+traversal in identifiers, off-host redirects and URLs, redirect loops, header trickle, deep
+JSON, repeated ids); the security tests fetch from it with a second listener standing in
+for "another host".
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import socket
@@ -22,14 +28,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from lxml import etree
+
+from boeflow.xmlsafe import parse_xml_bytes
+
 FaultKind = Literal["status", "timeout", "reset", "truncate", "truncate_no_length",
-                    "retry_after", "slow", "content_type", "malformed"]
+                    "retry_after", "slow", "content_type", "malformed", "redirect",
+                    "trickle_headers"]
+HostileMode = Literal["traversal_ids", "offhost_redirect", "offhost_urls", "redirect_loop",
+                      "header_trickle", "deep_json", "duplicate_ids"]
+HOSTILE_MODES: tuple[HostileMode, ...] = (
+    "traversal_ids", "offhost_redirect", "offhost_urls", "redirect_loop", "header_trickle",
+    "deep_json", "duplicate_ids")
+# The longest a trickling response may last: the server's sleeps stay bounded.
+TRICKLE_MAX_SECONDS = 120.0
 
 NOT_FOUND_XML = ('<?xml version="1.0" encoding="utf-8"?>\n<response><status><code>404</code>'
                  '<text>La información solicitada no existe</text></status><data></data>'
@@ -55,6 +74,7 @@ class Fault:
     status: int = 500
     seconds: float = 0.0
     content_type: str = "text/html; charset=utf-8"
+    location: str = ""  # redirect target
 
 
 @dataclass
@@ -121,6 +141,96 @@ class BoeServer:
         with self._lock:
             self.log.clear()
 
+    # --- hostile modes --------------------------------------------------------------------
+
+    def make_hostile(self, mode: HostileMode, day: date, *, other_host: str = "",
+                     escape_depth: int = 8, trickle_seconds: float = 0.5) -> list[str]:
+        """Serve ``day`` as an attacker would; returns the identifiers it planted.
+
+        ``other_host`` (``http://127.0.0.1:PORT``) is where off-host URLs and redirects
+        point: a second listener that must never see a request. ``escape_depth`` is how
+        many ``..`` a traversal climbs from the store's items directory.
+        """
+        api = f"/datosabiertos/api/boe/sumario/{day:%Y%m%d}"
+        sumario_file = self.samples / "sumario" / f"BOE-S-{day:%Y%m%d}.xml"
+        root = parse_xml_bytes(sumario_file.read_bytes())
+        items = root.findall(".//item")
+        diario = root.find(".//sumario_diario")
+        planted: list[str] = []
+        if mode == "traversal_ids":
+            climb = "../" * escape_depth
+            absolute = "/tmp/boeflow-escaped-absolute"  # noqa: S108 - an attack string
+            hostile_ids = [f"{climb}boeflow-escaped-item", absolute,
+                           f"BOE-A-2024-1/{climb}boeflow-escaped-nested",
+                           "BOE-A-2024-2\\..\\boeflow-escaped-backslash"]
+            template = (self.samples / "documents" / "BOE-A-2024-22928.xml").read_bytes()
+            pdf = (self.samples / "pdf" / "BOE-A-2024-23620.pdf").read_bytes()
+            # Replace items that are not recorded, so the recorded ones still download.
+            victims = [item for item in items if not (
+                self.samples / "documents" / f"{_text(item, 'identificador')}.xml").exists()]
+            for index, (item, hostile_id) in enumerate(zip(victims, hostile_ids,
+                                                           strict=False)):
+                _set(item, "identificador", hostile_id)
+                _set(item, "url_xml", f"/diario_boe/xml.php?id=EVIL-{index}")
+                _set(item, "url_pdf", f"/boe/dias/{day:%Y/%m/%d}/pdfs/EVIL-{index}.pdf")
+                for child in item.findall("url_pdf"):
+                    child.attrib.pop("szBytes", None)
+                # The document served for it claims the hostile id too.
+                body = re.sub(rb"<identificador>[^<]*</identificador>",
+                              b"<identificador>" + _xml_escape(hostile_id).encode() +
+                              b"</identificador>", template, count=1)
+                self.overrides[f"/diario_boe/xml.php?id=EVIL-{index}"] = Served(
+                    body, "text/xml; charset=UTF-8")
+                self.overrides[f"/boe/dias/{day:%Y/%m/%d}/pdfs/EVIL-{index}.pdf"] = Served(
+                    pdf, "application/pdf")
+                planted.append(hostile_id)
+            if diario is not None:
+                sumario_id = f"{climb}boeflow-escaped-sumario"
+                _set(diario, "identificador", sumario_id)
+                for child in diario.findall("url_pdf"):
+                    child.attrib.pop("szBytes", None)
+                planted.append(sumario_id)
+        elif mode == "offhost_urls":
+            first = items[0]
+            _set(first, "url_xml", f"{other_host}/diario_boe/xml.php?id=BOE-A-2024-22928")
+            _set(first, "url_pdf", f"{other_host}/boe/dias/2024/11/06/pdfs/x.pdf")
+            if diario is not None:
+                _set(diario, "url_pdf", f"{other_host}/sumario.pdf")
+            planted.append(_text(first, "identificador"))
+        elif mode == "offhost_redirect":
+            first_id = _text(items[0], "identificador")
+            self.persistent[f"/diario_boe/xml.php?id={first_id}"] = Fault(
+                "redirect", status=302, location=f"{other_host}/steal?id={first_id}")
+            self.persistent[f"/boe/dias/{day:%Y/%m/%d}/pdfs/BOE-S-2024-268.pdf"] = Fault(
+                "redirect", status=301, location=f"{other_host}/sumario.pdf")
+            planted.append(first_id)
+        elif mode == "redirect_loop":
+            self.persistent[api] = Fault("redirect", status=302, location="/loop/a")
+            self.persistent["/loop/a"] = Fault("redirect", status=302, location="/loop/b")
+            self.persistent["/loop/b"] = Fault("redirect", status=307, location=api)
+            legacy = f"/diario_boe/xml.php?id=BOE-S-{day:%Y%m%d}"
+            self.persistent[legacy] = Fault("redirect", status=302, location=legacy)
+            return planted
+        elif mode == "header_trickle":
+            self.persistent[api] = Fault("trickle_headers", seconds=trickle_seconds)
+            return planted
+        elif mode == "deep_json":
+            depth = 100_000
+            body = b'{"status":{"code":"200"},"data":' + b'{"a":' * depth + b"1" + \
+                b"}" * depth + b"}"
+            self.overrides[api] = Served(body, "application/json")
+            return planted
+        elif mode == "duplicate_ids":
+            first = items[0]
+            parent = first.getparent()
+            assert parent is not None
+            parent.insert(parent.index(first) + 1, copy.deepcopy(first))
+            planted.append(_text(first, "identificador"))
+        self.overrides[api] = Served(etree.tostring(root, xml_declaration=True,
+                                                    encoding="utf-8"),
+                                     "application/xml; charset=utf-8")
+        return planted
+
     # --- routing ------------------------------------------------------------------------
 
     def resolve(self, path: str, accept: str) -> Served | None:
@@ -155,6 +265,7 @@ class BoeServer:
         return None
 
     def next_fault(self, path: str) -> Fault | None:
+        # Persistent faults win over overrides and recordings: a hostile path stays hostile.
         with self._lock:
             queue = self.faults.get(path)
             if queue:
@@ -204,6 +315,23 @@ class BoeServer:
                 def log(status: int, complete: bool) -> None:
                     server.record(Logged(path, status, complete, time.monotonic(), headers))
 
+                if fault is not None and fault.kind == "redirect":
+                    log(fault.status, True)
+                    self._send(fault.status, b"", "text/html", {"Location": fault.location})
+                    return
+                if fault is not None and fault.kind == "trickle_headers":
+                    log(200, False)
+                    self.send_response(200)
+                    self.flush_headers()
+                    started = time.monotonic()
+                    count = 0
+                    while time.monotonic() - started < TRICKLE_MAX_SECONDS:
+                        time.sleep(fault.seconds)
+                        self.wfile.write(f"X-Trickle-{count}: slowly\r\n".encode())
+                        self.wfile.flush()
+                        count += 1
+                    self.close_connection = True
+                    return
                 if fault is not None and fault.kind == "status":
                     log(fault.status, True)
                     self._send(fault.status, b"<html>error</html>", "text/html")
@@ -278,3 +406,18 @@ class BoeServer:
                 self._send(200, body, content_type, {"ETag": etag})
 
         return Handler
+
+
+def _set(parent: etree._Element, tag: str, value: str) -> None:
+    node = parent.find(tag)
+    if node is None:
+        node = etree.SubElement(parent, tag)
+    node.text = value
+
+
+def _text(parent: etree._Element, tag: str) -> str:
+    return (parent.findtext(tag) or "").strip()
+
+
+def _xml_escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

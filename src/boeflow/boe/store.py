@@ -15,8 +15,11 @@ a complete, checked body, whenever the process dies.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import posixpath
+import re
 import uuid
 from datetime import date
 from pathlib import Path
@@ -24,9 +27,39 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from boeflow.config import Settings
+from boeflow.config import Settings, redact_url
+from boeflow.errors import BoeflowError
 
 TEMP_MARKER = ".part-"
+# What a key segment may be made of: BOE ids, dates, file names. No spaces, no separators,
+# nothing a shell, a URL or another filesystem would read differently.
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+class StoreKeyError(BoeflowError, ValueError):
+    """A key that does not name a place inside the store (absolute, ``..``, odd bytes)."""
+
+
+class StoreFull(BoeflowError):
+    """The store's disk (or quota) is full: nothing was left half-written."""
+
+
+def check_key(relative: str) -> str:
+    """``relative`` if it is a clean key under the store root, else StoreKeyError.
+
+    Keys are ``/``-separated segments of ``[A-Za-z0-9._-]`` not starting with a dot, so
+    ``..``, absolute paths, backslashes, NULs, ``~`` and URL syntax cannot appear; this holds
+    for object stores too, where a key like ``a/../../b`` would otherwise be normalised by
+    the client library."""
+    if not isinstance(relative, str) or not relative:
+        raise StoreKeyError(f"empty store key {relative!r}")
+    segments = relative.split("/")
+    bad = [seg for seg in segments if not _SEGMENT.fullmatch(seg)]
+    if bad or posixpath.normpath(relative) != relative:
+        shown = relative if len(relative) <= 120 else relative[:119] + "…"
+        raise StoreKeyError(f"refusing store key {shown!r}: it does not name a file inside "
+                            "the raw store")
+    return relative
 
 
 def store_url(settings: Settings, data_dir: Path | None = None) -> str:
@@ -49,7 +82,16 @@ class RawStore:
         self._local = isinstance(self.fs, LocalFileSystem)
 
     def path(self, relative: str) -> str:
-        return f"{self.root}/{relative}"
+        """The backend path of a key; refuses keys that would leave the root."""
+        full = f"{self.root}/{check_key(relative)}"
+        if self._local:
+            # Defence in depth against symlinks planted inside the store.
+            root = Path(self.root).resolve()
+            resolved = Path(full).resolve()
+            if resolved != root and root not in resolved.parents:
+                raise StoreKeyError(f"refusing store key {relative!r}: it resolves to "
+                                    f"{resolved}, outside the raw store {root}")
+        return full
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self.path(relative)))
@@ -75,17 +117,33 @@ class RawStore:
         final = self.path(relative)
         temp = f"{final}{TEMP_MARKER}{uuid.uuid4().hex}"
         parent = final.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
-        if self._local:
-            # fsync before rename: the final name must never point at unflushed data.
-            with Path(temp).open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(temp).replace(final)
-        else:
-            self.fs.pipe_file(temp, data)
-            self.fs.mv(temp, final)
+        try:
+            self.fs.makedirs(parent, exist_ok=True)
+            if self._local:
+                # fsync before rename: the final name must never point at unflushed data.
+                with Path(temp).open("wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                Path(temp).replace(final)
+            else:
+                self.fs.pipe_file(temp, data)
+                self.fs.mv(temp, final)
+        except BaseException as exc:
+            self._discard(temp)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull(f"disk full: no space left to write {relative} in the raw "
+                                f"store {redact_url(self.url)}") from exc
+            raise
+
+    def _discard(self, temp: str) -> None:
+        """Remove a temporary file after a failed write (best effort: the next run's
+        ``remove_stale_temps`` also finds it)."""
+        try:
+            if self.fs.exists(temp):
+                self.fs.rm_file(temp)
+        except OSError:
+            pass
 
     def remove_stale_temps(self, prefix: str) -> int:
         """Delete temporary files left by a killed run under ``prefix``; return how many."""

@@ -26,17 +26,18 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from lxml import etree
 
 from boeflow.boe.document import BOE_SITE, parse_boe_date
+from boeflow.errors import BoeflowError
 from boeflow.xmlsafe import parse_xml_bytes
 
 SumarioSource = Literal["api-xml", "api-json", "legacy"]
 BOE_HOSTS = frozenset({"www.boe.es", "boe.es"})
 
 
-class SumarioFormatError(ValueError):
+class SumarioFormatError(BoeflowError, ValueError):
     """The payload is not a sumario in any of the known formats."""
 
 
-class NoPublication(Exception):
+class NoPublication(BoeflowError):
     """The API answered with a status payload saying there is no BOE for that day."""
 
     def __init__(self, day: date | None, status_text: str) -> None:
@@ -287,6 +288,10 @@ def parse_api_json(data: bytes) -> Sumario:
         doc = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SumarioFormatError(f"malformed JSON sumario: {exc}") from exc
+    except RecursionError:
+        # Python's JSON decoder stops at the interpreter's recursion limit (~1000 levels);
+        # a real sumario is 8 levels deep.
+        raise SumarioFormatError("JSON sumario nested too deeply") from None
     if not isinstance(doc, dict):
         raise SumarioFormatError("JSON sumario is not an object")
     status = _object(doc.get("status"))

@@ -33,4 +33,6 @@ search_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    from boeflow.cli.boundary import run
+
+    run(app)

@@ -9,13 +9,15 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 err_console = Console(stderr=True)
 
 
 def fail(message: str, detail: str = "", code: int = 1) -> NoReturn:
     """Print one clear error line (and an optional excerpt) to stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False,
+                      soft_wrap=True)
     if detail:
         err_console.print(detail, style="dim", highlight=False, markup=False)
     raise typer.Exit(code)

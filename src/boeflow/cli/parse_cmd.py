@@ -94,10 +94,7 @@ def chunk(files: list[Path] = FilesArgument,
     limit = max_tokens or default_max_tokens(settings)
     if overlap >= limit // 2:
         fail(f"--overlap {overlap} must be less than half of --max-tokens ({limit})")
-    try:
-        counter = TokenCounter(load_tokenizer(settings))
-    except OSError as exc:
-        fail(f"cannot load the tokenizer of {settings.embed_model}", str(exc))
+    counter = TokenCounter(load_tokenizer(settings))  # a failure is one line (BoeflowError)
     emit: Callable[[dict[str, Any]], None] = _write_line
     for doc, _batch in _each_document(files):
         try:

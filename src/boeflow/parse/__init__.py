@@ -11,6 +11,7 @@ from pathlib import Path
 
 from boeflow.config import Settings
 from boeflow.parse.errors import ParseError
+from boeflow.parse.limits import ParseLimits
 from boeflow.types import ParsedDocument
 
 __all__ = ["ParseError", "detect_format", "parse_bytes", "parse_file"]
@@ -33,17 +34,32 @@ def detect_format(data: bytes) -> str | None:
 def parse_bytes(data: bytes, source: str, settings: Settings | None = None) -> ParsedDocument:
     """Parse one document's bytes; ``source`` names it in errors until its id is known.
 
-    ``settings`` is accepted for symmetry with the other stages (``boe_base_url`` would
-    resolve relative links); parsing itself needs no configuration.
+    Raises only :class:`ParseError`: whatever else a parser library raises on a hostile or
+    broken input (recursion, bad values, decoding) becomes one, so a batch can skip the
+    document and go on.
     """
-    del settings  # parsing is configuration-free today
+    limits = ParseLimits.from_settings(settings)
     if not data:
         raise ParseError(source, "empty file (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise ParseError(source, f"{len(data)} bytes, over the {limits.max_bytes}-byte limit "
+                         "(BOEFLOW_PARSE_MAX_BYTES)")
+    try:
+        return _parse(data, source, limits)
+    except ParseError:
+        raise
+    except (ValueError, LookupError, RecursionError, UnicodeError, AssertionError) as exc:
+        # AssertionError: bs4 asserts on some malformed markup.
+        raise ParseError(source, f"unreadable document ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from exc
+
+
+def _parse(data: bytes, source: str, limits: ParseLimits) -> ParsedDocument:
     kind = detect_format(data)
     if kind == "xml":
         from boeflow.parse.xml import parse_xml
 
-        return parse_xml(data, source)
+        return parse_xml(data, source, limits)
     if kind == "pdf":
         from boeflow.parse.pdf import parse_pdf
 
@@ -51,7 +67,7 @@ def parse_bytes(data: bytes, source: str, settings: Settings | None = None) -> P
     if kind == "html":
         from boeflow.parse.html import parse_html
 
-        return parse_html(data, source)
+        return parse_html(data, source, limits)
     raise ParseError(source, "unrecognised format (expected BOE XML, PDF or HTML)")
 
 
@@ -59,8 +75,11 @@ def parse_file(path: str | Path, settings: Settings | None = None) -> ParsedDocu
     """Parse the document at ``path``; raises :class:`ParseError` (never returns partial
     output) when the file is empty, truncated, encrypted or not a BOE document."""
     file = Path(path)
+    limit = ParseLimits.from_settings(settings).max_bytes
     try:
-        data = file.read_bytes()
+        with file.open("rb") as handle:
+            # Read one byte past the limit: enough to refuse /dev/zero or a huge file.
+            data = handle.read(limit + 1)
     except OSError as exc:
         raise ParseError(str(file), f"cannot read file ({exc.strerror or exc})") from exc
     return parse_bytes(data, str(file), settings)

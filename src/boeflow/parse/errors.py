@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from boeflow.errors import BoeflowError
 
-class ParseError(Exception):
+
+class ParseError(BoeflowError):
     """``document`` is the BOE identifier when it could be read, else the file path."""
 
     def __init__(self, document: str, reason: str) -> None:

@@ -12,15 +12,19 @@ import re
 
 from bs4 import BeautifulSoup, Tag
 
-from boeflow.boe.document import BOE_ID, absolute_url
+from boeflow.boe.document import absolute_url
+from boeflow.boe.ids import BOE_ID
 from boeflow.parse.errors import ParseError
+from boeflow.parse.limits import ParseLimits
 from boeflow.parse.meta import rango_and_number, spanish_date
 from boeflow.parse.structure import (
+    NON_TEXT_TAGS,
     Block,
     build_units,
     clean_text,
     expand_spans,
     markdown_table,
+    parse_span,
     strip_markers,
 )
 from boeflow.parse.xml import ROLE_OF_CLASS
@@ -40,22 +44,23 @@ def _image(img: Tag) -> str:
     return f"[Imagen: {absolute_url(src) or src}]"
 
 
-def _table(table: Tag) -> Block:
+def _table(table: Tag, limits: ParseLimits) -> Block:
     caption_tag = table.find("caption")
     caption = _text(caption_tag) if isinstance(caption_tag, Tag) else ""
     header: list[list[tuple[str, int, int]]] = []
     body: list[list[tuple[str, int, int]]] = []
     for row in table.find_all("tr"):
         cells = [c for c in row.find_all(["td", "th"], recursive=False)]
-        values = [(_text(c), int(str(c.get("colspan") or 1)), int(str(c.get("rowspan") or 1)))
+        values = [(_text(c), parse_span(c.get("colspan")), parse_span(c.get("rowspan")))
                   for c in cells]
         in_head = isinstance(row.parent, Tag) and row.parent.name == "thead"
         is_header = in_head or (not body and bool(cells) and all(
             c.name == "th" or "cabeza_tabla" in " ".join(c.get_attribute_list("class") or [])
             for c in cells))
         (header if is_header and not body else body).append(values)
-    return Block("table", markdown_table(expand_spans(header + body), len(header), caption),
-                 caption=caption)
+    grid = expand_spans(header + body, max_span=limits.max_span,
+                        max_cells=limits.max_table_cells)
+    return Block("table", markdown_table(grid, len(header), caption), caption=caption)
 
 
 def _form_lines(dl: Tag, depth: int = 0) -> list[str]:
@@ -82,7 +87,20 @@ def _form_lines(dl: Tag, depth: int = 0) -> list[str]:
     return lines
 
 
-def html_blocks(container: Tag) -> list[Block]:
+def max_depth(root: Tag) -> int:
+    """The deepest element nesting under ``root``, found without recursion."""
+    deepest = 0
+    stack: list[tuple[Tag, int]] = [(root, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in tag.children if isinstance(child, Tag))
+    return deepest
+
+
+def html_blocks(container: Tag, limits: ParseLimits) -> list[Block]:
+    """Blocks of the document text. The walk recurses once per element level, so callers
+    first check ``max_depth`` against ``limits.max_depth``."""
     blocks: list[Block] = []
 
     def walk(element: Tag, quoted: bool) -> None:
@@ -105,7 +123,7 @@ def html_blocks(container: Tag) -> list[Block]:
                     blocks.append(Block("quoted" if quoted else "form", "\n".join(item)))
                 continue
             if name == "table":
-                block = _table(child)
+                block = _table(child, limits)
             elif name == "img":
                 block = Block("image", _image(child))
             else:
@@ -130,9 +148,18 @@ def _metadata_value(soup: BeautifulSoup, label: str) -> str | None:
     return None
 
 
-def parse_html(data: bytes, source: str) -> ParsedDocument:
+def parse_html(data: bytes, source: str, limits: ParseLimits | None = None) -> ParsedDocument:
+    limits = limits or ParseLimits.from_settings()
     # html.parser: pure Python, never fetches anything referenced by the page.
     soup = BeautifulSoup(data, "html.parser")
+    depth = max_depth(soup)
+    if depth > limits.max_depth:
+        found = BOE_ID.search(source)
+        raise ParseError(found.group(0) if found else source,
+                         f"HTML nested {depth} levels deep, over the limit of "
+                         f"{limits.max_depth} (BOEFLOW_PARSE_MAX_DEPTH)")
+    for code in soup.find_all(list(NON_TEXT_TAGS)):
+        code.decompose()  # scripts and styles are not document text (nor prompt text)
     reference = _metadata_value(soup, "referencia") or ""
     id_match = BOE_ID.search(reference) or BOE_ID.search(soup.title.get_text() if soup.title
                                                          else "") or BOE_ID.search(source)
@@ -142,7 +169,7 @@ def parse_html(data: bytes, source: str) -> ParsedDocument:
         raise ParseError(name, "no document text (<div id=\"textoxslt\">) in the HTML page")
     if id_match is None:
         raise ParseError(source, "no BOE identifier in the HTML page")
-    blocks = html_blocks(container)
+    blocks = html_blocks(container, limits)
     if not blocks:
         raise ParseError(name, "empty document text in the HTML page")
     title_tag = soup.find(class_="documento-tit") or soup.find("h3") or soup.title

@@ -17,7 +17,7 @@ from typing import Any
 
 import pymupdf
 
-from boeflow.boe.document import BOE_ID
+from boeflow.boe.ids import BOE_ID
 from boeflow.parse.errors import ParseError
 from boeflow.parse.meta import pdf_url, rango_and_number, section_code, spanish_date
 from boeflow.parse.structure import Block, build_units, clean_text
@@ -165,6 +165,11 @@ def parse_pdf(data: bytes, source: str) -> ParsedDocument:
     except Exception as exc:  # PyMuPDF raises several types for damaged files
         raise ParseError(source, f"corrupt or unreadable PDF ({exc})") from exc
     with document:
+        if document.page_count == 0 or (document.is_repaired
+                                        and b"%%EOF" not in data[-2048:]):
+            found = BOE_ID.search(source)
+            raise ParseError(found.group(0) if found else source,
+                             "truncated or corrupt PDF (no %%EOF trailer or no readable page)")
         metadata = document.metadata or {}
         subject = (metadata.get("subject") or "").strip()
         id_match = BOE_ID.fullmatch(subject) or BOE_ID.search(source)

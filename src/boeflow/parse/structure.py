@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from boeflow.types import DisposicionKind, Unit, UnitKind
 
 BLOCK_SEPARATOR = "\n\n"
+# Elements whose content is code or styling, never text: dropped by every parser.
+NON_TEXT_TAGS: frozenset[str] = frozenset({"script", "style", "noscript", "template"})
 
 # Roles a parser may give a block.
 HIERARCHY_ROLES: dict[str, UnitKind] = {
@@ -77,12 +79,37 @@ def markdown_table(rows: Sequence[Sequence[str]], header_rows: int, caption: str
     return "\n".join(lines)
 
 
-def expand_spans(grid: Sequence[Sequence[tuple[str, int, int]]]) -> list[list[str]]:
+_SPAN = re.compile(r"\s*\+?([0-9]{1,9})\s*")
+
+
+def parse_span(value: object) -> int:
+    """A ``colspan``/``rowspan`` attribute as a positive int; anything else (missing,
+    non-numeric, zero, negative) counts as 1, as browsers do for invalid values."""
+    match = _SPAN.fullmatch(value) if isinstance(value, str) else None
+    return max(int(match.group(1)), 1) if match else 1
+
+
+class TableTooLarge(ValueError):
+    """A table whose expanded grid exceeds the configured number of cells."""
+
+
+def expand_spans(grid: Sequence[Sequence[tuple[str, int, int]]], *, max_span: int = 1000,
+                 max_cells: int = 200_000) -> list[list[str]]:
     """Lay out ``(text, colspan, rowspan)`` cells on a rectangular grid, repeating the text
-    of spanned cells so each row stands alone."""
+    of spanned cells so each row stands alone.
+
+    Spans come from the document and are clamped to the table's real size: a rowspan to the
+    rows left in the table, a colspan to the widest row's number of cells, and both to
+    ``max_span``; a grid of more than ``max_cells`` cells raises TableTooLarge. A hostile
+    ``colspan="100000000"`` thus costs nothing.
+    """
+    widest = max((len(row) for row in grid), default=1) or 1
+    col_limit = min(max_span, widest)
     out: list[list[str]] = []
+    cells_total = 0
     carry: dict[int, tuple[str, int]] = {}  # column -> (text, rows still covered)
-    for row in grid:
+    for index, row in enumerate(grid):
+        rows_left = len(grid) - index
         cells: list[str] = []
         col = 0
         queue = list(row)
@@ -95,12 +122,18 @@ def expand_spans(grid: Sequence[Sequence[tuple[str, int, int]]]) -> list[list[st
                 col += 1
                 continue
             text, colspan, rowspan = queue.pop(0)
-            for _ in range(max(colspan, 1)):
+            rowspan = min(max(rowspan, 1), rows_left, max_span)
+            for _ in range(min(max(colspan, 1), col_limit)):
                 cells.append(text)
                 if rowspan > 1:
                     carry[col] = (text, rowspan - 1)
                 col += 1
+        cells_total += len(cells)
         out.append(cells)
+        # Rows are padded to the widest one when rendered: bound that grid too.
+        if cells_total > max_cells or len(out) * max(map(len, out)) > max_cells:
+            raise TableTooLarge(f"table larger than {max_cells} cells after expanding its "
+                                "spans (BOEFLOW_PARSE_MAX_TABLE_CELLS)")
     return out
 
 
