@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -39,7 +40,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] or "_"
 
 
-class EnrichStoreError(RuntimeError):
+class EnrichStoreError(BoeflowError):
     """The enrich store cannot be written; the message names it and the cause."""
 
 

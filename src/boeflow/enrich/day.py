@@ -31,6 +31,7 @@ from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.enrich.source import SourceDocument, read_document
 from boeflow.enrich.summarize import Summarizer
 from boeflow.enrich.translate import TranslationJob, Translator, summary_fields, summary_structure
+from boeflow.errors import BoeflowError
 from boeflow.index.mapping import IndexNames
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ OnDocument = Callable[["DocumentOutcome"], None]
 MAX_REASONS = 50
 
 
-class EnrichFailed(RuntimeError):
+class EnrichFailed(BoeflowError):
     """The day cannot be enriched (every document failed); the message says why."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -26,7 +27,7 @@ MODEL_SETTINGS = {"summarizer": "BOEFLOW_SUMMARIZER_MODEL",
                   "translator": "BOEFLOW_TRANSLATOR_MODEL", "embedder": "BOEFLOW_EMBED_MODEL"}
 
 
-class ModelSetupError(RuntimeError):
+class ModelSetupError(BoeflowError):
     """A model cannot be used at all (missing weights, no CUDA, server down): the run must
     stop at once with this one line, instead of failing every document the same way."""
 
