@@ -67,6 +67,11 @@ def review_stored(settings: Settings, doc_id: str) -> list[Record]:
             records.append(summary)
         elif data.get("kind") == "translation":
             translation = TranslationRecord.model_validate(data)
+            for segment in translation.segments:
+                segment.review = review_translation(
+                    [(segment.source, segment.text)],
+                    target_language=translation.target_language,
+                    placeholders_missing=segment.placeholders_missing)
             translation.review = review_translation(
                 [(s.source, s.text) for s in translation.segments],
                 target_language=translation.target_language,
