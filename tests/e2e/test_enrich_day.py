@@ -114,3 +114,15 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
     for doc_id in EXPECTED:
         assert again[doc_id]["summary"] == records[doc_id]["summary"]
         assert again[doc_id]["review_reasons"] == records[doc_id]["review_reasons"]
+
+    # What a person sees: one line per document, then one table (no model loaded).
+    boeflow = Path(sys.executable).with_name("boeflow")
+    shown = subprocess.run([str(boeflow), "enrich", "--date", DAYS[0], "--to", DAYS[1]],
+                           capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stderr.splitlines() if line.strip()]
+    assert sorted(line.split(":")[0] for line in lines) == sorted(EXPECTED), lines
+    assert all(line.endswith("needs_attention (stored)") for line in lines), lines
+    assert "model loads" in shown.stdout and "Traceback" not in shown.stderr
+    table_rows = [line for line in shown.stdout.splitlines() if line.startswith("│ 2024-11")]
+    assert len(table_rows) == 8 and all("none" in row for row in table_rows)

@@ -123,3 +123,18 @@ def test_missing_production_weights_name_the_model_setting(tmp_path: Path) -> No
     assert "Traceback" not in done.stderr
     assert "BOEFLOW_SUMMARIZER_MODEL" in done.stderr
     assert "SINAI/ALIA-legal-administrative-7B-Instruct" in done.stderr
+
+
+def test_a_day_with_missing_models_fails_at_once(tmp_path: Path) -> None:
+    """Setup errors stop the run with one error, not one failure per document."""
+    from boeflow.enrich.backends import clear_backends
+    from boeflow.enrich.day import enrich_documents
+    from boeflow.enrich.source import read_document
+    from tests.conftest import DOCUMENTS
+
+    clear_backends()
+    settings = Settings(profile="smoke", smoke_models_dir=tmp_path / "none",
+                        data_dir=tmp_path / "data")
+    docs = [read_document(p) for p in sorted(DOCUMENTS.glob("BOE-B-*.xml"))]
+    with pytest.raises(ModelSetupError, match="BOEFLOW_SMOKE_MODELS_DIR"):
+        enrich_documents(docs, settings)
