@@ -230,8 +230,8 @@ def enrich(
 def _print_enrich_table(results: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table("day", "documents", "enriched", "need attention", "failed", "generated",
-                  "model loads", title="enrich", title_justify="left")
+    table = Table("day", "docs", "enriched", "attention", "failed", "generated", "loads",
+                  title="enrich (loads: models loaded)", title_justify="left")
     for r in results:
         if "error" in r:
             table.add_row(r["day"], "", "", "", "error", "", "", end_section=False)

@@ -162,9 +162,12 @@ def find_in_raw_store(settings: Settings, doc_id: str) -> tuple[RawStore, str] |
     found: list[str] = []
     # Items live under boe/YYYY/MM/DD/items/; an item may be published in the next year.
     for folder in (year, str(int(year) + 1)):
-        found += [str(p) for p in store.fs.glob(store.path(f"boe/{folder}/*/*/items/{doc_id}.*"))]
+        # ``doc_id`` matched the BOE id grammar: no glob or path characters in the pattern.
+        pattern = f"{store.root}/boe/{folder}/*/*/items/{doc_id}.*"
+        found += [str(p) for p in store.fs.glob(pattern)]
     start = len(store.root) + 1
-    candidates = sorted((p[start:] for p in found if TEMP_MARKER not in p),
+    candidates = sorted((p[start:] for p in found if TEMP_MARKER not in p
+                         and p.rsplit(".", 1)[-1] in _PREFERENCE),
                         key=lambda p: (_PREFERENCE.get(p.rsplit(".", 1)[-1], 9), p))
     return (store, candidates[0]) if candidates else None
 
