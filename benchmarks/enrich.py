@@ -86,10 +86,20 @@ def run(backend: TransformersBackend, prompts: list[list[Message]], batch_size: 
     return elapsed, sum(r.completion_tokens for r in results)
 
 
+def _fetch(day: str, settings: Settings) -> None:
+    """Fetch one replayed day into the raw store (the fetch stage alone, no state DB)."""
+    from boeflow.boe.fetch import Fetcher, FetchOptions
+    from boeflow.boe.http import BoeClient, ClientConfig
+    from boeflow.boe.store import RawStore, store_url
+
+    with BoeClient(ClientConfig.from_settings(settings)) as client:
+        Fetcher(client, RawStore(store_url(settings)), FetchOptions.from_settings(settings)
+                ).fetch_day(date.fromisoformat(day))
+
+
 def fetch_days(data_dir: Path) -> dict[date, list[SourceDocument]]:
     """The demo days fetched from the replayed samples into a fresh raw store, read back
     through the production path (raw store → boeflow.parse)."""
-    from boeflow.airflow.tasks import fetch_day
     from boeflow.boe.replay import BoeServer
     from boeflow.enrich.day import read_day
 
@@ -98,7 +108,7 @@ def fetch_days(data_dir: Path) -> dict[date, list[SourceDocument]]:
         replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
                                              "boe_max_attempts": 2})
         for day in DAYS:
-            fetch_day(day.isoformat(), replay)
+            _fetch(day.isoformat(), replay)
     days = {}
     for day in DAYS:
         docs, failed = read_day(settings, day)

@@ -1,15 +1,26 @@
-"""Daily BOE ingestion: fetch the day's sumario and items; parse, chunk, embed and index
-them; then summarise (ALIA), translate to Valencian (Aitana) and review them automatically.
+"""Daily BOE ingestion and the reviewed daily digest.
+
+``which_day → fetch → index → enrich → review → build_digest → approve → publish → deliver``:
+fetch the day's sumario and items; parse, chunk, embed and index them; summarise (ALIA),
+translate to Valencian (Aitana) and review them automatically; build the draft digest; a
+human approves it in the Airflow UI ("Required Actions"), excluding items or correcting
+summaries; publish Markdown/HTML/JSON, boe-digests and the Atom feed; e-mail subscribers.
 
 Runs Monday to Saturday (the BOE's publication days) at 09:00 Madrid time; trigger it from
-the Airflow UI with a `date` to (re)process any day: every step is idempotent, so a rerun
-of a finished day downloads nothing and computes no embeddings.
+the Airflow UI with a `date` to (re)process any day. Every step is idempotent: a rerun of a
+finished day downloads nothing, computes nothing, publishes nothing new and sends no second
+e-mail. A day without a BOE ends green with a "no publication" record. Each task calls one
+function of ``boeflow.daily`` and records its outcome in PostgreSQL (`boeflow status`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+
+from boeflow.airflow.wiring import ENRICHED, digest_tasks
 
 
 @dag(
@@ -29,7 +40,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 def boe_daily() -> None:
     @task
     def which_day() -> str:
-        from boeflow.airflow.tasks import resolve_day
+        from boeflow.daily import resolve_day
 
         context = get_current_context()
         logical = context.get("logical_date")
@@ -37,25 +48,31 @@ def boe_daily() -> None:
                            logical.isoformat() if logical else None)
 
     @task
-    def fetch(day: str) -> dict[str, object]:
-        from boeflow.airflow.tasks import fetch_day
+    def fetch(day: str) -> dict[str, Any]:
+        from boeflow.config import get_settings
+        from boeflow.daily import fetch_day
 
-        return fetch_day(day)
-
-    @task
-    def index(day: str, fetched: dict[str, object]) -> dict[str, object]:
-        from boeflow.airflow.tasks import index_day
-
-        return index_day(day)
+        return fetch_day(day, get_settings(), run_id=get_current_context().get("run_id"))
 
     @task
-    def enrich(day: str, indexed: dict[str, object]) -> dict[str, object]:
-        from boeflow.airflow.tasks import enrich_day
+    def index(day: str, fetched: dict[str, Any]) -> dict[str, Any]:
+        from boeflow.config import get_settings
+        from boeflow.daily import index_day
 
-        return enrich_day(day)
+        return index_day(day, get_settings(), run_id=get_current_context().get("run_id"))
+
+    @task(outlets=[ENRICHED])
+    def enrich(day: str, indexed: dict[str, Any]) -> dict[str, Any]:
+        from boeflow.config import get_settings
+        from boeflow.daily import enrich_day
+
+        context = get_current_context()
+        result = enrich_day(day, get_settings(), run_id=context.get("run_id"))
+        context["outlet_events"][ENRICHED].extra = {"day": day}
+        return result
 
     day = which_day()
-    enrich(day, index(day, fetch(day)))
+    digest_tasks(day, enrich(day, index(day, fetch(day))))
 
 
 boe_daily()

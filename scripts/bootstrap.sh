@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything boeflow needs on a fresh Debian machine, from package registries only:
-# Debian packages (PostgreSQL server, Maven), a Python venv from the pinned lock file, and the
+# Debian packages (PostgreSQL server, Maven, Redis, docker-compose), a Python venv from the pinned lock file, and the
 # project itself. Idempotent: a warm run only checks. Source it or run it.
 set -euo pipefail
 
@@ -17,7 +17,12 @@ source "$ROOT/src/boeflow/versions.env"
 need_apt=()
 [ -x "/usr/lib/postgresql/${POSTGRES_VERSION}/bin/postgres" ] || need_apt+=("postgresql-${POSTGRES_VERSION}")
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)        # Celery broker
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)    # compose file check
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+# Headless browser for the digest page tests (driven by Selenium through chromedriver).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${need_apt[*]} (run as root or install them)"; exit 1
@@ -25,7 +30,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     log "installing Debian packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Do not let the package start its own cluster on 5432: boeflow runs a project-local one.
+    # Do not let the packages start their own PostgreSQL/Redis: boeflow runs project-local ones.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d

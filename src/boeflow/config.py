@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -46,6 +46,13 @@ def _default_samples_dir() -> Path:
     repo_root = Path(__file__).resolve().parents[2]
     candidate = repo_root / "samples" / "boe"
     return candidate if candidate.is_dir() else Path.cwd() / "samples" / "boe"
+
+
+def _repo_dir(name: str) -> Path:
+    """A top-level directory of the repository (``dags``, ``plugins``)."""
+    repo_root = Path(__file__).resolve().parents[2]
+    candidate = repo_root / name
+    return candidate if candidate.is_dir() else Path.cwd() / name
 
 
 # Settings holding URLs that may embed credentials (``https://user:pass@host``).
@@ -185,6 +192,46 @@ class Settings(BaseSettings):
         True, description="replace ids, numbers and citations by placeholders while translating")
     # --- end of generation settings ---
 
+    # --- Local Airflow deployment, Redis and the loopback rule (issue 12) ---------------
+    redis_host: str = Field("127.0.0.1", description="Redis (Celery broker) bind address")
+    redis_port: int = Field(6379, description="Redis port")
+    redis_password: SecretStr | None = Field(None, description="Redis password (requirepass)")
+    airflow_host: str = Field("127.0.0.1", description="Airflow api-server bind address")
+    airflow_port: int = Field(8080, description="Airflow api-server port (UI, REST, execution API)")
+    airflow_api_workers: int = Field(1, ge=1, description="api-server worker processes")
+    airflow_worker_concurrency: int = Field(2, ge=1, description="task slots of the Celery worker")
+    airflow_llm_pool_slots: int = Field(1, ge=1, description="slots of the boeflow_llm pool "
+                                        "(GPU/LLM tasks running at once)")
+    airflow_admin_user: str = Field("admin", description="Airflow UI admin user")
+    airflow_dags_dir: Path = Field(default_factory=lambda: _repo_dir("dags"),
+                                   description="DAG folder of the local Airflow")
+    airflow_plugins_dir: Path = Field(default_factory=lambda: _repo_dir("plugins"),
+                                      description="plugins folder of the local Airflow")
+    services_allow_non_loopback: bool = Field(
+        False, description="let local services bind to a non-loopback address (each also needs "
+        "its own credentials: a non-default PG_PASSWORD, a REDIS_PASSWORD)")
+    # --- end of local Airflow deployment settings ---
+
+    # --- Digest, human approval, state and delivery (issue 10) ----------------------------
+    digest_review_timeout_hours: float = Field(
+        48.0, gt=0, description="how long the Airflow approval step waits for a reviewer")
+    digest_publish_on_timeout: bool = Field(
+        False, description="publish unreviewed (marked so) when nobody answers in time; "
+        "default: publish nothing and leave the day pending")
+    digest_watchlists_file: Path | None = Field(
+        None, description="TOML file with [[watchlist]] tables (name, materias, departments, "
+        "rangos, keywords, query, recipients)")
+    digest_recipients: list[str] = Field(
+        default_factory=list, description="addresses that receive every published digest")
+    digest_mail_from: str = Field("boeflow@localhost", description="From: of digest e-mails")
+    digest_smtp_conn_id: str = Field("boeflow_smtp",
+                                     description="Airflow Connection with the SMTP server")
+    digest_site_url: str = Field("https://www.boe.es", description="base of the links to "
+                                 "BOE items in digests (always the real BOE site)")
+    digest_feed_url: str = Field("urn:boeflow:digests", description="id/link of the Atom "
+                                 "feed; set to where digests/feed.xml is served")
+    # --- end digest ---
+
     # --- enrichment at production scale (issue 11) ---
     gen_structured: bool = Field(
         True, description="decode summaries under their JSON schema (llguidance in process, "
@@ -214,6 +261,22 @@ class Settings(BaseSettings):
         return (f"postgresql+psycopg2://{self.pg_user}:{self.pg_password.get_secret_value()}"
                 f"@{self.pg_host}:"
                 f"{self.pg_port}/{self.pg_airflow_database}")
+
+    @property
+    def airflow_url(self) -> str:
+        """Where the local Airflow UI/API answers."""
+        return f"http://{self.airflow_host}:{self.airflow_port}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        password = self.redis_password.get_secret_value() if self.redis_password else ""
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/0"
+
+    @property
+    def celery_result_backend(self) -> str:
+        """Celery stores task results in Airflow's metadata database (SQLAlchemy URL)."""
+        return "db+" + self.airflow_sql_alchemy_conn
 
     @property
     def pg_dsn(self) -> str:

@@ -6,7 +6,10 @@
 3. parse → chunk → embed → index the fetched items and every sample document;
 4. search, with citations; evaluate retrieval on the shipped known-item set;
 5. summarise, translate to Valencian and review the fetched days (stored in boe-documents
-   for Kibana) and show one short disposition in detail.
+   for Kibana) and show one short disposition in detail;
+6. run the daily DAG for 2024-11-06 with ``airflow dags test``; its approval step is answered
+   by a named demo reviewer through Airflow's REST API (the path a human's click takes), then
+   print where the published Markdown/HTML/JSON are, the day's SQL status and a search.
 
 Everything model-made is labelled SMOKE: the models are tiny and random by design.
 """
@@ -19,15 +22,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from boeflow.config import get_settings
+from boeflow.config import Settings, get_settings
 
 console = Console(stderr=False, highlight=False)
 DAYS = (date(2024, 11, 6), date(2024, 11, 13))
 
 
 def main() -> None:
-    from boeflow.airflow.tasks import fetch_day
     from boeflow.boe.replay import BoeServer
+    from boeflow.daily import fetch_day
     from boeflow.embed import build_embedder
     from boeflow.evaluation import evaluate, load_set
     from boeflow.index.client import get_client, names_for
@@ -71,7 +74,7 @@ def main() -> None:
                       + ("  (kNN from a random smoke model)" if settings.is_smoke and
                          mode != "bm25" else ""))
 
-    from boeflow.airflow.tasks import enrich_day
+    from boeflow.daily import enrich_day
     from boeflow.enrich.service import summarize, translate_fields
 
     console.rule(f"{label}summary, translation and review")
@@ -92,7 +95,83 @@ def main() -> None:
     if translation.review:
         console.print(f"{label}translation es→va reviewed: "
                       f"needs_attention={translation.review.needs_attention}")
+    reviewed_day(settings, DAYS[0])
     console.print("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
+
+
+DEMO_REVIEWER = "demo.revisora"
+
+
+def reviewed_day(settings: Settings, day: date) -> None:
+    """The daily DAG for ``day`` under ``airflow dags test`` (metadata in boeflow's
+    PostgreSQL), with the approval answered as ``DEMO_REVIEWER`` via the REST API."""
+    import secrets
+    import subprocess
+    import sys
+
+    from boeflow.airflow.review_api import (
+        AirflowApiError,
+        ApiServer,
+        ReviewClient,
+        airflow,
+        airflow_env,
+    )
+    from boeflow.boe.replay import BoeServer
+    from boeflow.state.db import state
+    from boeflow.state.records import day_status
+
+    console.rule(f"daily DAG for {day}: human approval in Airflow, published digest")
+    home = settings.data_dir / "airflow-demo"
+    password = secrets.token_urlsafe(16)
+    with BoeServer(settings.samples_dir) as boe:
+        env = airflow_env(settings, home, {DEMO_REVIEWER: password}, {
+            "BOEFLOW_PROFILE": settings.profile, "BOEFLOW_DATA_DIR": str(settings.data_dir),
+            "BOEFLOW_SMOKE_MODELS_DIR": str(settings.smoke_models_dir),
+            "BOEFLOW_BOE_BASE_URL": boe.url, "BOEFLOW_BOE_RATE_LIMIT": "0",
+            "BOEFLOW_BOE_MAX_ATTEMPTS": "2"})
+        migrated = airflow(["db", "migrate"], env)
+        if migrated.returncode != 0:
+            raise SystemExit(f"airflow db migrate failed: {migrated.stderr.strip()[-300:]}")
+        log = home / "dags-test.log"
+        with ApiServer(env, home / "api-server.log") as api:
+            console.print(f"airflow api-server on {api.url}; `airflow dags test boe_daily {day}` "
+                          f"(log: {log})")
+            binary = str(Path(sys.executable).with_name("airflow"))
+            with log.open("wb") as out:
+                proc = subprocess.Popen([binary, "dags", "test", "boe_daily", day.isoformat()],
+                                        stdout=out, stderr=subprocess.STDOUT, env=env)
+            reviewer = ReviewClient(api.url, DEMO_REVIEWER, password)
+            try:
+                pending = reviewer.wait_pending("boe_daily", 1800,
+                                                alive=lambda: proc.poll() is None)
+            except AirflowApiError:
+                pending = None
+                console.print("no approval asked: this draft is already published")
+            if pending is not None:
+                console.print(f"Required Action: {pending['subject']}")
+                console.print(pending["body"].split("###")[0].strip(), markup=False)
+                flagged = [line.split("**")[1] for line in pending["body"].splitlines()
+                           if line.startswith("- **")]
+                params = {"excluir": [], "correcciones": {},
+                          "notas": {b: "Resumen de modelo smoke: revisar" for b in flagged[:1]},
+                          "nota": "Aprobado por la revisora de la demo (modelos smoke)"}
+                reviewer.answer(pending, "Publicar", params)
+                console.print(f"answered as {DEMO_REVIEWER}: Publicar "
+                              f"(PATCH …/taskInstances/approve/-1/hitlDetails)")
+            if proc.wait(timeout=1800) != 0:
+                raise SystemExit(f"the daily DAG failed; see {log}")
+    with state(settings) as conn:
+        status = day_status(conn, day)
+    assert status is not None
+    for digest in status["digests"][-1:]:
+        console.print(f"published digest v{digest['version']}:")
+        for path in digest["paths"].values():
+            console.print(f"  {settings.data_dir / 'raw' / path}", markup=False)
+    tasks = ", ".join(f"{t['task']}={t['status']}" for t in status["tasks"])
+    console.print(f"SQL status of {day}: {status['day']['status']}; {tasks}", markup=False)
+    console.print(f"  (boeflow status --date {day}; boeflow digest show --date {day})")
+    console.print('search: boeflow search "medidas urgentes DANA" --since 2024-11-06 '
+                  "--until 2024-11-06")
 
 
 if __name__ == "__main__":

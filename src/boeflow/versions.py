@@ -25,3 +25,15 @@ def elastic_version() -> str:
 
 def postgres_major() -> str:
     return pinned_versions()["POSTGRES_VERSION"]
+
+
+def airflow_version() -> str:
+    return pinned_versions()["AIRFLOW_VERSION"]
+
+
+def python_version() -> str:
+    return pinned_versions()["PYTHON_VERSION"]
+
+
+def redis_version() -> str:
+    return pinned_versions()["REDIS_VERSION"]

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,17 @@ EXPECTED = {"BOE-A-2024-22928", "BOE-A-2024-23543", "BOE-A-2024-23620"}
 SMALL = {"BOEFLOW_MAX_NEW_TOKENS": "200", "BOEFLOW_SUMMARY_SHORT_MAX_NEW_TOKENS": "160",
          "BOEFLOW_SUMMARY_MAP_MAX_NEW_TOKENS": "24", "BOEFLOW_TRANSLATE_MAX_NEW_TOKENS": "32",
          "BOEFLOW_GEN_BATCH_SIZE": "8"}
+
+
+def _fetch(day: str, settings: Settings) -> None:
+    """Fetch one replayed day into the raw store (the fetch stage alone, no state DB)."""
+    from boeflow.boe.fetch import Fetcher, FetchOptions
+    from boeflow.boe.http import BoeClient, ClientConfig
+    from boeflow.boe.store import RawStore, store_url
+
+    with BoeClient(ClientConfig.from_settings(settings)) as client:
+        Fetcher(client, RawStore(store_url(settings)), FetchOptions.from_settings(settings)
+                ).fetch_day(date.fromisoformat(day))
 
 
 def _enrich(env: dict[str, str]) -> list[dict[str, Any]]:
@@ -56,7 +68,6 @@ def _loads(reports: list[dict[str, Any]]) -> dict[str, int]:
 
 def test_two_days_load_each_model_once_and_a_rerun_loads_none(
         live_settings: Settings, smoke_models_dir: Path, tmp_path: Path) -> None:
-    from boeflow.airflow.tasks import fetch_day
     from boeflow.pipeline import fetched_day_files, index_files
 
     settings = live_settings.model_copy(update={
@@ -70,9 +81,7 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
         replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
                                              "boe_max_attempts": 2})
         for day in DAYS:
-            fetch_day(day, replay)
-    from datetime import date
-
+            _fetch(day, replay)
     files = fetched_day_files(settings, date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[1]),
                               tmp_path)
     assert {f.stem for f in files} == EXPECTED

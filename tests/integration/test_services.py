@@ -156,3 +156,30 @@ def test_too_old_jdk_is_named(tmp_path: Path) -> None:
                         BOEFLOW_JVM_DIRS=str(tmp_path / "none"), ES_JAVA_HOME=str(jdk17))
     result = _run(["services", "start", "--only", "elasticsearch"], env)
     _assert_one_clear_error(result, "(Java 17)")
+
+
+@pytest.mark.parametrize(("service", "extra", "expected"), [
+    ("postgresql", {"BOEFLOW_PG_HOST": "0.0.0.0"},
+     "refusing to start PostgreSQL on 0.0.0.0: not a loopback address"),
+    # Allowed, but with the shipped default password: still refused, naming the setting.
+    ("postgresql", {"BOEFLOW_PG_HOST": "0.0.0.0", "BOEFLOW_SERVICES_ALLOW_NON_LOOPBACK": "true"},
+     "or set a non-default BOEFLOW_PG_PASSWORD to expose it"),
+    ("redis", {"BOEFLOW_REDIS_HOST": "0.0.0.0"},
+     "refusing to start Redis on 0.0.0.0: not a loopback address"),
+    ("redis", {"BOEFLOW_REDIS_HOST": "::", "BOEFLOW_SERVICES_ALLOW_NON_LOOPBACK": "true"},
+     "or set BOEFLOW_REDIS_PASSWORD to expose it"),
+    ("airflow", {"BOEFLOW_AIRFLOW_HOST": "0.0.0.0"},
+     "refusing to start the Airflow api-server on 0.0.0.0: not a loopback address"),
+])
+def test_non_loopback_bind_is_refused(tmp_path: Path, service: str, extra: dict[str, str],
+                                      expected: str) -> None:
+    """Services are loopback-only by construction (issue 9): a non-loopback bind address is
+    refused in one line before anything is installed or started."""
+    env = _isolated_env(tmp_path, BOEFLOW_PG_PORT=str(_free_port()),
+                        BOEFLOW_REDIS_PORT=str(_free_port()),
+                        BOEFLOW_AIRFLOW_PORT=str(_free_port()), **extra)
+    result = _run(["services", "start", "--only", service], env)
+    _assert_one_clear_error(result, expected)
+    state = tmp_path / "state"
+    assert not (state / "postgres").exists() and not (state / "redis").exists()
+    assert not (state / "airflow").exists()

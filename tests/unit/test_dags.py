@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.airflow.tasks import TaskFailed, resolve_day
+from boeflow.daily import TaskFailed, resolve_day
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -26,16 +26,35 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 def test_dag_files_import_without_errors(dagbag: object) -> None:
     assert dagbag.import_errors == {}  # type: ignore[attr-defined]
-    assert "boe_daily" in dagbag.dags  # type: ignore[attr-defined]
+    assert {"boe_daily", "boe_digest"} <= set(dagbag.dags)  # type: ignore[attr-defined]
 
 
 def test_boe_daily_shape(dagbag: object) -> None:
     dag = dagbag.dags["boe_daily"]  # type: ignore[attr-defined]
-    assert {t.task_id for t in dag.tasks} == {"which_day", "fetch", "index", "enrich"}
+    assert {t.task_id for t in dag.tasks} == {
+        "which_day", "fetch", "index", "enrich", "review", "build_digest", "approve",
+        "publish", "deliver"}
     assert dag.get_task("index").upstream_task_ids == {"which_day", "fetch"}
     assert dag.get_task("enrich").upstream_task_ids == {"which_day", "index"}
+    assert dag.get_task("review").upstream_task_ids == {"which_day", "enrich"}
+    assert dag.get_task("approve").upstream_task_ids == {"build_digest"}
+    assert dag.get_task("publish").upstream_task_ids == {"which_day", "approve"}
+    assert dag.get_task("deliver").upstream_task_ids == {"which_day", "publish"}
     assert dag.catchup is False
     assert "date" in dag.params
+    approve = dag.get_task("approve")
+    assert approve.options == ["Publicar", "Rechazar"]
+    assert approve.defaults == ["Rechazar"]  # nothing is published without a human
+    assert set(approve.params) == {"excluir", "correcciones", "notas", "nota"}
+    assert approve.response_timeout.total_seconds() == 48 * 3600
+    assert [o.uri for o in dag.get_task("enrich").outlets] == ["boeflow://boe-documents/enriched"]
+
+
+def test_boe_digest_is_scheduled_on_the_enrichment_asset(dagbag: object) -> None:
+    dag = dagbag.dags["boe_digest"]  # type: ignore[attr-defined]
+    assert {t.task_id for t in dag.tasks} == {
+        "which_day", "review", "build_digest", "approve", "publish", "deliver"}
+    assert "boeflow://boe-documents/enriched" in str(dag.timetable.asset_condition)
 
 
 def test_dag_top_level_does_no_heavy_imports(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from boeflow.cli import (
+    airflow_cmd,
     config_cmd,
+    digest_cmd,
     enrich_cmd,
     fetch_cmd,
     models_cmd,
@@ -13,6 +15,7 @@ from boeflow.cli import (
     pipeline_cmd,
     search_cmd,
     services_cmd,
+    state_cmd,
 )
 
 app = typer.Typer(
@@ -24,12 +27,15 @@ app = typer.Typer(
 app.add_typer(services_cmd.app, name="services")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(airflow_cmd.app, name="airflow")
 # Stage commands register here, one line per module (keep alphabetical):
+digest_cmd.register(app)
 enrich_cmd.register(app)
 fetch_cmd.register(app)
 parse_cmd.register(app)
 pipeline_cmd.register(app)
 search_cmd.register(app)
+state_cmd.register(app)
 
 
 def main() -> None:

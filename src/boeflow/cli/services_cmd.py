@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from enum import StrEnum
 
 import typer
 
 from boeflow.cli.common import err_console, fail, print_json
-from boeflow.config import get_settings
+from boeflow.config import Settings, get_settings
 from boeflow.services import ServiceError, ServiceStatus
+from boeflow.services import airflow as af
 from boeflow.services import elasticsearch as es
 from boeflow.services import postgres as pg
+from boeflow.services import redis as rd
 
-app = typer.Typer(help="Install, start, stop and inspect the local Elasticsearch and PostgreSQL.",
+app = typer.Typer(help="Install, start, stop and inspect the local services: Elasticsearch, "
+                  "PostgreSQL, Redis and (with --only airflow) the local Airflow.",
                   no_args_is_help=True)
 
 
@@ -21,20 +25,37 @@ class Which(StrEnum):
     all = "all"
     elasticsearch = "elasticsearch"
     postgresql = "postgresql"
+    redis = "redis"
+    airflow = "airflow"
 
 
-def _selected(which: Which) -> list[str]:
-    return ["elasticsearch", "postgresql"] if which is Which.all else [which.value]
+# `all` starts the light services; Airflow (five processes) starts only when asked for.
+DEFAULT = ("elasticsearch", "postgresql", "redis")
 
 
-def _show(statuses: list[ServiceStatus], as_json: bool) -> None:
+def _starters() -> dict[str, Callable[[Settings], list[ServiceStatus]]]:
+    return {"elasticsearch": lambda s: [es.start(s)], "postgresql": lambda s: [pg.start(s)],
+            "redis": lambda s: [rd.start(s)], "airflow": af.start}
+
+
+def _statuses() -> dict[str, Callable[[Settings], list[ServiceStatus]]]:
+    return {"elasticsearch": lambda s: [es.status(s)], "postgresql": lambda s: [pg.status(s)],
+            "redis": lambda s: [rd.status(s)], "airflow": af.status}
+
+
+def _airflow_started(settings: Settings) -> bool:
+    layout = af.AirflowLayout.from_settings(settings)
+    return any(af.component_pid(layout, c) is not None for c in af.COMPONENTS)
+
+
+def show_statuses(statuses: list[ServiceStatus], as_json: bool) -> None:
     if as_json:
         print_json([asdict(s) for s in statuses])
         return
     for s in statuses:
         state = "healthy" if s.healthy else ("running, unhealthy" if s.running else "down")
-        err_console.print(f"{s.name:<14} {state:<18} {s.version or '-':<12} {s.url}  ({s.detail})",
-                          highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"{s.name:<22} {state:<18} {s.version or '-':<12} {s.url}  "
+                          f"({s.detail})", highlight=False, markup=False, soft_wrap=True)
 
 
 ONLY = typer.Option(Which.all, "--only", help="Act on one service only.")
@@ -43,32 +64,48 @@ JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout
 
 @app.command()
 def start(only: Which = ONLY, as_json: bool = JSON) -> None:
-    """Install (first time) and start the services; waits until healthy. Idempotent."""
+    """Install (first time) and start the services; waits until healthy. Idempotent.
+    Without --only: Elasticsearch, PostgreSQL and Redis."""
     settings = get_settings()
-    statuses = []
+    names = DEFAULT if only is Which.all else (only.value,)
+    statuses: list[ServiceStatus] = []
     try:
-        for name in _selected(only):
-            statuses.append(es.start(settings) if name == "elasticsearch" else pg.start(settings))
+        for name in names:
+            statuses.extend(_starters()[name](settings))
     except ServiceError as exc:
         fail(str(exc), exc.log_excerpt)
-    _show(statuses, as_json)
+    show_statuses(statuses, as_json)
+    if only is Which.airflow:
+        layout = af.AirflowLayout.from_settings(settings)
+        err_console.print(f"Airflow UI: {settings.airflow_url}  user: "
+                          f"{settings.airflow_admin_user}  password file: "
+                          f"{layout.password_file}", highlight=False, markup=False,
+                          soft_wrap=True)
 
 
 @app.command()
 def stop(only: Which = ONLY) -> None:
-    """Stop the services started by ``boeflow services start``."""
+    """Stop the services started by ``boeflow services start`` (all of them, Airflow
+    included, without --only)."""
     settings = get_settings()
-    for name in _selected(only):
-        stopped = es.stop(settings) if name == "elasticsearch" else pg.stop(settings)
+    stoppers = {"airflow": af.stop, "redis": rd.stop, "postgresql": pg.stop,
+                "elasticsearch": es.stop}
+    names = list(stoppers) if only is Which.all else [only.value]
+    for name in names:
+        stopped = stoppers[name](settings)
         err_console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
 
 
 @app.command()
 def status(only: Which = ONLY, as_json: bool = JSON) -> None:
-    """Report versions and health; exits 1 if a selected service is not healthy."""
+    """Report versions and health; exits 1 if a selected service is not healthy. Without
+    --only, the Airflow components are listed when any of them was started."""
     settings = get_settings()
-    statuses = [es.status(settings) if n == "elasticsearch" else pg.status(settings)
-                for n in _selected(only)]
-    _show(statuses, as_json)
+    if only is Which.all:
+        names = [*DEFAULT, *(["airflow"] if _airflow_started(settings) else [])]
+    else:
+        names = [only.value]
+    statuses = [s for name in names for s in _statuses()[name](settings)]
+    show_statuses(statuses, as_json)
     if not all(s.healthy for s in statuses):
         raise typer.Exit(1)

@@ -140,6 +140,8 @@ def documents_mapping() -> dict[str, Any]:
 
 
 def digests_mapping() -> dict[str, Any]:
+    """``boe-digests``: one record per published day (``kind: digest``) plus one per item
+    (``kind: item``, id ``<date>:<BOE id>``), so Kibana can list digests and what they held."""
     return {
         "dynamic": "strict",
         "properties": {
@@ -154,6 +156,31 @@ def digests_mapping() -> dict[str, Any]:
             "approved_at": _DATE,
             "smoke": {"type": "boolean"},
             "created_at": _DATE,
+            # Issue 10: the published digest and its items.
+            "kind": _KW,
+            "version": {"type": "integer"},
+            "decision": _KW,
+            "note": _TEXT,
+            "published_at": _DATE,
+            "paths": {"type": "object", "enabled": False},
+            "n_items": {"type": "integer"},
+            "n_summarised": {"type": "integer"},
+            "n_needs_attention": {"type": "integer"},
+            "n_incidencias": {"type": "integer"},
+            "n_excluded": {"type": "integer"},
+            "excluded": _KW,
+            "boe_id": _KW,
+            "section": _KW,
+            "department": _TEXT_KW,
+            "rango": _KW,
+            "summary_text": _TEXT,
+            "summary_va": _TEXT,
+            "title_va": _TEXT,
+            "review_status": _KW,
+            "review_reasons": _KW,
+            "edited_by": _KW,
+            "reviewer_note": _TEXT,
+            "url": {"type": "keyword", "index": False},
         },
     }
 

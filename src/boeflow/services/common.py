@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import shutil
@@ -44,6 +45,42 @@ def port_in_use(host: str, port: int) -> bool:
         return False
 
 
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` names is a loopback address (127.0.0.0/8, ::1).
+    Wildcards (0.0.0.0, ::), other addresses and unresolvable names are not loopback."""
+    name = host.strip().strip("[]")
+    if not name:
+        return False
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]).split("%")[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+def require_loopback(service: str, host: str, host_setting: str, *,
+                     allow_non_loopback: bool, secured: bool, security_hint: str) -> None:
+    """Refuse to bind ``service`` to a non-loopback address unless the operator both allows
+    it (``BOEFLOW_SERVICES_ALLOW_NON_LOOPBACK``) and configured the service's own security.
+    Local services are loopback-only by construction; the error is one line."""
+    if is_loopback(host):
+        return
+    if allow_non_loopback and secured:
+        return
+    missing = [] if allow_non_loopback else ["BOEFLOW_SERVICES_ALLOW_NON_LOOPBACK=true"]
+    if not secured:
+        missing.append(security_hint)
+    raise ServiceError(
+        f"refusing to start {service} on {host}: not a loopback address; set "
+        f"{host_setting}=127.0.0.1, or set {' and '.join(missing)} to expose it"
+    )
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -51,7 +88,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def read_pid(pidfile: Path) -> int | None:

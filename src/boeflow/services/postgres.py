@@ -23,6 +23,7 @@ from boeflow.services.common import (
     is_root,
     make_traversable,
     port_in_use,
+    require_loopback,
     tail,
 )
 from boeflow.versions import postgres_major
@@ -144,9 +145,20 @@ def _initdb(settings: Settings, layout: PgLayout, user: str | None) -> None:
     staging.rename(layout.data)  # a cluster dir exists under its final name only when complete
 
 
+def check_bind_address(settings: Settings) -> None:
+    """PostgreSQL listens on ``pg_host``: loopback only, unless exposing it was asked for
+    and the role has a password other than the shipped default."""
+    default = Settings.model_fields["pg_password"].default.get_secret_value()
+    require_loopback("PostgreSQL", settings.pg_host, "BOEFLOW_PG_HOST",
+                     allow_non_loopback=settings.services_allow_non_loopback,
+                     secured=settings.pg_password.get_secret_value() != default,
+                     security_hint="a non-default BOEFLOW_PG_PASSWORD")
+
+
 def start(settings: Settings) -> ServiceStatus:
     """Install (once), initialise (once) and start PostgreSQL; a no-op when it already runs."""
     layout = PgLayout.from_settings(settings)
+    check_bind_address(settings)
     current = status(settings)
     if current.healthy and _has_database(settings, settings.pg_airflow_database):
         return current

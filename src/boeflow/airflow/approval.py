@@ -1,0 +1,90 @@
+"""Airflow glue for the human approval of the daily digest (Airflow 3.1+ human-in-the-loop).
+
+``DigestApproval`` is a ``HITLOperator`` shown in the Airflow UI under "Required Actions": its
+Markdown body (rendered from the ``build_digest`` task's result) gives the day's counts and
+every item flagged by the automatic review; its form lets the reviewer publish or reject,
+exclude items by BOE id, correct summary texts and leave notes.
+
+Timeout (``BOEFLOW_DIGEST_REVIEW_TIMEOUT_HOURS``): Airflow applies the step's defaults when
+nobody answers in time. The default option is *Rechazar*, so nothing is published without a
+human and the day stays pending (decision ``timed_out``); with
+``BOEFLOW_DIGEST_PUBLISH_ON_TIMEOUT=true`` the default is *Publicar* and the digest is
+published marked "publicado sin revisión" (decision ``without_review``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowSkipException
+
+from boeflow.config import get_settings
+from boeflow.daily import APPROVAL_OPTIONS, PUBLISH, REJECT
+
+BUILD_TASK = "build_digest"
+
+FORM = {
+    "excluir": Param([], type="array", items={"type": "string"},
+                     title="Excluir elementos",
+                     description="Identificadores BOE que no se publican (uno por línea)."),
+    "correcciones": Param({}, type="object", title="Corregir resúmenes",
+                          description='{"BOE-A-…": "resumen corregido"}; "BOE-A-…:va" para el '
+                          "valenciano. Se revisan de nuevo automáticamente."),
+    "notas": Param({}, type="object", title="Notas por elemento",
+                   description='{"BOE-A-…": "nota del revisor"}'),
+    "nota": Param("", type="string", title="Nota general", description="Se muestra en el "
+                  "resumen publicado."),
+}
+
+
+class DigestApproval(HITLOperator):  # type: ignore[misc]
+    """Ask a reviewer to approve the day's draft digest; skipped when there is nothing to
+    review (no BOE that day, or this exact draft is already published)."""
+
+    def __init__(self, *, day: str, **kwargs: Any) -> None:
+        settings = get_settings()
+        kwargs.setdefault("subject", f"Revisar el resumen del BOE del {day}")
+        kwargs.setdefault(
+            "body", "{{ (ti.xcom_pull(task_ids='" + BUILD_TASK + "') or {}).get("
+            "'review_body', 'Sin borrador') }}")
+        kwargs.pop("params", None)  # the DAG's own params do not belong in this form
+        super().__init__(
+            options=list(APPROVAL_OPTIONS),
+            defaults=[PUBLISH if settings.digest_publish_on_timeout else REJECT],
+            multiple=False, params=dict(FORM),
+            response_timeout=timedelta(hours=settings.digest_review_timeout_hours),
+            **kwargs)
+        self.day = day
+
+    template_fields = (*HITLOperator.template_fields, "day")
+
+    def execute(self, context: Any) -> Any:
+        from boeflow.daily import record_approval_skipped
+
+        built = context["ti"].xcom_pull(task_ids=BUILD_TASK) or {}
+        if not built.get("needs_review"):
+            reason = ("no_publication" if built.get("status") == "no_publication"
+                      else "already_published" if built.get("already_published")
+                      else "nothing_to_review")
+            record_approval_skipped(self.day, get_settings(), reason, context.get("run_id"))
+            raise AirflowSkipException(f"nothing to review for {self.day}: {reason}")
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from datetime import date
+
+        from boeflow.state.db import state
+        from boeflow.state.records import record_task
+
+        result = super().execute_complete(context, event)
+        user = result.get("responded_by_user") or {}
+        with state(get_settings()) as conn:
+            record_task(conn, date.fromisoformat(self.day), "approve", "success",
+                        detail={"chosen": result.get("chosen_options"),
+                                "reviewer": user.get("name"),
+                                "responded_at": str(result.get("responded_at"))},
+                        run_id=context.get("run_id"))
+        return result

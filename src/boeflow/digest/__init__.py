@@ -1,0 +1,1 @@
+"""The reviewed daily digest (issue 10): model, builder, renderings, publication."""

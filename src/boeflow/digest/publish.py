@@ -1,0 +1,173 @@
+"""Where digests go: the raw store (atomic writes), ``boe-digests`` in Elasticsearch and the
+Atom feed ``digests/feed.xml``.
+
+Layout in the raw store::
+
+    digests/YYYY/MM/DD/draft/digest.{md,html,json}   the draft shown to the reviewer
+    digests/YYYY/MM/DD/digest.{md,html,json}         the published digest (latest version)
+    digests/feed.xml                                 Atom feed, one entry per published day
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from boeflow.boe.store import RawStore
+from boeflow.digest.model import Digest
+from boeflow.digest.render import FORMATS, render
+from boeflow.index.mapping import IndexNames, digests_mapping, index_name, templates
+
+FEED_PATH = "digests/feed.xml"
+FEED_ENTRIES = 60
+
+
+def digest_prefix(day: date, draft: bool = False) -> str:
+    return f"digests/{day:%Y/%m/%d}" + ("/draft" if draft else "")
+
+
+def digest_paths(day: date, draft: bool = False) -> dict[str, str]:
+    return {fmt: f"{digest_prefix(day, draft)}/digest.{fmt}" for fmt in FORMATS}
+
+
+def write_digest(store: RawStore, digest: Digest, draft: bool = False) -> dict[str, str]:
+    """Render and write the three formats atomically; return format → store path."""
+    paths = digest_paths(digest.date, draft)
+    for fmt, path in paths.items():
+        store.write_atomic(path, render(digest, fmt).encode("utf-8"))  # type: ignore[arg-type]
+    return paths
+
+
+def read_digest(store: RawStore, day: date, draft: bool = False) -> Digest | None:
+    path = digest_paths(day, draft)["json"]
+    if not store.exists(path):
+        return None
+    return Digest.model_validate_json(store.read(path))
+
+
+# --- Elasticsearch ---------------------------------------------------------------------------
+
+def ensure_digests_index(client: Elasticsearch, names: IndexNames) -> None:
+    """The ``boe-digests`` template, index and alias; new fields are added to an index
+    created by an older boeflow (mappings only grow)."""
+    alias = names.digests
+    body = templates(1, names)[f"{alias}-template"]
+    client.indices.put_index_template(name=f"{alias}-template", **body)
+    concrete = index_name(alias)
+    if not client.indices.exists(index=concrete):
+        client.indices.create(index=concrete)
+    if not client.indices.exists_alias(name=alias, index=concrete):
+        client.indices.put_alias(index=concrete, name=alias)
+    client.indices.put_mapping(index=concrete, properties=digests_mapping()["properties"])
+
+
+def digest_documents(digest: Digest, paths: dict[str, str]) -> list[dict[str, Any]]:
+    day = digest.date.isoformat()
+    decision = digest.decision
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    docs: list[dict[str, Any]] = [{
+        "_id": day, "digest_id": day, "kind": "digest", "date": day, "language": "es",
+        "status": digest.status, "version": digest.version,
+        "title": f"BOE {day}: {digest.header.items} elementos",
+        "body": " ".join(i.title_es for i in digest.all_items())[:30000],
+        "items": [i.boe_id for i in digest.all_items()],
+        "decision": decision.decision if decision else None,
+        "approved_by": decision.reviewer if decision else None,
+        "approved_at": decision.decided_at.isoformat() if decision and decision.decided_at
+        else None,
+        "note": decision.note if decision else None,
+        "published_at": now, "created_at": digest.generated_at.isoformat(), "paths": paths,
+        "n_items": digest.header.items, "n_summarised": digest.header.summarised,
+        "n_needs_attention": digest.header.needs_attention,
+        "n_incidencias": digest.header.incidencias, "n_excluded": digest.header.excluded,
+        "excluded": [e.boe_id for e in digest.excluded], "smoke": digest.smoke}]
+    for section in digest.sections:
+        for dept in section.departments:
+            for item in (*dept.items, *dept.compact):
+                edits = item.review.edits
+                docs.append({
+                    "_id": f"{day}:{item.boe_id}", "digest_id": day, "kind": "item",
+                    "date": day, "status": digest.status, "version": digest.version,
+                    "boe_id": item.boe_id, "title": item.title_es, "title_va": item.title_va,
+                    "section": section.code, "department": dept.name, "rango": item.rango,
+                    "summary_text": item.summary_es.resumen if item.summary_es else None,
+                    "summary_va": item.summary_va.resumen if item.summary_va else None,
+                    "review_status": item.review.status,
+                    "review_reasons": item.review.reasons[:50],
+                    "edited_by": edits[-1].by if edits else None,
+                    "reviewer_note": item.review.note, "url": item.url or None,
+                    "smoke": item.smoke, "published_at": now})
+    return docs
+
+
+def index_digest(client: Elasticsearch, names: IndexNames, digest: Digest,
+                 paths: dict[str, str]) -> int:
+    """Upsert the day's record and its items; remove item records of the day that the new
+    version no longer holds (e.g. excluded on a re-review). Returns records written."""
+    ensure_digests_index(client, names)
+    docs = digest_documents(digest, paths)
+    keep = {d["_id"] for d in docs}
+    existing = client.search(index=names.digests, size=10000, source=False,
+                             query={"term": {"digest_id": digest.date.isoformat()}})
+    stale = [h["_id"] for h in existing["hits"]["hits"] if h["_id"] not in keep]
+    actions: list[dict[str, Any]] = [
+        {"_op_type": "index", "_index": names.digests, "_id": d["_id"],
+         "_source": {k: v for k, v in d.items() if k != "_id"}} for d in docs]
+    actions += [{"_op_type": "delete", "_index": names.digests, "_id": i} for i in stale]
+    helpers.bulk(client, actions, refresh="wait_for")
+    return len(docs)
+
+
+# --- Atom feed -------------------------------------------------------------------------------
+
+def published_days(store: RawStore) -> list[date]:
+    days: list[date] = []
+    for path in store.list_files("digests"):
+        parts = path.split("/")
+        if len(parts) == 5 and parts[4] == "digest.json":
+            days.append(date(int(parts[1]), int(parts[2]), int(parts[3])))
+    return sorted(days)
+
+
+def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
+    """Rebuild ``digests/feed.xml`` from the published digests (newest first, bounded);
+    return the number of entries."""
+    from feedgen.feed import FeedGenerator
+
+    feed = FeedGenerator()
+    feed.id(feed_url)
+    feed.title("boeflow — resumen diario del BOE")
+    feed.subtitle("Resúmenes diarios revisados del Boletín Oficial del Estado")
+    feed.link(href=feed_url if feed_url.startswith("http") else site_url, rel="alternate")
+    feed.language("es")
+    feed.author({"name": "boeflow"})
+    feed.rights("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
+    days = published_days(store)[-FEED_ENTRIES:]
+    latest = datetime(1970, 1, 1, tzinfo=UTC)
+    for day in days:  # feedgen prepends entries: oldest first gives newest first
+        digest = read_digest(store, day)
+        if digest is None:
+            continue
+        decision = digest.decision
+        updated = (decision.decided_at if decision and decision.decided_at
+                   else digest.generated_at)
+        updated = updated if updated.tzinfo else updated.replace(tzinfo=UTC)
+        latest = max(latest, updated)
+        entry = feed.add_entry()
+        entry.id(f"{feed_url.rstrip('/')}/{day:%Y/%m/%d}/v{digest.version or 1}")
+        entry.title(f"BOE del {day:%d/%m/%Y}: {digest.header.items} elementos"
+                    + (f", {digest.header.excluded} excluidos" if digest.header.excluded
+                       else ""))
+        entry.link(href=f"{digest_prefix(day)}/digest.html", rel="alternate",
+                   type="text/html")
+        entry.updated(updated)
+        entry.published(updated)
+        lines = [f"{s.name}: {s.items}" for s in digest.header.sections]
+        if decision and decision.reviewer:
+            lines.append(f"Revisado por {decision.reviewer}")
+        entry.summary("; ".join(lines))
+    feed.updated(latest)
+    store.write_atomic(FEED_PATH, feed.atom_str(pretty=True))
+    return len(days)

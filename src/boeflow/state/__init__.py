@@ -1,0 +1,1 @@
+"""PostgreSQL state of the daily pipeline (issue 10)."""

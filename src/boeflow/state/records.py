@@ -1,0 +1,239 @@
+"""What each stage records in PostgreSQL, and the one query behind ``boeflow status``.
+
+Plain SQL over the tables of ``sql/001_init.sql``; every write is an upsert keyed by the day,
+the BOE id or (day, version), so rerunning a task rewrites its rows instead of adding more.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from boeflow.boe.manifest import DayManifest
+from boeflow.state.db import Connection, jsonb
+
+
+def ensure_day(conn: Connection, day: date) -> None:
+    conn.execute("INSERT INTO days (day) VALUES (%s) ON CONFLICT (day) DO NOTHING", (day,))
+
+
+def record_task(conn: Connection, day: date, task: str, status: str, *,
+                detail: dict[str, Any] | None = None, error: str | None = None,
+                run_id: str | None = None) -> None:
+    """The latest outcome of one task of the daily DAG for ``day``."""
+    ensure_day(conn, day)
+    finished = None if status == "running" else datetime.now().astimezone()
+    conn.execute(
+        """INSERT INTO task_runs (day, task, status, run_id, detail, error, started_at,
+                                  finished_at)
+           VALUES (%s, %s, %s, %s, %s, %s, now(), %s)
+           ON CONFLICT (day, task) DO UPDATE SET
+               status = EXCLUDED.status, run_id = COALESCE(EXCLUDED.run_id, task_runs.run_id),
+               detail = EXCLUDED.detail, error = EXCLUDED.error,
+               started_at = CASE WHEN EXCLUDED.status = 'running' THEN now()
+                                 ELSE task_runs.started_at END,
+               finished_at = EXCLUDED.finished_at""",
+        (day, task, status, run_id, jsonb(detail or {}), error, finished))
+
+
+def update_day(conn: Connection, day: date, **fields: Any) -> None:
+    """Set columns of ``days`` (names are fixed by the callers, values are parameters)."""
+    allowed = {"status", "boe_number", "items", "fetched", "indexed", "enriched",
+               "needs_attention", "failed", "digest_status"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"unknown day fields: {sorted(unknown)}")
+    ensure_day(conn, day)
+    if not fields:
+        return
+    assignments = ", ".join(f"{name} = %({name})s" for name in sorted(fields))
+    conn.execute(f"UPDATE days SET {assignments}, updated_at = now() "  # noqa: S608
+                 "WHERE day = %(day)s", {**fields, "day": day})
+
+
+def record_fetch(conn: Connection, day: date, manifest: DayManifest | None,
+                 summary: dict[str, Any]) -> None:
+    status = str(summary.get("status"))
+    ids = summary.get("sumario_ids") or []
+    update_day(conn, day, status="no_publication" if status == "no_publication" else
+               ("error" if status == "error" else "pending"),
+               boe_number=", ".join(str(i) for i in ids) if isinstance(ids, list) else None,
+               items=int(summary.get("items") or 0),
+               fetched=sum(1 for item in (manifest.items if manifest else [])
+                           if any(f.ok for f in item.files.values())))
+    for item in manifest.items if manifest else []:
+        stored = any(f.ok for f in item.files.values())
+        conn.execute(
+            """INSERT INTO documents (boe_id, day, section, department, title, fetch_status,
+                                      fetch_error)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (boe_id) DO UPDATE SET day = EXCLUDED.day,
+                   section = EXCLUDED.section, department = EXCLUDED.department,
+                   title = EXCLUDED.title, fetch_status = EXCLUDED.fetch_status,
+                   fetch_error = EXCLUDED.fetch_error, updated_at = now()""",
+            (item.id, day, item.section, item.department, item.title,
+             "stored" if stored else "failed", "; ".join(item.errors) or None))
+
+
+def record_index(conn: Connection, day: date, indexed: dict[str, str | None],
+                 failed: dict[str, str]) -> None:
+    """``indexed``: BOE id → content hash of what is in Elasticsearch; ``failed``: id → why."""
+    for boe_id, digest in indexed.items():
+        conn.execute("""UPDATE documents SET index_status = 'indexed', index_error = NULL,
+                               content_hash = %s, updated_at = now() WHERE boe_id = %s""",
+                     (digest, boe_id))
+    for boe_id, reason in failed.items():
+        conn.execute("""UPDATE documents SET index_status = 'failed', index_error = %s,
+                               updated_at = now() WHERE boe_id = %s""", (reason, boe_id))
+    update_day(conn, day, indexed=len(indexed))
+
+
+def record_enrichments(conn: Connection, day: date, rows: list[dict[str, Any]]) -> None:
+    """One row per enriched (or failed) document: statuses, review flags, models."""
+    for row in rows:
+        conn.execute(
+            """INSERT INTO enrichments (boe_id, day, summary_status, translation_status,
+                   review_status, needs_attention, review_reasons, error, summarizer_model,
+                   translator_model, prompt_version, smoke)
+               SELECT %(boe_id)s, %(day)s, %(summary_status)s, %(translation_status)s,
+                   %(review_status)s, %(needs_attention)s, %(review_reasons)s, %(error)s,
+                   %(summarizer_model)s, %(translator_model)s, %(prompt_version)s, %(smoke)s
+               WHERE EXISTS (SELECT 1 FROM documents WHERE boe_id = %(boe_id)s)
+               ON CONFLICT (boe_id) DO UPDATE SET
+                   summary_status = EXCLUDED.summary_status,
+                   translation_status = EXCLUDED.translation_status,
+                   review_status = EXCLUDED.review_status,
+                   needs_attention = EXCLUDED.needs_attention,
+                   review_reasons = EXCLUDED.review_reasons, error = EXCLUDED.error,
+                   summarizer_model = EXCLUDED.summarizer_model,
+                   translator_model = EXCLUDED.translator_model,
+                   prompt_version = EXCLUDED.prompt_version, smoke = EXCLUDED.smoke,
+                   updated_at = now()""",
+            {"day": day, "translation_status": None, "error": None, "summarizer_model": None,
+             "translator_model": None, "prompt_version": None, "smoke": False, **row,
+             "review_reasons": jsonb(row.get("review_reasons") or [])})
+    counts = conn.execute(
+        """SELECT count(*) FILTER (WHERE summary_status = 'ok') AS enriched,
+                  count(*) FILTER (WHERE needs_attention) AS needs_attention,
+                  count(*) FILTER (WHERE review_status = 'failed' OR error IS NOT NULL)
+                      AS failed
+           FROM enrichments WHERE day = %s""", (day,)).fetchone() or {}
+    update_day(conn, day, enriched=counts.get("enriched", 0),
+               needs_attention=counts.get("needs_attention", 0),
+               failed=counts.get("failed", 0))
+
+
+def record_decision(conn: Connection, day: date, *, decision: str, reviewer: str | None,
+                    reviewer_id: str | None, decided_at: datetime, excluded: list[str],
+                    edits: dict[str, Any], note: str | None, run_id: str | None,
+                    draft_hash: str) -> int:
+    row = conn.execute(
+        """INSERT INTO review_decisions (day, decision, reviewer, reviewer_id, decided_at,
+               excluded, edits, note, run_id, draft_hash)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+        (day, decision, reviewer, reviewer_id, decided_at, jsonb(excluded), jsonb(edits), note,
+         run_id, draft_hash)).fetchone()
+    assert row is not None
+    update_day(conn, day, digest_status={"approved": "approved", "without_review": "approved"}
+               .get(decision, decision))
+    return int(row["id"])
+
+
+def latest_digest(conn: Connection, day: date) -> dict[str, Any] | None:
+    row = conn.execute("""SELECT * FROM digests WHERE day = %s
+                          ORDER BY version DESC LIMIT 1""", (day,)).fetchone()
+    return dict(row) if row else None
+
+
+def record_digest(conn: Connection, day: date, *, draft_hash: str, content_hash: str,
+                  decision_id: int | None, without_review: bool, paths: dict[str, str],
+                  items: int, excluded: int) -> int:
+    """A new published version of the day's digest; returns its version number."""
+    previous = latest_digest(conn, day)
+    version = (previous["version"] if previous else 0) + 1
+    conn.execute(
+        """INSERT INTO digests (day, version, status, draft_hash, content_hash, decision_id,
+               without_review, paths, items, excluded)
+           VALUES (%s, %s, 'published', %s, %s, %s, %s, %s, %s, %s)""",
+        (day, version, draft_hash, content_hash, decision_id, without_review, jsonb(paths),
+         items, excluded))
+    update_day(conn, day, status="published", digest_status="published")
+    return version
+
+
+def delivery(conn: Connection, day: date, version: int, channel: str) -> dict[str, Any] | None:
+    row = conn.execute("""SELECT * FROM deliveries WHERE day = %s AND version = %s
+                          AND channel = %s""", (day, version, channel)).fetchone()
+    return dict(row) if row else None
+
+
+def record_delivery(conn: Connection, day: date, version: int, channel: str, *,
+                    recipients: list[str], subject: str, error: str | None) -> None:
+    conn.execute(
+        """INSERT INTO deliveries (day, version, channel, recipients, status, attempts, error,
+               subject, sent_at)
+           VALUES (%s, %s, %s, %s, %s, 1, %s, %s, CASE WHEN %s::text IS NULL THEN now() END)
+           ON CONFLICT (day, version, channel) DO UPDATE SET
+               status = EXCLUDED.status, attempts = deliveries.attempts + 1,
+               error = EXCLUDED.error, subject = EXCLUDED.subject,
+               sent_at = EXCLUDED.sent_at, recipients = EXCLUDED.recipients,
+               updated_at = now()""",
+        (day, version, channel, jsonb(recipients), "failed" if error else "sent", error,
+         subject, error))
+
+
+def _rows(conn: Connection, sql: str, day: date) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(sql, (day,)).fetchall()]
+
+
+def day_status(conn: Connection, day: date) -> dict[str, Any] | None:
+    """Everything recorded for ``day``: what is done and what failed (``boeflow status``)."""
+    row = conn.execute("SELECT * FROM days WHERE day = %s", (day,)).fetchone()
+    if row is None:
+        return None
+    docs = conn.execute(
+        """SELECT count(*) AS documents,
+                  count(*) FILTER (WHERE fetch_status = 'stored') AS fetched,
+                  count(*) FILTER (WHERE fetch_status = 'failed') AS fetch_failed,
+                  count(*) FILTER (WHERE index_status = 'indexed') AS indexed,
+                  count(*) FILTER (WHERE index_status = 'failed') AS index_failed
+           FROM documents WHERE day = %s""", (day,)).fetchone() or {}
+    return {
+        "day": dict(row),
+        "tasks": _rows(conn, """SELECT task, status, error, detail, run_id, started_at,
+                                       finished_at FROM task_runs WHERE day = %s
+                                ORDER BY started_at, task""", day),
+        "documents": dict(docs),
+        "failures": _rows(conn, """SELECT d.boe_id, COALESCE(d.fetch_error, d.index_error,
+                                          e.error) AS error,
+                                          CASE WHEN d.fetch_status = 'failed' THEN 'fetch'
+                                               WHEN d.index_status = 'failed' THEN 'index'
+                                               ELSE 'enrich' END AS stage
+                                   FROM documents d LEFT JOIN enrichments e USING (boe_id)
+                                   WHERE d.day = %s AND (d.fetch_status = 'failed'
+                                         OR d.index_status = 'failed' OR e.error IS NOT NULL)
+                                   ORDER BY d.boe_id""", day),
+        "enrichments": _rows(conn, """SELECT boe_id, summary_status, review_status,
+                                             needs_attention, review_reasons, error
+                                      FROM enrichments WHERE day = %s ORDER BY boe_id""", day),
+        "decisions": _rows(conn, """SELECT id, decision, reviewer, decided_at, excluded, edits,
+                                           note, run_id FROM review_decisions WHERE day = %s
+                                    ORDER BY id""", day),
+        "digests": _rows(conn, """SELECT version, status, published_at, paths, items, excluded,
+                                         without_review, decision_id FROM digests
+                                  WHERE day = %s ORDER BY version""", day),
+        "deliveries": _rows(conn, """SELECT version, channel, recipients, status, attempts,
+                                            error, sent_at FROM deliveries WHERE day = %s
+                                     ORDER BY version, channel""", day),
+    }
+
+
+def latest_decision(conn: Connection, day: date) -> dict[str, Any] | None:
+    row = conn.execute("""SELECT * FROM review_decisions WHERE day = %s
+                          ORDER BY id DESC LIMIT 1""", (day,)).fetchone()
+    return dict(row) if row else None
+
+
+def day_row(conn: Connection, day: date) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM days WHERE day = %s", (day,)).fetchone()
+    return dict(row) if row else None

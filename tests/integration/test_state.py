@@ -1,0 +1,142 @@
+"""PostgreSQL state on the real server: forward-only migrations applied idempotently
+(`boeflow db upgrade` twice is a no-op), what each step records, `boeflow status`; and two
+awkward days run through boeflow.daily against the replay server and the real services: a
+day without a BOE and a day with one corrupt item XML both end green with the right
+incidencias."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from boeflow import daily
+from boeflow.boe.replay import BoeServer, Served
+from boeflow.config import Settings
+from boeflow.index.client import get_client
+from boeflow.index.mapping import IndexNames
+from boeflow.state.db import StateError, connect, migrations, upgrade
+from boeflow.state.records import day_status
+from tests.conftest import SAMPLES
+from tests.support.digest_fixtures import private_database
+
+pytestmark = pytest.mark.integration
+PREFIX = "it-state-"
+
+
+@pytest.fixture()
+def state_settings(live_settings: Settings) -> Iterator[Settings]:
+    with private_database(live_settings) as settings:
+        yield settings
+
+
+def _cli(args: list[str], settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BOEFLOW_PG_DATABASE": settings.pg_database,
+           "BOEFLOW_PG_PORT": str(settings.pg_port)}
+    return subprocess.run([str(Path(sys.executable).with_name("boeflow")), *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_db_upgrade_twice_is_a_no_op(state_settings: Settings) -> None:
+    first = _cli(["db", "upgrade"], state_settings)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "applied: " + ", ".join(m.name for m in migrations())
+    second = _cli(["db", "upgrade"], state_settings)
+    assert second.returncode == 0 and second.stdout.strip() == "schema up to date"
+    with connect(state_settings) as conn:
+        assert upgrade(conn) == []
+        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert [r["version"] for r in rows] == ["001"]
+        tables = {r["table_name"] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+    assert tables >= {"schema_migrations", "days", "task_runs", "documents", "enrichments",
+                      "review_decisions", "digests", "deliveries"}
+
+
+def test_migration_files_are_numbered_without_gaps(tmp_path: Path) -> None:
+    (tmp_path / "001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "003_c.sql").write_text("SELECT 1;")
+    with pytest.raises(StateError, match="expected number 002"):
+        migrations(tmp_path)
+
+
+def test_unreachable_postgres_is_one_clear_line(live_settings: Settings) -> None:
+    with pytest.raises(StateError, match=r"PostgreSQL is not reachable at 127\.0\.0\.1:1 "):
+        connect(live_settings.model_copy(update={"pg_port": 1}))
+
+
+def _replay(settings: Settings, server: BoeServer, data: Path, models: Path) -> Settings:
+    # A new Settings (not model_copy) so that the smoke profile picks the smoke models.
+    return Settings(profile="smoke", smoke_models_dir=models, data_dir=data,
+                    samples_dir=SAMPLES, es_url=settings.es_url, es_index_prefix=PREFIX,
+                    pg_port=settings.pg_port, pg_database=settings.pg_database,
+                    boe_base_url=server.url, boe_rate_limit=0.0, boe_max_attempts=1,
+                    boe_backoff_initial=0.01)
+
+
+def test_day_without_boe_is_green_with_a_no_publication_record(
+        state_settings: Settings, smoke_models_dir: Path, tmp_path: Path) -> None:
+    with BoeServer(SAMPLES) as server:
+        settings = _replay(state_settings, server, tmp_path / "data", smoke_models_dir)
+        day = "2024-11-10"  # a Sunday: the API answers 404
+        assert daily.fetch_day(day, settings)["status"] == "no_publication"
+        assert daily.index_day(day, settings)["note"] == "no publication"
+        assert daily.enrich_day(day, settings)["note"] == "no publication"
+        daily.review_day(day, settings)
+        built = daily.build_digest_day(day, settings)
+        assert built["status"] == "no_publication" and built["needs_review"] is False
+        assert daily.publish_day(day, settings)["reason"] == "no_publication"
+    with connect(settings) as conn:
+        status = day_status(conn, date(2024, 11, 10))
+    assert status is not None and status["day"]["status"] == "no_publication"
+    assert {t["status"] for t in status["tasks"]} == {"success"}
+    shown = _cli(["status", "--date", day, "--json"], settings)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["day"]["status"] == "no_publication"
+
+
+def test_corrupt_item_xml_is_an_incidencia_and_the_day_stays_green(
+        state_settings: Settings, smoke_models_dir: Path, tmp_path: Path) -> None:
+    client = get_client(state_settings)
+    for alias in IndexNames(PREFIX).all():
+        client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True)
+    good = "BOE-A-2024-23543"
+    corrupt = "BOE-A-2024-23620"
+    body = (SAMPLES / "documents" / f"{corrupt}.xml").read_bytes()
+    with BoeServer(SAMPLES) as server:
+        # Served truncated in the middle of an element: well-formed XML no longer.
+        server.overrides[f"/diario_boe/xml.php?id={corrupt}"] = Served(
+            body[: len(body) // 2], "application/xml")
+        settings = _replay(state_settings, server, tmp_path / "data", smoke_models_dir)
+        day = "2024-11-13"
+        fetched = daily.fetch_day(day, settings, sections=["1", "3"])
+        assert fetched["status"] == "published"
+        # The fetcher refuses the malformed body (it never reaches the store); the rest of
+        # the day goes on.
+        assert fetched["failed"] >= 1
+        indexed = daily.index_day(day, settings)
+        assert indexed["documents"] == 1 and indexed["failed"] == {}
+        daily.review_day(day, settings)
+        built = daily.build_digest_day(day, settings)
+    assert built["status"] == "draft" and built["needs_review"] is True
+    with connect(settings) as conn:
+        status = day_status(conn, date(2024, 11, 13))
+    assert status is not None
+    assert {t["task"]: t["status"] for t in status["tasks"]} == {
+        "fetch": "success", "index": "success", "review": "success", "build_digest": "success"}
+    failures = {f["boe_id"]: f for f in status["failures"]}
+    assert failures[corrupt]["stage"] == "fetch"
+    assert "malformed XML" in failures[corrupt]["error"]
+    draft = json.loads((tmp_path / "data" / "raw" / "digests" / "2024" / "11" / "13" / "draft" /
+                        "digest.json").read_text(encoding="utf-8"))
+    incidencias = {n["boe_id"]: n for n in draft["incidencias"]}
+    assert incidencias[corrupt]["stage"] == "fetch"
+    assert "malformed XML" in incidencias[corrupt]["reason"]
+    assert good not in incidencias
+    assert client.exists(index=f"{PREFIX}boe-documents", id=good)
