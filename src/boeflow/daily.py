@@ -11,7 +11,6 @@ day downloads nothing, does no model work, publishes nothing new and sends no se
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
