@@ -1,8 +1,24 @@
-"""Generation throughput of the summariser: batched in-process generation vs one at a time.
+"""Enrichment speed: a whole day's enrichment, and the summariser's generation throughput.
 
-In one run, on the same prompts (the real short-summary prompt of each recorded BOE
-document, text cut to ``--prompt-tokens``), with greedy decoding and the same
-``max_new_tokens``:
+**Day level** (``BENCH enrich_day``): every sample document published on 2024-11-06 and
+2024-11-13 (replayed on loopback, fetched into a fresh raw store, read through
+``boeflow.parse``), enriched end to end — summary, translation of every summary field,
+review — three ways in the same run, each from an empty enrich store:
+
+* ours: ``boeflow.enrich.day.enrich_documents`` per day, as ``boeflow enrich --date D1 --to
+  D2`` runs it: shared lazy backends (one load per model), prompts of all the day's
+  documents batched together;
+* per-document loop with a new backend per document (what the enrich task did before:
+  ``Summarizer(make_backend(...))`` and ``Translator(make_backend(...))`` per document);
+* per-document loop with the backends built once (the baseline of the BENCH line).
+
+Reports documents/min for each, then
+``BENCH enrich_day ours=<docs/min> baseline=<docs/min, cached per-document loop> unit=docs/min
+ratio=<ours/baseline>``.
+
+**Generation** (``BENCH enrich``): in one run, on the same prompts (the real short-summary
+prompt of each recorded BOE document, text cut to ``--prompt-tokens``), with greedy decoding
+and the same ``max_new_tokens``:
 
 * ours: ``TransformersBackend.generate`` with ``--batch-size`` prompts per ``generate`` call
   (left padding, prompts sorted by length);
@@ -13,32 +29,39 @@ Reports generated tokens/s and documents/min for both, then one line
 
 Smoke models on CPU (what CI runs)::
 
-    BOEFLOW_PROFILE=smoke python benchmarks/enrich.py
+    BOEFLOW_PROFILE=smoke python benchmarks/enrich.py [--only day|generation]
 
-Production models on a GPU (ALIA-7B in bf16 with ``device_map``; weights already in the
-Hugging Face cache, since ``hf_offline`` is on by default)::
+Production models on a GPU (ALIA-7B in bf16 with ``device_map``, Aitana-2B; weights already
+in the Hugging Face cache, since ``hf_offline`` is on by default)::
 
     BOEFLOW_PROFILE=production BOEFLOW_DEVICE=cuda \\
-        python benchmarks/enrich.py --docs 32 --batch-size 16 --max-new-tokens 256 \\
-        --prompt-tokens 3000
+        python benchmarks/enrich.py --only day --batch-size 16 --day-max-new-tokens 512
+    BOEFLOW_PROFILE=production BOEFLOW_DEVICE=cuda \\
+        python benchmarks/enrich.py --only generation --docs 32 --batch-size 16 \\
+        --max-new-tokens 256 --prompt-tokens 3000
 
-(add ``--role translator`` for Aitana-2B).
+(add ``--role translator`` for Aitana-2B's generation throughput).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from boeflow.config import Settings
 from boeflow.enrich.backends import GenerationParams, TransformersBackend
 from boeflow.enrich.budget import hard_split
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, Message
-from boeflow.enrich.source import read_boe_xml
+from boeflow.enrich.source import SourceDocument, read_document
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = REPO / "samples" / "boe" / "documents"
+SAMPLES = REPO / "samples" / "boe"
+DAYS = (date(2024, 11, 6), date(2024, 11, 13))
 
 
 def build_prompts(backend: TransformersBackend, docs: int, prompt_tokens: int
@@ -46,7 +69,7 @@ def build_prompts(backend: TransformersBackend, docs: int, prompt_tokens: int
     paths = sorted(DOCUMENTS.glob("*.xml"))
     prompts = []
     for i in range(docs):
-        doc = read_boe_xml(paths[i % len(paths)])
+        doc = read_document(paths[i % len(paths)])
         text = hard_split(doc.text, prompt_tokens, backend.tokenizer)[0]
         prompts.append(DEFAULT_SUMMARY_PROMPTS.summary(
             doc.header(), text, short=True, max_chars=500,
@@ -63,8 +86,122 @@ def run(backend: TransformersBackend, prompts: list[list[Message]], batch_size: 
     return elapsed, sum(r.completion_tokens for r in results)
 
 
+def _fetch(day: str, settings: Settings) -> None:
+    """Fetch one replayed day into the raw store (the fetch stage alone, no state DB)."""
+    from boeflow.boe.fetch import Fetcher, FetchOptions
+    from boeflow.boe.http import BoeClient, ClientConfig
+    from boeflow.boe.store import RawStore, store_url
+
+    with BoeClient(ClientConfig.from_settings(settings)) as client:
+        Fetcher(client, RawStore(store_url(settings)), FetchOptions.from_settings(settings)
+                ).fetch_day(date.fromisoformat(day))
+
+
+def fetch_days(data_dir: Path) -> dict[date, list[SourceDocument]]:
+    """The demo days fetched from the replayed samples into a fresh raw store, read back
+    through the production path (raw store → boeflow.parse)."""
+    from boeflow.boe.replay import BoeServer
+    from boeflow.enrich.day import read_day
+
+    settings = Settings(data_dir=data_dir)
+    with BoeServer(SAMPLES) as server:
+        replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
+                                             "boe_max_attempts": 2})
+        for day in DAYS:
+            _fetch(day.isoformat(), replay)
+    days = {}
+    for day in DAYS:
+        docs, failed = read_day(settings, day)
+        if failed:
+            raise SystemExit(f"cannot read {failed}")
+        days[day] = docs
+    return days
+
+
+def day_settings(args: argparse.Namespace, data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, gen_batch_size=args.batch_size,
+                    max_new_tokens=args.day_max_new_tokens,
+                    summary_short_max_new_tokens=args.day_short_max_new_tokens,
+                    summary_map_max_new_tokens=args.day_map_max_new_tokens,
+                    translate_max_new_tokens=args.day_translate_max_new_tokens)
+
+
+def run_ours(days: dict[date, list[SourceDocument]], settings: Settings) -> int:
+    from boeflow.enrich.day import enrich_documents
+
+    failures = 0
+    for docs in days.values():
+        failures += sum(o.error is not None for o in enrich_documents(docs, settings))
+    return failures
+
+
+def run_loop(days: dict[date, list[SourceDocument]], settings: Settings,
+             new_backend_per_document: bool) -> int:
+    from boeflow.enrich.backends import Backend, make_backend
+    from boeflow.enrich.summarize import Summarizer
+    from boeflow.enrich.translate import Translator
+
+    shared: dict[str, Backend] = {}
+
+    def backend(role: str) -> Backend:
+        if new_backend_per_document:
+            return make_backend(settings, role)
+        if role not in shared:
+            shared[role] = make_backend(settings, role)
+        return shared[role]
+
+    failures = 0
+    for docs in days.values():
+        for doc in docs:
+            try:
+                record = Summarizer(settings, backend("summarizer")).summarize(doc)
+                Translator(settings, backend("translator")).translate_summary(record)
+            except Exception as exc:  # counted, as the day would report it
+                print(f"  {doc.id}: {type(exc).__name__}: {exc}")
+                failures += 1
+    return failures
+
+
+def measure_day(args: argparse.Namespace) -> None:
+    from boeflow.enrich.backends import clear_backends, model_loads
+
+    with tempfile.TemporaryDirectory() as raw_dir:
+        days = fetch_days(Path(raw_dir))
+        n_docs = sum(len(docs) for docs in days.values())
+        print(f"day-level: {n_docs} documents of {', '.join(str(d) for d in DAYS)}: "
+              + ", ".join(f"{d.id} ({len(d.text):,} chars)" for ds in days.values() for d in ds))
+        runs: list[tuple[str, Callable[[Settings], int]]] = [
+            ("per-document loop, new backend per document",
+             lambda s: run_loop(days, s, new_backend_per_document=True)),
+            ("per-document loop, backends built once",
+             lambda s: run_loop(days, s, new_backend_per_document=False)),
+            ("ours (enrich_documents per day)", lambda s: run_ours(days, s)),
+        ]
+        rates: dict[str, float] = {}
+        for name, run_once in runs:
+            with tempfile.TemporaryDirectory() as data_dir:  # empty enrich store each time
+                clear_backends()
+                settings = day_settings(args, Path(data_dir))
+                loads_before = sum(model_loads().values())
+                started = time.perf_counter()
+                failures = run_once(settings)
+                elapsed = time.perf_counter() - started
+                rates[name] = n_docs / elapsed * 60
+                loads = sum(model_loads().values()) - loads_before
+                print(f"{name:46s} {elapsed:8.1f} s  {rates[name]:7.2f} documents/min"
+                      f"  failures {failures}" + (f"  shared loads {loads}" if loads else ""))
+    ours, baseline = rates[runs[2][0]], rates[runs[1][0]]
+    print(f"BENCH enrich_day ours={ours:.2f} baseline={baseline:.2f} unit=docs/min "
+          f"ratio={ours / baseline:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["day", "generation"], default=None)
+    parser.add_argument("--day-max-new-tokens", type=int, default=200)
+    parser.add_argument("--day-short-max-new-tokens", type=int, default=160)
+    parser.add_argument("--day-map-max-new-tokens", type=int, default=32)
+    parser.add_argument("--day-translate-max-new-tokens", type=int, default=64)
     parser.add_argument("--role", choices=["summarizer", "translator"], default="summarizer")
     parser.add_argument("--docs", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -73,7 +210,13 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=512,
                         help="document text per prompt (tokens of the model's tokenizer)")
     args = parser.parse_args()
+    if args.only in (None, "day"):
+        measure_day(args)
+    if args.only in (None, "generation"):
+        measure_generation(args)
 
+
+def measure_generation(args: argparse.Namespace) -> None:
     settings = Settings()
     ref = settings.summarizer_model if args.role == "summarizer" else settings.translator_model
     backend = TransformersBackend(settings, ref)

@@ -252,6 +252,13 @@ class Settings(BaseSettings):
                           "start` runs on loopback (HTTP ports from BOEFLOW_ES_URL's upward)")
     # --- end Elasticsearch ------------------------------------------------------------------
 
+    # --- enrichment at production scale (issue 11) ---
+    gen_structured: bool = Field(
+        True, description="decode summaries under their JSON schema (llguidance in process, "
+        "response_format json_schema over HTTP); the repair loop remains the fallback")
+    enrich_window_docs: int = Field(
+        32, ge=1, description="documents planned and batched together by the enrich step")
+
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:
         if self.profile == "smoke":

@@ -11,7 +11,6 @@ day downloads nothing, does no model work, publishes nothing new and sends no se
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -158,57 +157,10 @@ def index_day(day: str, settings: Settings | None = None,
 
 
 def _enrich_documents(day: str, settings: Settings) -> dict[str, Any]:
-    """The enrich step's work: ``boeflow.enrich.day.enrich_day`` when present (issue 11),
-    else the per-document loop below."""
-    try:
-        module = importlib.import_module("boeflow.enrich.day")
-    except ModuleNotFoundError:
-        module = None
-    if module is not None:
-        result: dict[str, Any] = module.enrich_day(date.fromisoformat(day), settings)
-        return result
-    from boeflow.enrich.service import summarize, translate_fields
-    from boeflow.index.client import get_client, names_for
-    from boeflow.index.indexer import enrichment_fields, update_document
-    from boeflow.pipeline import fetched_day_files
+    """The enrich step's work: ``boeflow.enrich.day.enrich_day`` (issue 11)."""
+    from boeflow.enrich.day import enrich_day as run
 
-    client = get_client(settings)
-    names = names_for(settings)
-    when = date.fromisoformat(day)
-    done: list[str] = []
-    attention: list[str] = []
-    failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as workdir, client:
-        files = fetched_day_files(settings, when, when, Path(workdir))
-        for path in files:
-            try:
-                doc, record = summarize(settings, str(path))
-                summary = record.summary.model_dump() if record.summary else None
-                fields = [("titulo", doc.title)]
-                if summary:
-                    fields.append(("resumen", summary["resumen"]))
-                translation = translate_fields(settings, doc.id, fields, "va", source="es")
-                translated = {s.field: s.text for s in translation.segments}
-                reasons = [*(record.review.reasons if record.review else []),
-                           *(f"traducción: {r}" for r in (translation.review.reasons
-                                                          if translation.review else []))]
-                needs = bool((record.review and record.review.needs_attention)
-                             or (translation.review and translation.review.needs_attention))
-                update = enrichment_fields(summary, record.status, translated.get("titulo"),
-                                           translated.get("resumen"), needs, reasons)
-                if not update_document(client, names, doc.id, update):
-                    failed[doc.id] = "not indexed: run the index task first"
-                    continue
-            except Exception as exc:  # one document must not fail the day
-                failed[path.stem] = f"{type(exc).__name__}: {exc}"[:300]
-                continue
-            done.append(doc.id)
-            if update["needs_attention"]:
-                attention.append(doc.id)
-        if client.indices.exists(index=names.documents):
-            client.indices.refresh(index=names.documents)
-    return {"day": day, "enriched": done, "needs_attention": attention, "failed": failed,
-            "smoke": settings.is_smoke}
+    return run(date.fromisoformat(day), settings)
 
 
 def enrich_day(day: str, settings: Settings | None = None,

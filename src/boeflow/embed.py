@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ from boeflow.config import Settings
 from boeflow.models.loading import embedding_dimension, load_embedder
 
 Vectors = NDArray[np.float32]
+log = logging.getLogger(__name__)
 
 
 def text_hash(text: str) -> str:
@@ -116,38 +119,70 @@ class RemoteBackend:
 
 
 class EmbeddingCache:
-    """SQLite cache of vectors keyed by (model key, text hash). Safe across processes."""
+    """SQLite cache of vectors keyed by (model key, text hash). Safe across processes.
+
+    The cache only saves work: when it cannot be opened or written (disk full — SQLite's
+    "database or disk is full" —, a read-only or corrupt file) it logs one warning line,
+    records why in ``error`` and stops caching, and embedding goes on without it."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, "
-                         "dim INTEGER, vector BLOB, PRIMARY KEY (model, hash))")
+        self._db: sqlite3.Connection | None = None
+        self.error: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, "
+                             "dim INTEGER, vector BLOB, PRIMARY KEY (model, hash))")
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+
+    def _disable(self, exc: BaseException) -> None:
+        self.error = f"embedding cache {self.path} disabled: {exc}"
+        log.warning("%s; embedding without a cache", self.error)
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None
 
     def get_many(self, model: str, hashes: Sequence[str]) -> dict[str, Vectors]:
         found: dict[str, Vectors] = {}
         with self._lock:
-            for start in range(0, len(hashes), 500):
-                part = list(hashes[start:start + 500])
-                marks = ",".join("?" * len(part))
-                rows = self._db.execute(
-                    f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})",  # noqa: S608 - placeholders only
-                    [model, *part]).fetchall()
-                for digest, blob in rows:
-                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+            if self._db is None:
+                return found
+            try:
+                for start in range(0, len(hashes), 500):
+                    part = list(hashes[start:start + 500])
+                    marks = ",".join("?" * len(part))
+                    rows = self._db.execute(
+                        f"SELECT hash, vector FROM vectors WHERE model = ? AND hash IN ({marks})",  # noqa: S608 - placeholders only
+                        [model, *part]).fetchall()
+                    for digest, blob in rows:
+                        found[digest] = np.frombuffer(blob, dtype=np.float32)
+            except sqlite3.Error as exc:
+                self._disable(exc)
+                return {}
         return found
 
     def put_many(self, model: str, items: dict[str, Vectors]) -> None:
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
-                [(model, h, int(v.shape[0]), v.astype(np.float32).tobytes())
-                 for h, v in items.items()])
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                with self._db:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                        [(model, h, int(v.shape[0]), v.astype(np.float32).tobytes())
+                         for h, v in items.items()])
+            except sqlite3.Error as exc:
+                self._disable(exc)
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 @dataclass

@@ -1,11 +1,18 @@
 """The HTTP backend against a real OpenAI-compatible server on loopback: `transformers serve`
 (from ``transformers[serving]``) serving the smoke summariser directory — not a mock.
 
+Summary prompts carry ``response_format`` ``{"type": "json_schema"}`` (what vLLM enforces).
+``transformers serve`` 5.23 accepts and ignores that field (it lists it as unsupported), so
+against it the structured path is the fallback one: the random model's answer is not JSON,
+the bounded repair loop runs, and the record ends ``failed`` with the raw text kept. The
+payload itself is checked as sent, on the wire.
+
 Needs no Elasticsearch/PostgreSQL, so it is not marked ``integration``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,13 +26,15 @@ import httpx
 import pytest
 
 from boeflow.config import Settings
-from boeflow.enrich.backends import GenerationParams, HttpBackend, make_backend
-from boeflow.enrich.source import read_boe_xml
+from boeflow.enrich.backends import GenerationParams, HttpBackend, get_backend, make_backend
+from boeflow.enrich.source import read_document
+from boeflow.enrich.structured import SummaryConstraint, summary_json_schema
 from boeflow.enrich.summarize import Summarizer
+from boeflow.models.loading import ModelSetupError
 from tests.conftest import DOCUMENTS
 
 NOTICE_UV = DOCUMENTS / "BOE-B-2024-45529.xml"
-SMALL = {"max_new_tokens": 16, "summary_short_max_new_tokens": 16, "summary_max_repairs": 1}
+SMALL = {"max_new_tokens": 200, "summary_short_max_new_tokens": 160, "summary_max_repairs": 1}
 
 
 def _free_port() -> int:
@@ -85,13 +94,28 @@ def test_summary_through_the_http_backend(smoke_settings: Settings,
     backend = make_backend(settings, "summarizer")
     assert isinstance(backend, HttpBackend)
     assert backend.is_smoke and backend.context_length == 8192  # from the model's own config
-    doc = read_boe_xml(NOTICE_UV)
+    doc = read_document(NOTICE_UV)
+    sent: list[dict[str, object]] = []
+
+    async def capture(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content))
+
+    backend.event_hooks = {"request": [capture]}
     record = Summarizer(settings, backend).summarize(doc)
-    assert record.backend == "http" and record.smoke
+    assert record.backend == "http" and record.smoke and record.structured
     assert record.generate_calls >= 1
     assert all(p.prompt_tokens + p.max_new_tokens <= p.context_length for p in record.prompts)
-    if record.status == "failed":
-        assert len(record.errors) == record.attempts == 2
+    # Every summary request carried the schema; the server answered (it ignores it).
+    assert sent and all(body["response_format"] == {
+        "type": "json_schema", "json_schema": {
+            "name": "resumen_boe", "strict": True,
+            "schema": summary_json_schema(SummaryConstraint(True, 500))}} for body in sent)
+    # transformers serve does not enforce the schema: the random model's answer is not
+    # JSON, the fallback repair loop ran, and the record keeps the raw text.
+    assert record.status == "failed" and record.summary is None
+    assert len(record.errors) == record.attempts == 2
+    assert [p.stage for p in record.prompts] == ["short", "repair"]
+    assert len(sent) == 2
     assert record.review is not None and record.review.needs_attention
     calls = backend.generate_calls
     Summarizer(settings, backend).summarize(doc)
@@ -118,10 +142,28 @@ def test_retries_then_fails_on_a_closed_port(smoke_settings: Settings,
     settings = _http_settings(smoke_settings, f"http://127.0.0.1:{_free_port()}/v1", model_dir,
                               gen_http_retries=3, gen_http_timeout=2.0)
     backend = HttpBackend(settings, str(model_dir))
-    with pytest.raises(httpx.ConnectError):
+    # Nothing listens: a setup error for the whole run, naming the setting, not a per-
+    # document failure repeated for every document.
+    with pytest.raises(ModelSetupError, match="BOEFLOW_GEN_HTTP_URL"):
         backend.generate([[{"role": "user", "content": "hola"}]],
                          GenerationParams(max_new_tokens=4))
     assert backend.generate_calls == 3  # every attempt was made, then the error surfaced
+
+
+def test_shared_backend_is_lazy_and_loaded_once(smoke_settings: Settings,
+                                                served_model: tuple[str, Path]) -> None:
+    from boeflow.enrich.backends import clear_backends, model_loads
+
+    url, model_dir = served_model
+    settings = _http_settings(smoke_settings, url, model_dir)
+    clear_backends()
+    before = model_loads().get("summarizer", 0)
+    backend = get_backend(settings, "summarizer")
+    assert not backend.loaded and backend.context_length == 8192  # from config.json alone
+    assert get_backend(settings, "summarizer") is backend
+    backend.generate([[{"role": "user", "content": "hola"}]], GenerationParams(max_new_tokens=4))
+    backend.generate([[{"role": "user", "content": "adiós"}]], GenerationParams(max_new_tokens=4))
+    assert backend.loaded and model_loads()["summarizer"] == before + 1
 
 
 def test_timeout_is_enforced(smoke_settings: Settings,

@@ -9,7 +9,7 @@ import pytest
 
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, neutralise
 from boeflow.enrich.schema import parse_summary
-from boeflow.enrich.source import read_boe_xml
+from boeflow.enrich.source import read_document
 from boeflow.enrich.translate import mask_entities, unmask
 from boeflow.review import (
     check_faithfulness,
@@ -250,7 +250,7 @@ def test_injection_in_source_is_flagged() -> None:
 
 def test_real_samples_are_not_flagged_as_injection() -> None:
     for path in sorted(DOCUMENTS.glob("*.xml")):
-        doc = read_boe_xml(path)
+        doc = read_document(path)
         assert find_injections(doc.review_text()) == [], path.name
 
 
@@ -275,16 +275,27 @@ def test_output_echoing_instructions_is_flagged() -> None:
 
 # --- whole reviews ------------------------------------------------------------------------
 
+# The notice's title, as the review sees it (header + text).
+NOTICE = ("Título: Anuncio de la Facultat de Ciències Matemàtiques de la Universitat de València "
+          "sobre deterioro de título universitario por DANA.\n\n" + TITULO)
+
+
 def test_review_summary_marks_needs_attention_with_reasons() -> None:
     good = review_summary(fields=GOOD_FIELDS, raw_text="", status="ok", errors=[],
-                          source_text=TITULO, resumen_max_chars=500)
+                          source_text=NOTICE, resumen_max_chars=500)
     assert not good.needs_attention, good.reasons
     bad_fields = {**GOOD_FIELDS, "plazos_y_fechas": ["Fecha de expedición: 3 octubre 1998."]}
     bad = review_summary(fields=bad_fields, raw_text="", status="ok", errors=[],
-                         source_text=TITULO, resumen_max_chars=500)
+                         source_text=NOTICE, resumen_max_chars=500)
     assert bad.needs_attention
     assert bad.check("fidelidad").flagged
     assert any(r.startswith("fidelidad:") for r in bad.reasons)
+    # The same summary naming another organisation is caught too.
+    other = {**GOOD_FIELDS, "resumen": str(GOOD_FIELDS["resumen"]).replace(
+        "Universitat de València", "Universidad de Sevilla")}
+    moved = review_summary(fields=other, raw_text="", status="ok", errors=[],
+                           source_text=NOTICE, resumen_max_chars=500)
+    assert any("Universidad de Sevilla" in r for r in moved.check("fidelidad").reasons)
 
 
 def test_review_translation_and_masking_roundtrip() -> None:

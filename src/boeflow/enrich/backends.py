@@ -1,22 +1,29 @@
 """Generation backends, chosen by ``settings.gen_backend``.
 
 * ``transformers``: the model in this process (``load_chat_model``: bf16 + ``device_map`` on
-  GPU, CPU otherwise), prompts generated in batches with left padding.
+  GPU, CPU otherwise), prompts generated in length-sorted batches with left padding; a
+  summary prompt is decoded under its JSON grammar (``boeflow.enrich.structured``).
 * ``http``: an OpenAI-compatible server (``vllm serve``, ``transformers serve``) reached
-  with httpx: per-request timeout, bounded concurrency, retries with backoff.
+  with httpx: per-request timeout, bounded concurrency (the server batches continuously),
+  retries with backoff; a summary prompt carries ``response_format`` ``json_schema``.
 
 Both count prompt tokens with the model's own tokenizer and chat template, so the token
 budget of every prompt is computed the same way whatever runs the model.
+
+``get_backend`` hands out one backend per process and (role, backend, model, revision,
+device, …): it is lazy, so nothing is loaded until a prompt must really be generated (a
+rerun of a finished day loads no model), and every load is counted (``model_loads``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -27,9 +34,17 @@ from tenacity import (
     wait_exponential,
 )
 
-from boeflow.config import Settings
+from boeflow.config import Settings, redact_url
 from boeflow.enrich.prompts import Message
-from boeflow.models.loading import apply_offline_env, is_smoke_model, load_chat_model
+from boeflow.enrich.structured import GrammarConstraints, SummaryConstraint, response_format
+from boeflow.models.loading import (
+    ModelSetupError,
+    is_smoke_model,
+    load_chat_model,
+    load_tokenizer,
+    model_context_length,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +56,15 @@ class GenerationParams:
     temperature: float = 0.7
     top_p: float = 0.95
     repetition_penalty: float = 1.0
+    constraint: SummaryConstraint | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, max_new_tokens: int) -> GenerationParams:
+    def from_settings(cls, settings: Settings, max_new_tokens: int,
+                      constraint: SummaryConstraint | None = None) -> GenerationParams:
         return cls(max_new_tokens=max_new_tokens, do_sample=settings.gen_do_sample,
                    temperature=settings.gen_temperature, top_p=settings.gen_top_p,
-                   repetition_penalty=settings.gen_repetition_penalty)
+                   repetition_penalty=settings.gen_repetition_penalty,
+                   constraint=constraint if settings.gen_structured else None)
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the output; part of every cache key. Greedy ignores temperature."""
@@ -54,6 +72,9 @@ class GenerationParams:
         if not self.do_sample:
             data.pop("temperature")
             data.pop("top_p")
+        data.pop("constraint")
+        if self.constraint is not None:
+            data["constraint"] = self.constraint.fingerprint()
         return data
 
 
@@ -69,13 +90,26 @@ class ContextOverflowError(ValueError):
 
 
 class Backend(Protocol):
-    name: str
-    model_id: str
-    revision: str | None
-    is_smoke: bool
-    context_length: int
-    generate_calls: int
-    tokenizer: Any
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def revision(self) -> str | None: ...
+
+    @property
+    def is_smoke(self) -> bool: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def generate_calls(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> Any: ...
 
     def count_tokens(self, messages: list[Message]) -> int: ...
 
@@ -126,8 +160,8 @@ class TransformersBackend(_TokenizerMixin):
     name = "transformers"
 
     def __init__(self, settings: Settings, model_ref: str, revision: str | None = None,
-                 batch_size: int | None = None) -> None:
-        self.chat = load_chat_model(settings, model_ref, revision)
+                 batch_size: int | None = None, role: str = "model") -> None:
+        self.chat = load_chat_model(settings, model_ref, revision, role)
         self.tokenizer = self.chat.tokenizer
         self.model_id = model_ref
         self.revision = revision
@@ -136,6 +170,16 @@ class TransformersBackend(_TokenizerMixin):
         self.batch_size = batch_size or settings.gen_batch_size
         self.generate_calls = 0
         self.stop_ids = self._stop_ids()
+        self._grammars: GrammarConstraints | None = None
+
+    @property
+    def grammars(self) -> GrammarConstraints:
+        if self._grammars is None:
+            eos = self.tokenizer.convert_tokens_to_ids("<|im_end|>") \
+                if "<|im_end|>" in self.tokenizer.get_vocab() else self.tokenizer.eos_token_id
+            self._grammars = GrammarConstraints(
+                self.tokenizer, [int(eos), *[i for i in self.stop_ids if i != eos]])
+        return self._grammars
 
     def _stop_ids(self) -> list[int]:
         configured = self.chat.model.generation_config.eos_token_id
@@ -173,8 +217,13 @@ class TransformersBackend(_TokenizerMixin):
             encoded = {k: v.to(self.chat.device) for k, v in encoded.items()}
             self.generate_calls += 1
             started = time.perf_counter()
+            extra: dict[str, Any] = {}
+            if params.constraint is not None:
+                extra["logits_processor"] = [self.grammars.processor(
+                    params.constraint, params.max_new_tokens, len(batch),
+                    int(encoded["input_ids"].shape[1]))]
             with torch.inference_mode():
-                output = self.chat.model.generate(**encoded, **kwargs)
+                output = self.chat.model.generate(**encoded, **kwargs, **extra)
             new_tokens = output[:, encoded["input_ids"].shape[1]:]
             for row, index in enumerate(batch):
                 ids = new_tokens[row].tolist()
@@ -208,20 +257,14 @@ class HttpBackend(_TokenizerMixin):
 
     name = "http"
 
-    def __init__(self, settings: Settings, model_ref: str, revision: str | None = None) -> None:
-        apply_offline_env(settings)
-        from transformers import AutoConfig, AutoTokenizer
-
-        local_only = settings.hf_offline or Path(model_ref).is_dir()
-        self.tokenizer = AutoTokenizer.from_pretrained(model_ref, revision=revision,
-                                                       local_files_only=local_only)
-        config = AutoConfig.from_pretrained(model_ref, revision=revision,
-                                            local_files_only=local_only)
+    def __init__(self, settings: Settings, model_ref: str, revision: str | None = None,
+                 role: str = "model") -> None:
+        self.tokenizer = load_tokenizer(settings, model_ref, revision, role)
         self.model_id = model_ref
         self.revision = revision
         self.is_smoke = is_smoke_model(model_ref)
         self.context_length = _context_length(
-            settings, int(getattr(config, "max_position_embeddings", 2048)))
+            settings, model_context_length(settings, model_ref, revision, role))
         self.served_model = settings.gen_http_model or model_ref
         self.base_url = settings.gen_http_url.rstrip("/")
         self.timeout = settings.gen_http_timeout
@@ -230,6 +273,8 @@ class HttpBackend(_TokenizerMixin):
         self.api_key = (settings.gen_http_api_key.get_secret_value()
                         if settings.gen_http_api_key else None)
         self.generate_calls = 0
+        # httpx event hooks ({"request": [...], "response": [...]}), e.g. for tracing.
+        self.event_hooks: dict[str, list[Any]] = {}
 
     def _payload(self, messages: list[Message], params: GenerationParams) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.served_model, "messages": messages,
@@ -240,6 +285,8 @@ class HttpBackend(_TokenizerMixin):
             payload["temperature"] = 0.0  # greedy on vLLM
         if params.repetition_penalty != 1.0:
             payload["repetition_penalty"] = params.repetition_penalty  # vLLM extension
+        if params.constraint is not None:
+            payload["response_format"] = response_format(params.constraint)
         return payload
 
     async def _one(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore,
@@ -273,7 +320,7 @@ class HttpBackend(_TokenizerMixin):
         semaphore = asyncio.Semaphore(self.concurrency)
         timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
         async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                     headers=headers) as client:
+                                     headers=headers, event_hooks=self.event_hooks) as client:
             return list(await asyncio.gather(*(
                 self._one(client, semaphore, m, n, params) for m, n in zip(prompts, lengths,
                                                                           strict=True))))
@@ -283,17 +330,133 @@ class HttpBackend(_TokenizerMixin):
         lengths = [self.count_tokens(m) for m in prompts]
         for length in lengths:
             self.check_fits(length, params)
-        return asyncio.run(self._generate(prompts, lengths, params))
+        try:
+            return asyncio.run(self._generate(prompts, lengths, params))
+        except httpx.ConnectError as exc:
+            # Nothing listens there: every document would fail the same way.
+            raise ModelSetupError(
+                f"generation server {redact_url(self.base_url)} unreachable after "
+                f"{self.attempts} attempts (BOEFLOW_GEN_HTTP_URL): {exc}") from exc
+
+
+def _model_of(settings: Settings, role: str) -> tuple[str, str | None]:
+    if role == "summarizer":
+        return settings.summarizer_model, settings.summarizer_revision
+    if role == "translator":
+        return settings.translator_model, settings.translator_revision
+    raise ValueError(f"unknown model role {role!r}")
 
 
 def make_backend(settings: Settings, role: str) -> Backend:
-    """The backend for ``role`` ("summarizer" or "translator") chosen by the settings."""
-    if role == "summarizer":
-        ref, revision = settings.summarizer_model, settings.summarizer_revision
-    elif role == "translator":
-        ref, revision = settings.translator_model, settings.translator_revision
-    else:
-        raise ValueError(f"unknown model role {role!r}")
+    """A new backend for ``role`` ("summarizer" or "translator"), loaded now. Pipelines use
+    ``get_backend`` (shared, lazy, counted) instead."""
+    ref, revision = _model_of(settings, role)
     if settings.gen_backend == "http":
-        return HttpBackend(settings, ref, revision)
-    return TransformersBackend(settings, ref, revision)
+        return HttpBackend(settings, ref, revision, role=role)
+    return TransformersBackend(settings, ref, revision, role=role)
+
+
+# --- one backend per process and model, loaded on first use --------------------------------
+
+_LOADS: Counter[str] = Counter()
+_POOL: dict[tuple[Any, ...], LazyBackend] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def model_loads() -> dict[str, int]:
+    """Backends built in this process so far, per role (a model load each)."""
+    return dict(_LOADS)
+
+
+def loads_since(before: dict[str, int]) -> dict[str, int]:
+    now = model_loads()
+    return {role: n - before.get(role, 0) for role, n in now.items() if n - before.get(role, 0)}
+
+
+def clear_backends() -> None:
+    """Forget every shared backend (tests; frees the models' memory)."""
+    with _POOL_LOCK:
+        _POOL.clear()
+
+
+def backend_key(settings: Settings, role: str) -> tuple[Any, ...]:
+    ref, revision = _model_of(settings, role)
+    key: tuple[Any, ...] = (role, settings.gen_backend, ref, revision, settings.device,
+                            settings.gen_context_tokens, settings.hf_offline)
+    if settings.gen_backend == "http":
+        key += (settings.gen_http_url, settings.gen_http_model, settings.gen_http_timeout,
+                settings.gen_http_concurrency, settings.gen_http_retries)
+    else:
+        key += (settings.gen_batch_size,)
+    return key
+
+
+class LazyBackend:
+    """A backend that is built (and counted) on first real use.
+
+    Its identity (model id, revision, smoke flag, context length) comes from the settings and
+    the model's configuration file, so cache keys are computed without loading any weights.
+    """
+
+    def __init__(self, settings: Settings, role: str) -> None:
+        self.settings = settings
+        self.role = role
+        self.name: str = settings.gen_backend
+        self.model_id, self.revision = _model_of(settings, role)
+        self.is_smoke = is_smoke_model(self.model_id)
+        self._context_length: int | None = None
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    @property
+    def context_length(self) -> int:
+        if self._backend is not None:
+            return self._backend.context_length
+        if self._context_length is None:
+            self._context_length = _context_length(self.settings, model_context_length(
+                self.settings, self.model_id, self.revision, self.role))
+        return self._context_length
+
+    def backend(self) -> Backend:
+        with self._lock:
+            if self._backend is None:
+                if self.settings.gen_backend == "transformers":
+                    resolve_device(self.settings)  # no CUDA when asked for: one line, now
+                started = time.perf_counter()
+                self._backend = make_backend(self.settings, self.role)
+                _LOADS[self.role] += 1
+                log.info("loaded the %s model %s (%s) in %.1fs", self.role, self.model_id,
+                         self.name, time.perf_counter() - started)
+            return self._backend
+
+    @property
+    def generate_calls(self) -> int:
+        return self._backend.generate_calls if self._backend is not None else 0
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend().tokenizer
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        return self.backend().count_tokens(messages)
+
+    def special_tokens(self) -> list[str]:
+        return self.backend().special_tokens()
+
+    def generate(self, prompts: Sequence[list[Message]],
+                 params: GenerationParams) -> list[Generation]:
+        return self.backend().generate(prompts, params)
+
+
+def get_backend(settings: Settings, role: str) -> LazyBackend:
+    """The process's shared backend for ``role`` under these settings (not loaded yet)."""
+    key = backend_key(settings, role)
+    with _POOL_LOCK:
+        backend = _POOL.get(key)
+        if backend is None:
+            backend = _POOL[key] = LazyBackend(settings, role)
+        return backend

@@ -7,11 +7,14 @@
   their rendered prompt, so an interrupted map-reduce resumes where it stopped.
 
 Files are written atomically (temporary file, then rename) so a crash never leaves a
-half-written record that a later run would trust.
+half-written record that a later run would trust. A write that fails (disk full, quota, read-
+only file system) raises ``EnrichStoreError``: one line naming the store and the cause, which
+the enrich step reports as that document's failure and the CLI prints as its error.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -36,16 +40,35 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120] or "_"
 
 
+class EnrichStoreError(BoeflowError):
+    """The enrich store cannot be written; the message names it and the cause."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    except OSError as exc:
+        raise _store_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         Path(tmp).replace(path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _store_error(path, exc) from exc
         raise
+
+
+def _store_error(path: Path, exc: OSError) -> EnrichStoreError:
+    cause = "disk full" if exc.errno in _FULL else "cannot write"
+    root = next((p for p in path.parents if p.name == "enrich"), path.parent)
+    return EnrichStoreError(f"enrich store {root}: {cause} ({exc.strerror or exc}) while "
+                            f"writing {path.name}; free space or set BOEFLOW_DATA_DIR")
 
 
 class EnrichStore:

@@ -46,7 +46,9 @@ class Summary(BaseModel):
         if isinstance(value, str):
             value = [line for line in re.split(r"\n+|;\s+", value)]
         if isinstance(value, list):
-            items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", str(v)).strip() for v in value]
+            # A leading bullet or list number is dropped, unless it is all the item holds.
+            items = [re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", str(v)).strip() or str(v).strip()
+                     for v in value]
             return [item for item in items if item]
         return value
 
@@ -166,6 +168,7 @@ class SummaryRecord(RecordBase):
     raw_text: str = Field("", description="the model's last answer, kept even when invalid")
     attempts: int = 0
     errors: list[str] = Field(default_factory=list)
+    structured: bool = Field(False, description="decoded under the summary's JSON schema")
 
 
 class TranslatedSegment(BaseModel):
@@ -174,6 +177,7 @@ class TranslatedSegment(BaseModel):
     text: str
     raw_text: str = ""
     placeholders_missing: list[str] = Field(default_factory=list)
+    review: ReviewResult | None = Field(None, description="the review of this field alone")
 
 
 class TranslationRecord(RecordBase):

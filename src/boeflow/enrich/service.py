@@ -6,7 +6,7 @@ import json
 from typing import Literal
 
 from boeflow.config import Settings
-from boeflow.enrich.backends import Backend, make_backend
+from boeflow.enrich.backends import Backend, get_backend
 from boeflow.enrich.cache import EnrichStore
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.enrich.source import SourceDocument, load_source
@@ -21,7 +21,7 @@ Record = SummaryRecord | TranslationRecord
 def summarize(settings: Settings, ref: str, *, force: bool = False,
               backend: Backend | None = None) -> tuple[SourceDocument, SummaryRecord]:
     doc = load_source(settings, ref)
-    summarizer = Summarizer(settings, backend or make_backend(settings, "summarizer"))
+    summarizer = Summarizer(settings, backend or get_backend(settings, "summarizer"))
     return doc, summarizer.summarize(doc, force=force)
 
 
@@ -37,7 +37,7 @@ def translate_fields(settings: Settings, doc_id: str, fields: list[tuple[str, st
     if detected == target:
         raise ValueError(f"the text is already in {target} (detected {detected}); "
                          "nothing to translate")
-    translator = Translator(settings, backend or make_backend(settings, "translator"))
+    translator = Translator(settings, backend or get_backend(settings, "translator"))
     return translator.translate(doc_id, fields, detected, target, force=force)
 
 
@@ -67,6 +67,11 @@ def review_stored(settings: Settings, doc_id: str) -> list[Record]:
             records.append(summary)
         elif data.get("kind") == "translation":
             translation = TranslationRecord.model_validate(data)
+            for segment in translation.segments:
+                segment.review = review_translation(
+                    [(segment.source, segment.text)],
+                    target_language=translation.target_language,
+                    placeholders_missing=segment.placeholders_missing)
             translation.review = review_translation(
                 [(s.source, s.text) for s in translation.segments],
                 target_language=translation.target_language,

@@ -1,36 +1,37 @@
 """The text a summary or translation is made from: a BOE document as ordered sections.
 
-``load_source`` prefers the project parser (``boeflow.parse.parse_file``) and falls back to
-a minimal reading of the BOE XML (``<texto>`` split at articles, annexes and headings) so
-that enrichment works on its own. Either way the result is a ``SourceDocument`` whose
-``source_hash`` keys the cache: same text, same hash, no regeneration.
+There is one reader: ``boeflow.parse`` (XML, PDF or HTML) gives a ``ParsedDocument``, and
+``from_parsed`` groups its structural units into the sections the summariser packs into
+prompts. Documents are found by BOE id in the raw store (``RawStore`` at the configured raw
+store URL, local or object store), then in the recorded samples. A ``SourceDocument``'s
+``source_hash`` keys the caches: same text, same hash, no regeneration.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from lxml import etree
 from pydantic import BaseModel, Field
 
-from boeflow.boe.document import BOE_ID, parse_document_meta
-from boeflow.config import Settings
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.boe.document import BOE_ID
+from boeflow.boe.store import TEMP_MARKER
+from boeflow.config import Settings, redact_url
+from boeflow.types import ParsedDocument
+
+if TYPE_CHECKING:
+    from boeflow.boe.store import RawStore
 
 log = logging.getLogger(__name__)
 
 SPANISH_MONTHS = ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
                   "septiembre", "octubre", "noviembre", "diciembre")
 
-# Paragraph classes of BOE XML that open a new structural section.
-_SECTION_START = {"articulo", "anexo", "anexo_num", "preambulo"}
-_HEADING = {"libro_num", "libro_tit", "titulo_num", "titulo_tit", "titulo", "capitulo_num",
-            "capitulo_tit", "capitulo", "seccion", "subseccion"}
+# When an item is stored in several representations, the most structured one is read.
+_PREFERENCE = {"xml": 0, "html": 1, "htm": 1, "pdf": 2}
 
 
 class SourceSection(BaseModel):
@@ -87,63 +88,6 @@ class SourceDocument(BaseModel):
         return f"{self.header()}\n\n{self.text}"
 
 
-def _clean(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _local(element: etree._Element) -> str:
-    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
-
-
-def _element_text(element: etree._Element) -> str:
-    local = _local(element)
-    if local == "table":
-        rows = []
-        for row in element.iter("{*}tr", "tr"):
-            cells = [_clean("".join(c.itertext())) for c in row if isinstance(c.tag, str)]
-            if any(cells):
-                rows.append(" | ".join(cells))
-        return "\n".join(rows)
-    if local == "dl":
-        lines = [_clean("".join(node.itertext())) for node in element.iter()
-                 if _local(node) in ("dt", "dd") and not any(_local(c) == "dl" for c in node)]
-        return "\n".join(line for line in lines if line)
-    return _clean("".join(element.itertext()))
-
-
-def sections_from_xml(texto: etree._Element | None) -> list[SourceSection]:
-    """``<texto>`` split where BOE XML opens an article, annex or heading."""
-    if texto is None:
-        return []
-    sections: list[SourceSection] = []
-    headings: list[str] = []
-    body: list[str] = []
-
-    def flush() -> None:
-        if body:
-            sections.append(SourceSection(heading=" ".join(headings), text="\n".join(body)))
-            body.clear()
-            headings.clear()
-
-    for element in texto:
-        if not isinstance(element.tag, str):
-            continue
-        cls = element.get("class", "")
-        text = _element_text(element)
-        if not text:
-            continue
-        if cls in _HEADING:
-            if body:
-                flush()
-            headings.append(text)
-            continue
-        if cls in _SECTION_START and body:
-            flush()
-        body.append(text)
-    flush()
-    return sections
-
-
 def _detect_language(text: str) -> Literal["es", "va"]:
     from boeflow.review.checks import detect_language
 
@@ -151,23 +95,11 @@ def _detect_language(text: str) -> Literal["es", "va"]:
     return "va" if lang == "ca" else "es"
 
 
-def read_boe_xml(path: Path) -> SourceDocument:
-    """Minimal reading of a BOE item XML (``diario_boe/xml.php?id=…``)."""
-    root = parse_xml_bytes(path.read_bytes())
-    meta = parse_document_meta(root)
-    sections = sections_from_xml(root.find("texto"))
-    doc = SourceDocument(id=meta.id, title=meta.title, rango=meta.rango,
-                         department=meta.department, section=meta.section,
-                         published=meta.published, sections=sections, path=str(path))
-    doc.language = _detect_language(doc.text)
-    return doc
-
-
 _PARSED_HEADINGS = {"libro", "titulo", "capitulo", "seccion", "subseccion"}
 _PARSED_STARTS = {"articulo", "disposicion", "anexo", "preambulo", "firma"}
 
 
-def _from_parsed(parsed: Any, path: Path) -> SourceDocument:
+def from_parsed(parsed: ParsedDocument, path: Path | str | None = None) -> SourceDocument:
     """Group the parser's units into sections: headings join the article that follows them,
     paragraphs and tables join the unit before them."""
     sections: list[SourceSection] = []
@@ -192,48 +124,74 @@ def _from_parsed(parsed: Any, path: Path) -> SourceDocument:
         sections = [SourceSection(text=parsed.text.strip())]
     doc = SourceDocument(id=parsed.id, title=parsed.title, rango=parsed.rango,
                          department=parsed.department, section=parsed.section,
-                         published=parsed.published, sections=sections, path=str(path))
+                         published=parsed.published, sections=sections,
+                         path=None if path is None else str(path))
     doc.language = _detect_language(doc.text)
     return doc
 
 
 def read_document(path: Path) -> SourceDocument:
-    """A BOE document file, through the project parser when it is available."""
+    """A BOE document file (XML, PDF or HTML) through the project parser."""
+    from boeflow.parse import ParseError, parse_file
+
     try:
-        # Imported by name: the parser is another stage and may be absent in this checkout.
-        parser = importlib.import_module("boeflow.parse")
-    except ImportError:
-        return read_boe_xml(path)
-    parse_error: type[Exception] = getattr(parser, "ParseError", ValueError)
-    try:
-        parsed = parser.parse_file(path)
-    except parse_error as exc:
+        parsed = parse_file(path)
+    except ParseError as exc:
         raise ValueError(str(exc)) from exc
-    return _from_parsed(parsed, path)
+    return from_parsed(parsed, path)
 
 
-def find_document(settings: Settings, doc_id: str) -> Path | None:
-    """A stored document by BOE id: the raw store under ``data_dir`` first, then the samples."""
-    names = (f"{doc_id}.xml",)
-    if settings.data_dir.is_dir():
-        for name in names:
-            for found in sorted(settings.data_dir.rglob(name)):
-                return found
-    for folder in (settings.samples_dir / "documents", settings.samples_dir):
-        candidate = folder / names[0]
-        if candidate.is_file():
-            return candidate
-    return None
+def read_bytes(data: bytes, source: str) -> SourceDocument:
+    from boeflow.parse import ParseError, parse_bytes
+
+    try:
+        parsed = parse_bytes(data, source)
+    except ParseError as exc:
+        raise ValueError(str(exc)) from exc
+    return from_parsed(parsed, source)
+
+
+def find_in_raw_store(settings: Settings, doc_id: str) -> tuple[RawStore, str] | None:
+    """(store, relative path) of a fetched document: XML preferred over HTML over PDF."""
+    from boeflow.boe.store import RawStore, store_url
+
+    if not BOE_ID.fullmatch(doc_id):
+        return None
+    store = RawStore(store_url(settings))
+    year = doc_id.split("-")[2]
+    found: list[str] = []
+    # Items live under boe/YYYY/MM/DD/items/; an item may be published in the next year.
+    for folder in (year, str(int(year) + 1)):
+        # ``doc_id`` matched the BOE id grammar: no glob or path characters in the pattern.
+        pattern = f"{store.root}/boe/{folder}/*/*/items/{doc_id}.*"
+        found += [str(p) for p in store.fs.glob(pattern)]
+    start = len(store.root) + 1
+    candidates = sorted((p[start:] for p in found if TEMP_MARKER not in p
+                         and p.rsplit(".", 1)[-1] in _PREFERENCE),
+                        key=lambda p: (_PREFERENCE.get(p.rsplit(".", 1)[-1], 9), p))
+    return (store, candidates[0]) if candidates else None
 
 
 def load_source(settings: Settings, ref: str) -> SourceDocument:
-    """A file path or a BOE id (``BOE-A-2020-4859``)."""
+    """A file path or a BOE id (``BOE-A-2020-4859``): the raw store, then the samples."""
     path = Path(ref)
     if path.is_file():
         return read_document(path)
     if BOE_ID.fullmatch(ref):
-        found = find_document(settings, ref)
-        if found is None:
-            raise FileNotFoundError(f"{ref} is not in {settings.data_dir} nor in the samples")
-        return read_document(found)
+        stored = find_in_raw_store(settings, ref)
+        if stored is not None:
+            store, relative = stored
+            return read_bytes(store.read(relative), f"{store.url}/{relative}")
+        for folder in (settings.samples_dir / "documents", settings.samples_dir):
+            candidate = folder / f"{ref}.xml"
+            if candidate.is_file():
+                return read_document(candidate)
+        raise FileNotFoundError(f"{ref} is not in the raw store ({store_url_of(settings)}) "
+                                "nor in the samples: fetch its day first (`boeflow fetch`)")
     raise FileNotFoundError(f"{ref}: no such file, and not a BOE identifier")
+
+
+def store_url_of(settings: Settings) -> str:
+    from boeflow.boe.store import store_url
+
+    return str(redact_url(store_url(settings)))

@@ -7,15 +7,23 @@
   final prompt asks for the JSON summary. Every prompt is counted with the model's own
   tokenizer and logged (``SummaryRecord.prompts``) with its budget.
 
-The JSON answer is validated; an invalid one is re-asked with the error at most
-``summary_max_repairs`` times, then the record is marked failed with the raw text kept.
+The final answer is decoded under the summary's JSON grammar (``boeflow.enrich.structured``),
+so it validates by construction; an answer that still does not validate (a server that
+ignores ``response_format``) is re-asked with the error at most ``summary_max_repairs``
+times, then the record is marked failed with the raw text kept.
+
+``summarize_many`` runs many documents at once: each document's work is a generator that
+yields the prompts it needs next (map, reduce, final, repair) and receives their outputs,
+and the driver generates the prompts of all documents waiting at the same step together,
+so batches are filled across documents. One document's error stays that document's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from boeflow.config import Settings
@@ -25,6 +33,8 @@ from boeflow.enrich.cache import EnrichStore, cache_key
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, Message, SummaryPrompts
 from boeflow.enrich.schema import PromptLog, Summary, SummaryRecord, parse_summary
 from boeflow.enrich.source import SourceDocument
+from boeflow.enrich.structured import SummaryConstraint, minimum_new_tokens, skeleton_tokens
+from boeflow.models.loading import ModelSetupError
 from boeflow.review import ReviewResult, review_summary
 
 log = logging.getLogger(__name__)
@@ -39,6 +49,28 @@ Stage = Literal["map", "reduce", "final", "short", "repair", "translate"]
 _Render = Callable[[str], list[Message]]
 
 
+@dataclass
+class Request:
+    """Prompts one document needs generated before it can go on."""
+
+    prompts: list[list[Message]]
+    params: GenerationParams
+    stage: Stage
+    level: int = 0
+
+
+@dataclass
+class Output:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+
+Flow = Generator[Request, list[Output], SummaryRecord]
+Result = SummaryRecord | Exception
+
+
 class Summarizer:
     def __init__(self, settings: Settings, backend: Backend, store: EnrichStore | None = None,
                  prompts: SummaryPrompts = DEFAULT_SUMMARY_PROMPTS) -> None:
@@ -46,7 +78,15 @@ class Summarizer:
         self.backend = backend
         self.store = store or EnrichStore(settings)
         self.prompts = prompts
-        self._specials = backend.special_tokens()
+        self._special_tokens: list[str] | None = None
+        self.generated_ids: set[str] = set()  # documents summarised (not loaded) here
+        self._budget_checked = False
+
+    @property
+    def _specials(self) -> list[str]:
+        if self._special_tokens is None:  # needs the tokenizer: only once work is due
+            self._special_tokens = self.backend.special_tokens()
+        return self._special_tokens
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -58,6 +98,8 @@ class Summarizer:
             params={"max_new_tokens": s.max_new_tokens, "short": s.summary_short_max_new_tokens,
                     "map": s.summary_map_max_new_tokens, "repairs": s.summary_max_repairs,
                     "context": self.backend.context_length, "sample": s.gen_do_sample,
+                    "structured": s.gen_structured,
+                    "repetition_penalty": s.gen_repetition_penalty,
                     "resumen": [s.summary_resumen_max_chars, s.summary_short_resumen_max_chars]})
 
     def _generation_key(self, messages: list[Message], params: GenerationParams) -> str:
@@ -67,39 +109,37 @@ class Summarizer:
                          prompt_hash=hashlib.sha256(rendered.encode()).hexdigest(),
                          params=params.fingerprint())
 
-    # --- generation with logging and the per-prompt cache ---------------------------------
+    # --- generation through the per-prompt cache ----------------------------------------
 
-    def _run(self, prompts: Sequence[list[Message]], params: GenerationParams, stage: Stage,
-             logs: list[PromptLog], level: int = 0) -> list[str]:
-        entries: list[PromptLog] = []
-        outputs: list[str | None] = []
-        keys = []
-        for index, messages in enumerate(prompts):
-            tokens = self.backend.count_tokens(messages)
-            entry = PromptLog(stage=stage, level=level, index=index, prompt_tokens=tokens,
-                              max_new_tokens=params.max_new_tokens,
-                              context_length=self.backend.context_length)
-            log.info("prompt %s level=%d index=%d: %d + %d tokens of %d", stage, level, index,
-                     tokens, params.max_new_tokens, self.backend.context_length)
-            key = self._generation_key(messages, params)
+    def _generate(self, prompts: Sequence[list[Message]], params: GenerationParams,
+                  stage: Stage) -> list[Output]:
+        """Outputs of ``prompts``: from the generation cache, else generated in one batch."""
+        keys = [self._generation_key(m, params) for m in prompts]
+        outputs: list[Output | None] = []
+        for key in keys:
             cached = self.store.load_generation(key)
-            if cached is not None:
-                entry.cached = True
-                entry.completion_tokens = int(cached.get("completion_tokens", 0))
-            outputs.append(None if cached is None else str(cached["text"]))
-            entries.append(entry)
-            keys.append(key)
+            outputs.append(None if cached is None else Output(
+                text=str(cached["text"]), prompt_tokens=int(cached.get("prompt_tokens", 0)),
+                completion_tokens=int(cached.get("completion_tokens", 0)), cached=True))
         todo = [i for i, out in enumerate(outputs) if out is None]
         if todo:
             generations = self.backend.generate([prompts[i] for i in todo], params)
             for i, generation in zip(todo, generations, strict=True):
-                outputs[i] = generation.text
-                entries[i].completion_tokens = generation.completion_tokens
+                outputs[i] = Output(text=generation.text, prompt_tokens=generation.prompt_tokens,
+                                    completion_tokens=generation.completion_tokens, cached=False)
                 self.store.save_generation(keys[i], {
                     "text": generation.text, "completion_tokens": generation.completion_tokens,
                     "prompt_tokens": generation.prompt_tokens, "stage": stage})
-        logs.extend(entries)
-        return [out or "" for out in outputs]
+        return [out for out in outputs if out is not None]
+
+    def _log(self, request: Request, outputs: list[Output], logs: list[PromptLog]) -> None:
+        for index, (messages, out) in enumerate(zip(request.prompts, outputs, strict=True)):
+            tokens = out.prompt_tokens or self.backend.count_tokens(messages)
+            logs.append(PromptLog(stage=request.stage, level=request.level, index=index,
+                                  prompt_tokens=tokens,
+                                  max_new_tokens=request.params.max_new_tokens,
+                                  context_length=self.backend.context_length,
+                                  completion_tokens=out.completion_tokens, cached=out.cached))
 
     # --- budgets --------------------------------------------------------------------------
 
@@ -153,8 +193,15 @@ class Summarizer:
                                          self.backend.tokenizer)
         return result
 
+    def _ask(self, request: Request, logs: list[PromptLog]) -> Generator[
+            Request, list[Output], list[str]]:
+        outputs = yield request
+        self._log(request, outputs, logs)
+        return [o.text for o in outputs]
+
     def _map_reduce(self, doc: SourceDocument, header: str, logs: list[PromptLog],
-                    final_max_new: int, max_chars: int) -> str:
+                    final_max_new: int, max_chars: int) -> Generator[
+            Request, list[Output], str]:
         map_new = self.settings.summary_map_max_new_tokens
         params = GenerationParams.from_settings(self.settings, map_new)
         p = self.prompts
@@ -165,8 +212,9 @@ class Summarizer:
             groups, lambda text: p.map_notes(header, text, total, total, self._specials),
             map_new)
         total = len(groups)
-        notes = self._run([p.map_notes(header, g, i + 1, total, self._specials)
-                           for i, g in enumerate(groups)], params, "map", logs)
+        notes = yield from self._ask(Request(
+            [p.map_notes(header, g, i + 1, total, self._specials) for i, g in enumerate(groups)],
+            params, "map"), logs)
         level = 1
         final_reserve = self._repair_reserve(final_max_new)
         while True:
@@ -191,23 +239,25 @@ class Summarizer:
                 map_new)
             if len(reduce_groups) >= len(notes):
                 raise RuntimeError(f"reduce level {level} does not shrink {len(notes)} notes")
-            notes = self._run([p.reduce_notes(header, g, self._specials)
-                               for g in reduce_groups], params, "reduce", logs, level)
+            notes = yield from self._ask(Request(
+                [p.reduce_notes(header, g, self._specials) for g in reduce_groups], params,
+                "reduce", level), logs)
             level += 1
 
     # --- structured output ----------------------------------------------------------------
 
     def _structured(self, messages: list[Message], max_new_tokens: int, stage: Stage,
-                    logs: list[PromptLog]) -> tuple[Summary | None, str, int, list[str]]:
-        params = GenerationParams.from_settings(self.settings, max_new_tokens)
+                    logs: list[PromptLog], constraint: SummaryConstraint) -> Generator[
+            Request, list[Output], tuple[Summary | None, str, int, list[str]]]:
+        params = GenerationParams.from_settings(self.settings, max_new_tokens, constraint)
         errors: list[str] = []
         current = messages
         raw = ""
         attempts = 0
         for attempt in range(1 + self.settings.summary_max_repairs):
             attempts += 1
-            raw = self._run([current], params, stage if attempt == 0 else "repair", logs,
-                            level=attempt)[0]
+            raw = (yield from self._ask(Request(
+                [current], params, stage if attempt == 0 else "repair", attempt), logs))[0]
             outcome = parse_summary(raw)
             if outcome.summary is not None:
                 return outcome.summary, raw, attempts, errors
@@ -223,19 +273,125 @@ class Summarizer:
                 current = self.prompts.repair(messages, answer, outcome.error)
         return None, raw, attempts, errors
 
-    # --- entry point ----------------------------------------------------------------------
+    # --- entry points --------------------------------------------------------------------
 
     def summarize(self, doc: SourceDocument, force: bool = False) -> SummaryRecord:
         """The summary of ``doc``: from the store when already made with this model,
         revision, prompt version and source; generated (and stored) otherwise."""
-        key = self.record_key(doc)
-        if not force:
-            cached = self.store.load_record(doc.id, "summary", key, SummaryRecord)
-            if cached is not None:
-                log.info("summary of %s from the store (%s)", doc.id, key[:12])
-                return cached
+        result = self.summarize_many([doc], force=force)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def cached(self, doc: SourceDocument) -> SummaryRecord | None:
+        record = self.store.load_record(doc.id, "summary", self.record_key(doc), SummaryRecord)
+        if record is not None:
+            log.info("summary of %s from the store (%s)", doc.id, record.cache_key[:12])
+        return record
+
+    def summarize_many(self, docs: Sequence[SourceDocument], force: bool = False,
+                       on_done: Callable[[int, Result], None] | None = None) -> list[Result]:
+        """Summaries of ``docs`` (a record, or the exception that stopped that document),
+        with the prompts of every document at the same step generated together.
+        ``ModelSetupError`` is not a document's failure: it stops the whole run."""
+        results: list[Result | None] = [None] * len(docs)
+        flows: dict[int, Flow] = {}
+        pending: dict[int, Request] = {}
+        calls: dict[int, list[int]] = {}
+
+        def finish(i: int, result: Result) -> None:
+            results[i] = result
+            flows.pop(i, None)
+            pending.pop(i, None)
+            if on_done:
+                on_done(i, result)
+
+        def advance(i: int, outputs: list[Output] | None) -> None:
+            try:
+                flow = flows[i]
+                pending[i] = next(flow) if outputs is None else flow.send(outputs)
+            except StopIteration as stop:
+                record: SummaryRecord = stop.value
+                finish(i, record)
+            except ModelSetupError:
+                raise
+            except Exception as exc:  # this document only
+                log.warning("summary of %s failed: %s", docs[i].id, exc)
+                finish(i, exc)
+
+        for i, doc in enumerate(docs):
+            try:
+                hit = None if force else self.cached(doc)
+            except ModelSetupError:
+                raise
+            except Exception as exc:
+                finish(i, exc)
+                continue
+            if hit is not None:
+                finish(i, hit)
+                continue
+            self._check_output_budget()
+            calls[i] = [0]
+            flows[i] = self._flow(doc, calls[i])
+            advance(i, None)
+        while pending:
+            groups: dict[GenerationParams, list[int]] = {}
+            for i, request in pending.items():
+                groups.setdefault(request.params, []).append(i)
+            for params, members in groups.items():
+                self._run_group(params, members, pending, calls, advance, finish)
+        return [r if r is not None else RuntimeError("not summarised") for r in results]
+
+    def _check_output_budget(self) -> None:
+        """Structured summaries need room for every key: a too small output setting is a
+        setup error (one line naming it), found before any document's work starts."""
+        if self._budget_checked or not self.settings.gen_structured:
+            return
         s = self.settings
-        calls_before = self.backend.generate_calls
+        for short, setting, value in (
+                (True, "SUMMARY_SHORT_MAX_NEW_TOKENS",
+                 min(s.summary_short_max_new_tokens, s.max_new_tokens)),
+                (False, "MAX_NEW_TOKENS", s.max_new_tokens)):
+            needed = minimum_new_tokens(short, skeleton_tokens(self.backend.tokenizer, short))
+            if value < needed:
+                raise ModelSetupError(
+                    f"BOEFLOW_{setting}={value} is too small for a structured summary of "
+                    f"{self.backend.model_id}: at least {needed} tokens are needed")
+        self._budget_checked = True
+
+    def _run_group(self, params: GenerationParams, members: list[int],
+                   pending: dict[int, Request], calls: dict[int, list[int]],
+                   advance: Callable[[int, list[Output] | None], None],
+                   finish: Callable[[int, Result], None]) -> None:
+        """Generate the prompts of every document in ``members`` (same parameters) at once;
+        if that batch fails, retry document by document so the failure stays with its own."""
+        requests = {i: pending[i] for i in members}
+        prompts = [m for i in members for m in requests[i].prompts]
+        before = self.backend.generate_calls
+        try:
+            outputs = self._generate(prompts, params, requests[members[0]].stage)
+        except ModelSetupError:
+            raise
+        except Exception as exc:
+            if len(members) == 1:
+                finish(members[0], exc)
+                return
+            for i in members:
+                self._run_group(params, [i], pending, calls, advance, finish)
+            return
+        made = self.backend.generate_calls - before
+        cursor = 0
+        for i in members:
+            n = len(requests[i].prompts)
+            calls[i][0] += made
+            advance(i, outputs[cursor:cursor + n])
+            cursor += n
+
+    def _flow(self, doc: SourceDocument, calls: list[int]) -> Flow:
+        """One document's summary, as the prompts it needs in turn; ``calls[0]`` counts the
+        batched generate calls its prompts took part in."""
+        key = self.record_key(doc)
+        s = self.settings
         logs: list[PromptLog] = []
         header = doc.header()
         short = doc.is_short_notice
@@ -250,20 +406,22 @@ class Summarizer:
             messages = one_pass
         else:
             mode = "map_reduce"
-            notes = self._map_reduce(doc, header, logs, final_new, max_chars)
+            notes = yield from self._map_reduce(doc, header, logs, final_new, max_chars)
             messages = self.prompts.final_from_notes(header, notes, max_chars=max_chars,
                                                      special_tokens=self._specials)
-        summary, raw, attempts, errors = self._structured(
-            messages, final_new, "short" if mode == "short" else "final", logs)
+        constraint = SummaryConstraint(short=mode == "short", resumen_max_chars=max_chars)
+        summary, raw, attempts, errors = yield from self._structured(
+            messages, final_new, "short" if mode == "short" else "final", logs, constraint)
         record = SummaryRecord(
             doc_id=doc.id, cache_key=key, model=self.backend.model_id,
             revision=self.backend.revision, prompt_version=self.prompts.version,
             source_hash=doc.source_hash, backend=self.backend.name, smoke=self.backend.is_smoke,
             status="ok" if summary is not None else "failed", prompts=logs,
-            generate_calls=self.backend.generate_calls - calls_before, mode=mode,
-            title=doc.title, summary=summary, raw_text=raw, attempts=attempts, errors=errors)
+            generate_calls=calls[0], mode=mode, title=doc.title, summary=summary,
+            raw_text=raw, attempts=attempts, errors=errors, structured=s.gen_structured)
         record.review = review_record(record, doc, s)
         self.store.save_record(record, doc.id, "summary", key)
+        self.generated_ids.add(doc.id)
         return record
 
 

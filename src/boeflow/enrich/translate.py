@@ -1,4 +1,8 @@
-"""Spanish↔Valencian translation (Aitana) of titles, summaries, key points and source texts.
+"""Spanish↔Valencian translation (Aitana) of titles, whole summaries and source texts.
+
+``translate_many`` translates the fields of many documents at once: every field is split
+into pieces within the budget, and the pieces of all documents are generated together in
+batches of similar output allowance. Each translated field gets its own review.
 
 BOE ids, URLs, numbers (hence dates' digits, amounts, article numbers) and the numbers of
 law citations are replaced by placeholders (``[[N1]]``) before translation and restored
@@ -13,16 +17,23 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from boeflow.config import Settings
 from boeflow.enrich.backends import Backend, GenerationParams
 from boeflow.enrich.budget import split_to_budget
 from boeflow.enrich.cache import EnrichStore, cache_key
 from boeflow.enrich.prompts import DEFAULT_TRANSLATION_PROMPTS, Message, TranslationPrompts
-from boeflow.enrich.schema import PromptLog, SummaryRecord, TranslatedSegment, TranslationRecord
+from boeflow.enrich.schema import (
+    SUMMARY_FIELDS,
+    PromptLog,
+    SummaryRecord,
+    TranslatedSegment,
+    TranslationRecord,
+)
+from boeflow.models.loading import ModelSetupError
 from boeflow.review import review_translation
 from boeflow.review.facts import BOE_ID, CITATION, NUMBER, NUMERIC_DATE, URL
 
@@ -34,6 +45,47 @@ PLACEHOLDER = re.compile(r"\[\[\s*N\s*(\d+)\s*\]\]")
 OUTPUT_RATIO = 1.5
 OUTPUT_SLACK_TOKENS = 16
 _ECHOED_TAGS = re.compile(r"^\s*<texto>\s*|\s*</texto>\s*$", re.IGNORECASE)
+# Output allowances are rounded up to this step so that pieces of many documents share a batch.
+ALLOWANCE_STEP = 32
+
+
+@dataclass(frozen=True)
+class TranslationJob:
+    doc_id: str
+    fields: Sequence[tuple[str, str]]
+    source: Lang
+    target: Lang
+
+
+def summary_fields(summary: SummaryRecord) -> list[tuple[str, str]]:
+    """Every text field of a summary (and its title) as named translation fields:
+    ``titulo``, ``resumen``, ``puntos_clave.0``…, ``a_quien_afecta``, ``plazos_y_fechas.0``…,
+    ``entrada_en_vigor``, ``normas_afectadas.0``…"""
+    fields: list[tuple[str, str]] = [("titulo", summary.title)] if summary.title else []
+    if summary.summary is None:
+        return fields
+    data = summary.summary.model_dump()
+    for name in SUMMARY_FIELDS:
+        value = data[name]
+        if isinstance(value, list):
+            fields += [(f"{name}.{i}", str(item)) for i, item in enumerate(value)]
+        else:
+            fields.append((name, str(value)))
+    return fields
+
+
+def summary_structure(record: TranslationRecord) -> dict[str, Any] | None:
+    """The translated summary in the structure of ``Summary`` (``summary_va``)."""
+    by_name = {s.field: s.text for s in record.segments}
+    if "resumen" not in by_name:
+        return None
+    result: dict[str, Any] = {}
+    for name in SUMMARY_FIELDS:
+        items = sorted(((int(f.split(".", 1)[1]), text) for f, text in by_name.items()
+                        if f.startswith(f"{name}.")), key=lambda pair: pair[0])
+        result[name] = [text for _, text in items] if items or name not in by_name \
+            else by_name[name]
+    return result
 
 
 @dataclass(frozen=True)
@@ -89,7 +141,13 @@ class Translator:
         self.backend = backend
         self.store = store or EnrichStore(settings)
         self.prompts = prompts
-        self._specials = backend.special_tokens()
+        self._special_tokens: list[str] | None = None
+
+    @property
+    def _specials(self) -> list[str]:
+        if self._special_tokens is None:  # needs the tokenizer: only once work is due
+            self._special_tokens = self.backend.special_tokens()
+        return self._special_tokens
 
     def _text_tokens(self, text: str) -> int:
         return len(self.backend.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -121,40 +179,72 @@ class Translator:
 
     def _generate(self, prompts: list[list[Message]], wanted: list[int],
                   logs: list[PromptLog]) -> list[str]:
-        """Generate all pieces, batched by output allowance (a piece gets the room its own
-        length needs, so short titles do not wait for long paragraphs)."""
+        """Generate all pieces, batched by output allowance (rounded up to
+        ``ALLOWANCE_STEP``: short titles do not wait for long paragraphs, and pieces of
+        many documents share a batch)."""
         by_allowance: dict[int, list[int]] = {}
         for i, tokens in enumerate(wanted):
-            by_allowance.setdefault(tokens, []).append(i)
+            rounded = min(self.settings.translate_max_new_tokens,
+                          math.ceil(tokens / ALLOWANCE_STEP) * ALLOWANCE_STEP)
+            by_allowance.setdefault(rounded, []).append(i)
         outputs = [""] * len(prompts)
         for max_new, members in sorted(by_allowance.items()):
             params = GenerationParams.from_settings(self.settings, max_new)
-            entries = [PromptLog(stage="translate", index=i,
-                                 prompt_tokens=self.backend.count_tokens(prompts[i]),
-                                 max_new_tokens=max_new,
-                                 context_length=self.backend.context_length) for i in members]
             generations = self.backend.generate([prompts[i] for i in members], params)
-            for i, entry, generation in zip(members, entries, generations, strict=True):
+            for i, generation in zip(members, generations, strict=True):
                 outputs[i] = generation.text
-                entry.completion_tokens = generation.completion_tokens
-            logs.extend(entries)
+                logs[i] = PromptLog(stage="translate", index=i,
+                                    prompt_tokens=generation.prompt_tokens,
+                                    max_new_tokens=max_new,
+                                    context_length=self.backend.context_length,
+                                    completion_tokens=generation.completion_tokens)
         return outputs
+
+    def cached(self, job: TranslationJob) -> TranslationRecord | None:
+        key = self.record_key(job.fields, job.source, job.target)
+        return self.store.load_record(job.doc_id, "translation", key, TranslationRecord)
 
     def translate(self, doc_id: str, fields: Sequence[tuple[str, str]], source: Lang,
                   target: Lang, force: bool = False) -> TranslationRecord:
         """Translate named fields (e.g. titulo, resumen, puntos_clave.0) of one document."""
-        if source == target:
-            raise ValueError(f"source and target language are both {source}")
-        key = self.record_key(fields, source, target)
-        if not force:
-            cached = self.store.load_record(doc_id, "translation", key, TranslationRecord)
-            if cached is not None:
-                return cached
-        calls_before = self.backend.generate_calls
-        budget = self._piece_budget(target)
-        # Each field → pieces within the budget → batched generation of all pieces.
+        result = self.translate_many([TranslationJob(doc_id, fields, source, target)],
+                                     force=force)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def translate_many(self, jobs: Sequence[TranslationJob], force: bool = False,
+                       on_done: Callable[[int, TranslationRecord | Exception], None] | None = None,
+                       ) -> list[TranslationRecord | Exception]:
+        """The translations of many documents' fields, their pieces generated together."""
+        results: list[TranslationRecord | Exception | None] = [None] * len(jobs)
+        todo: list[int] = []
+        for j, job in enumerate(jobs):
+            try:
+                if job.source == job.target:
+                    raise ValueError(f"source and target language are both {job.source}")
+                hit = None if force else self.cached(job)
+            except ModelSetupError:
+                raise
+            except Exception as exc:
+                results[j] = exc
+                continue
+            if hit is not None:
+                results[j] = hit
+            else:
+                todo.append(j)
+        if todo:
+            self._translate_jobs(jobs, todo, results)
+        final = [r if r is not None else RuntimeError("not translated") for r in results]
+        if on_done:
+            for j, result in enumerate(final):
+                on_done(j, result)
+        return final
+
+    def _pieces(self, job: TranslationJob) -> list[tuple[int, Masked]]:
+        budget = self._piece_budget(job.target)
         pieces: list[tuple[int, Masked]] = []
-        for index, (_, text) in enumerate(fields):
+        for index, (_, text) in enumerate(job.fields):
             if not text.strip():
                 continue
             for piece in split_to_budget(text, budget, self._text_tokens,
@@ -162,46 +252,80 @@ class Translator:
                 masked = (mask_entities(piece) if self.settings.translate_mask_entities
                           else Masked(piece, {}))
                 pieces.append((index, masked))
-        prompts = [self.prompts.translate(m.text, target, self._specials) for _, m in pieces]
+        return pieces
+
+    def _translate_jobs(self, jobs: Sequence[TranslationJob], todo: list[int],
+                        results: list[TranslationRecord | Exception | None]) -> None:
+        planned: list[tuple[int, int, Masked]] = []  # (job, field index, piece)
+        for j in todo:
+            try:
+                planned += [(j, index, masked) for index, masked in self._pieces(jobs[j])]
+            except ModelSetupError:
+                raise
+            except Exception as exc:
+                results[j] = exc
+        live = sorted({j for j, _, _ in planned} | {j for j in todo if results[j] is None})
+        prompts = [self.prompts.translate(m.text, jobs[j].target, self._specials)
+                   for j, _, m in planned]
         wanted = [min(self.settings.translate_max_new_tokens,
                       math.ceil(self._text_tokens(m.text) * OUTPUT_RATIO) + OUTPUT_SLACK_TOKENS)
-                  for _, m in pieces]
-        logs: list[PromptLog] = []
-        outputs = self._generate(prompts, wanted, logs)
+                  for _, _, m in planned]
+        calls_before = self.backend.generate_calls
+        logs: list[PromptLog] = [PromptLog(stage="translate", prompt_tokens=0, max_new_tokens=0,
+                                           context_length=0)] * len(planned)
+        try:
+            outputs = self._generate(prompts, wanted, logs)
+        except ModelSetupError:
+            raise
+        except Exception:
+            if len(live) <= 1:
+                raise
+            for j in live:  # isolate the document that broke the batch
+                self._translate_jobs(jobs, [j], results)
+            return
+        calls = self.backend.generate_calls - calls_before
+        for j in live:
+            mine = [i for i, (owner, _, _) in enumerate(planned) if owner == j]
+            results[j] = self._record(jobs[j], [(planned[i][1], planned[i][2], outputs[i])
+                                                for i in mine],
+                                      [logs[i] for i in mine], calls)
+
+    def _record(self, job: TranslationJob, pieces: list[tuple[int, Masked, str]],
+                logs: list[PromptLog], calls: int) -> TranslationRecord:
+        fields = job.fields
         by_field: list[list[str]] = [[] for _ in fields]
         raw_by_field: list[list[str]] = [[] for _ in fields]
         missing_by_field: list[list[str]] = [[] for _ in fields]
-        for i, (index, masked) in enumerate(pieces):
-            raw = _ECHOED_TAGS.sub("", outputs[i]).strip()
+        for index, masked, output in pieces:
+            raw = _ECHOED_TAGS.sub("", output).strip()
             restored, missing = unmask(raw, masked.originals)
             by_field[index].append(restored)
             raw_by_field[index].append(raw)
             missing_by_field[index] += missing
-        segments = [TranslatedSegment(field=name, source=text, text="\n".join(by_field[i]),
-                                      raw_text="\n".join(raw_by_field[i]),
-                                      placeholders_missing=missing_by_field[i])
-                    for i, (name, text) in enumerate(fields)]
+        segments = []
+        for i, (name, text) in enumerate(fields):
+            segment = TranslatedSegment(field=name, source=text, text="\n".join(by_field[i]),
+                                        raw_text="\n".join(raw_by_field[i]),
+                                        placeholders_missing=missing_by_field[i])
+            segment.review = review_translation(
+                [(segment.source, segment.text)], target_language=job.target,
+                placeholders_missing=segment.placeholders_missing)
+            segments.append(segment)
         empty = any(not s.text.strip() for s in segments)
+        key = self.record_key(fields, job.source, job.target)
         record = TranslationRecord(
-            doc_id=doc_id, cache_key=key, model=self.backend.model_id,
+            doc_id=job.doc_id, cache_key=key, model=self.backend.model_id,
             revision=self.backend.revision, prompt_version=self.prompts.version,
             source_hash=self.source_hash(fields), backend=self.backend.name,
             smoke=self.backend.is_smoke,
-            status="failed" if empty else "ok", prompts=logs,
-            generate_calls=self.backend.generate_calls - calls_before,
-            source_language=source, target_language=target, segments=segments)
+            status="failed" if empty else "ok", prompts=logs, generate_calls=calls,
+            source_language=job.source, target_language=job.target, segments=segments)
         record.review = review_translation(
-            [(s.source, s.text) for s in segments], target_language=target,
+            [(s.source, s.text) for s in segments], target_language=job.target,
             placeholders_missing=[m for s in segments for m in s.placeholders_missing])
-        self.store.save_record(record, doc_id, "translation", key)
+        self.store.save_record(record, job.doc_id, "translation", key)
         return record
 
     def translate_summary(self, summary: SummaryRecord, force: bool = False) -> TranslationRecord:
-        """Spanish → Valencian of the title, the summary and the key points."""
-        fields: list[tuple[str, str]] = [("titulo", summary.title)] if summary.title else []
-        if summary.summary is not None:
-            fields.append(("resumen", summary.summary.resumen))
-            fields += [(f"puntos_clave.{i}", p) for i, p in enumerate(summary.summary.puntos_clave)]
-        elif summary.raw_text.strip():
-            fields.append(("resumen", summary.raw_text))  # failed summary: still reviewable
-        return self.translate(summary.doc_id, fields, "es", "va", force=force)
+        """Spanish → Valencian of the title and every text field of the summary."""
+        return self.translate(summary.doc_id, summary_fields(summary), "es", "va", force=force)

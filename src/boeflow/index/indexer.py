@@ -365,33 +365,3 @@ def refresh_links(client: Elasticsearch, names: IndexNames, docs: list[ParsedDoc
         doc_id, reason = next(iter(failed.items()))
         raise SearchBackendError(f"could not write the links of {doc_id}: {reason}")
     client.indices.refresh(index=names.documents)
-
-
-def enrichment_fields(summary: dict[str, Any] | None, summary_status: str,
-                      title_va: str | None, summary_va: str | None,
-                      needs_attention: bool, reasons: list[str]) -> dict[str, Any]:
-    """The enrich/review stage's fields of a ``boe-documents`` record."""
-    if summary_status != "ok":
-        status = "failed"
-    else:
-        status = "needs_attention" if needs_attention else "auto_checked"
-    return {
-        "summary": summary,
-        "summary_text": (summary or {}).get("resumen"),
-        "title_va": title_va,
-        "summary_va": summary_va,
-        "review_status": status,
-        "needs_attention": needs_attention or summary_status != "ok",
-        "review_reasons": reasons[:50],
-    }
-
-
-def update_document(client: Elasticsearch, names: IndexNames, doc_id: str,
-                    fields: dict[str, Any]) -> bool:
-    """Partial update of one document record; False when it was never indexed."""
-    try:
-        client.update(index=names.documents, id=doc_id, doc=fields,
-                      retry_on_conflict=RETRY_ON_CONFLICT)
-    except NotFoundError:
-        return False
-    return True

@@ -156,14 +156,20 @@ def documents_mapping() -> dict[str, Any]:
             "source_format": _KW,
             "language": _KW,
             "url_xml": {"type": "keyword", "index": False},
-            # Filled by the enrich/review stages.
+            # Filled by the enrich/review stages (boeflow.enrich.day.enrichment_fields):
+            # summary and summary_va share one structure; summary_va is searchable.
             "summary": {"type": "object", "enabled": False},
             "summary_text": _TEXT,
-            "summary_va": _TEXT,
+            "summary_va": {"properties": {
+                "resumen": _TEXT, "puntos_clave": _TEXT, "a_quien_afecta": _TEXT,
+                "plazos_y_fechas": _TEXT, "entrada_en_vigor": _TEXT,
+                "normas_afectadas": _TEXT}},
+            "summary_va_review": {"type": "object", "enabled": False},
             "title_va": _TEXT,
             "review_status": _KW,
             "needs_attention": {"type": "boolean"},
             "review_reasons": _KW,
+            "enrichment": {"type": "object", "enabled": False},
         },
     }
 

@@ -15,29 +15,85 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 SMOKE_MARKER = "boeflow_smoke.json"
 
+# The setting that names each role's model, for error messages.
+MODEL_SETTINGS = {"summarizer": "BOEFLOW_SUMMARIZER_MODEL",
+                  "translator": "BOEFLOW_TRANSLATOR_MODEL", "embedder": "BOEFLOW_EMBED_MODEL"}
+
+
+class ModelSetupError(BoeflowError):
+    """A model cannot be used at all (missing weights, no CUDA, server down): the run must
+    stop at once with this one line, instead of failing every document the same way."""
+
 
 def apply_offline_env(settings: Settings) -> None:
-    """Set the Hugging Face offline switches before any hub library is used."""
+    """Set the Hugging Face offline switches before any hub library is used, and keep the
+    libraries quiet (no per-load "Loading weights" bars, no "Token indices sequence length
+    is longer than…" warnings: long documents are split on purpose)."""
     if settings.hf_offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def resolve_device(settings: Settings) -> str:
     if settings.device != "auto":
+        if settings.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ModelSetupError("BOEFLOW_DEVICE=cuda but CUDA is not available on this "
+                                      "machine: set BOEFLOW_DEVICE=auto or cpu")
         return settings.device
     import torch
 
     if torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+def check_model_ref(settings: Settings, model_ref: str, role: str) -> None:
+    """Fail with one line naming the setting when a local model directory is missing."""
+    setting = MODEL_SETTINGS.get(role, "the model setting")
+    path = Path(model_ref)
+    local = settings.is_smoke or path.is_absolute() or model_ref.startswith((".", "~"))
+    if not local or path.is_dir():
+        return
+    if settings.is_smoke:
+        raise ModelSetupError(
+            f"smoke {role} model not found at {model_ref} (BOEFLOW_SMOKE_MODELS_DIR="
+            f"{settings.smoke_models_dir}): run `boeflow models smoke` to build it, or point "
+            f"{setting} at a model directory")
+    raise ModelSetupError(f"{role} model directory {model_ref} does not exist ({setting})")
+
+
+def missing_weights(settings: Settings, model_ref: str, role: str,
+                    exc: BaseException) -> ModelSetupError:
+    """The one-line error for weights that could not be loaded."""
+    setting = MODEL_SETTINGS.get(role, "the model setting")
+    if Path(model_ref).is_dir():
+        return ModelSetupError(f"cannot load the {role} model from {model_ref} ({setting}): "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    hint = ("BOEFLOW_HF_OFFLINE is on, so the weights must already be in the local Hugging "
+            f"Face cache: download them once (`hf download {model_ref}`)" if settings.hf_offline
+            else "the hub could not provide them")
+    return ModelSetupError(f"weights of {model_ref} ({setting}) not found: {hint}, or point "
+                           f"{setting} at a local directory")
 
 
 def smoke_info(model_ref: str) -> dict[str, Any] | None:
@@ -63,16 +119,20 @@ def load_embedder(settings: Settings, model_ref: str | None = None) -> SentenceT
     from sentence_transformers import SentenceTransformer
 
     ref = model_ref or settings.embed_model
+    check_model_ref(settings, ref, "embedder")
     device = resolve_device(settings)
     kwargs: dict[str, Any] = {}
     if device == "cuda":
         import torch
 
         kwargs["model_kwargs"] = {"dtype": torch.float16}  # transformers 5 name
-    model = SentenceTransformer(
-        ref, device=device, revision=settings.embed_revision,
-        local_files_only=_local_only(settings, ref), **kwargs,
-    )
+    try:
+        model = SentenceTransformer(
+            ref, device=device, revision=settings.embed_revision,
+            local_files_only=_local_only(settings, ref), **kwargs,
+        )
+    except OSError as exc:
+        raise missing_weights(settings, ref, "embedder", exc) from exc
     model.max_seq_length = min(settings.embed_max_seq_length,
                                model.max_seq_length or settings.embed_max_seq_length)
     return model
@@ -120,16 +180,44 @@ class ChatModel:
         return int(getattr(self.model.config, "max_position_embeddings", 2048))
 
 
-def load_chat_model(settings: Settings, model_ref: str, revision: str | None = None) -> ChatModel:
-    """Load a Llama-architecture chat model (ALIA, Aitana or a smoke stand-in)."""
+def load_tokenizer(settings: Settings, model_ref: str, revision: str | None = None,
+                   role: str = "model") -> Any:
+    """The tokenizer (with its chat template) of a generation model, or one clear error."""
     apply_offline_env(settings)
+    from transformers import AutoTokenizer
+
+    check_model_ref(settings, model_ref, role)
+    try:
+        return AutoTokenizer.from_pretrained(model_ref, revision=revision,
+                                             local_files_only=_local_only(settings, model_ref))
+    except OSError as exc:
+        raise missing_weights(settings, model_ref, role, exc) from exc
+
+
+def model_context_length(settings: Settings, model_ref: str, revision: str | None = None,
+                         role: str = "model") -> int:
+    """The model's context length from its configuration alone (no weights loaded)."""
+    apply_offline_env(settings)
+    from transformers import AutoConfig
+
+    check_model_ref(settings, model_ref, role)
+    try:
+        config = AutoConfig.from_pretrained(model_ref, revision=revision,
+                                            local_files_only=_local_only(settings, model_ref))
+    except OSError as exc:
+        raise missing_weights(settings, model_ref, role, exc) from exc
+    return int(getattr(config, "max_position_embeddings", 2048))
+
+
+def load_chat_model(settings: Settings, model_ref: str, revision: str | None = None,
+                    role: str = "model") -> ChatModel:
+    """Load a Llama-architecture chat model (ALIA, Aitana or a smoke stand-in)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     device = resolve_device(settings)
     local_only = _local_only(settings, model_ref)
-    tokenizer = AutoTokenizer.from_pretrained(model_ref, revision=revision,
-                                              local_files_only=local_only)
+    tokenizer = load_tokenizer(settings, model_ref, revision, role)
     if tokenizer.chat_template is None:
         raise ValueError(f"{model_ref} has no chat template; boeflow needs an instruct model")
     if tokenizer.pad_token is None:
@@ -139,7 +227,10 @@ def load_chat_model(settings: Settings, model_ref: str, revision: str | None = N
     if device == "cuda":
         kwargs["dtype"] = torch.bfloat16
         kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(model_ref, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_ref, **kwargs)
+    except OSError as exc:
+        raise missing_weights(settings, model_ref, role, exc) from exc
     if device != "cuda":
         model.to(device)
     model.eval()

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-from boeflow.review.facts import FactIndex, extract_facts
+from boeflow.review.facts import LANGUAGE_BOUND_KINDS, FactIndex, extract_facts
+from boeflow.review.injection import find_injection_sentences
 from boeflow.review.model import CheckResult, ReviewResult
+from boeflow.textnorm import fold
 
 Language = Literal["es", "va"]
 
@@ -23,24 +25,8 @@ MIN_LANGUAGE_PROBABILITY = 0.5
 MIN_LETTERS_FOR_LANGUAGE = 20
 
 FACT_LABELS = {"boe_id": "identificador BOE", "citation": "cita normativa", "date": "fecha",
-               "amount": "importe", "number": "número", "url": "URL"}
-
-# Text that tries to steer the model. Specific phrases only: BOE prose legitimately says
-# "se dictan instrucciones" or "actúa como órgano de contratación".
-INJECTION_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
-    r"\bignor(?:a|ad|e|en)\s+(?:todas\s+|totes\s+|all\s+)?(?:las\s+|les\s+|the\s+)?"
-    r"(?:instrucciones|instruccions|instructions|indicaciones)",
-    r"\b(?:olvida|olvidad|oblida|forget)\s+(?:todas\s+|totes\s+|all\s+)?(?:las\s+|les\s+|the\s+)?"
-    r"(?:instrucciones|instruccions|instructions)",
-    r"\b(?:instrucciones|instruccions)\s+anteriors?\b|\binstrucciones\s+anteriores\b",
-    r"\b(?:previous|prior|above)\s+instructions\b",
-    r"\bdisregard\s+(?:all\s+)?(?:previous|prior|the)\b",
-    r"\ba partir de ahora\s+(?:eres|serás|responde|actúa)\b",
-    r"\bsystem\s+prompt\b|\bprompt\s+del\s+sistema\b",
-    r"<\|?im_(?:start|end)\|?>|<\|[a-z_]{3,30}\|>|\[/?INST\]",
-    r"</?documento\b",
-    r"\bresponde\s+(?:únicamente|solamente|solo|sólo)\s+(?:con|en)\b",
-)]
+               "amount": "importe", "percent": "porcentaje", "article": "artículo",
+               "deadline": "plazo", "organism": "organismo", "number": "número", "url": "URL"}
 
 # Phrases that belong to a chatbot or a prompt, not to a summary of the BOE.
 INSTRUCTION_MARKERS = [re.compile(p, re.IGNORECASE) for p in (
@@ -71,7 +57,10 @@ def check_faithfulness(output_text: str, source_text: str, *, require_complete: 
     With ``require_complete`` (translations) every fact of the source must also come through.
     """
     index = source_index or FactIndex.of(source_text)
-    output_facts = [f for f in extract_facts(output_text) if f.kind != "url"]
+    # A translation renames organisations ("Ministerio" → "Ministeri"): compare those only
+    # within one language.
+    skipped = {"url", *LANGUAGE_BOUND_KINDS} if require_complete else {"url"}
+    output_facts = [f for f in extract_facts(output_text) if f.kind not in skipped]
     reasons: list[str] = []
     supported = 0
     seen: set[tuple[str, str]] = set()
@@ -88,7 +77,7 @@ def check_faithfulness(output_text: str, source_text: str, *, require_complete: 
         output_index = FactIndex.of(output_text)
         missing_seen: set[tuple[str, str]] = set()
         for fact in extract_facts(source_text):
-            if fact.kind == "url" or (fact.kind, fact.key) in missing_seen:
+            if fact.kind in skipped or (fact.kind, fact.key) in missing_seen:
                 continue
             missing_seen.add((fact.kind, fact.key))
             total += 1
@@ -97,8 +86,36 @@ def check_faithfulness(output_text: str, source_text: str, *, require_complete: 
             else:
                 reasons.append(f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} de la fuente "
                                "falta en la salida")
+    if not require_complete:
+        for phrase in added_negations(output_text, index.text_folded or source_text):
+            total += 1
+            reasons.append(f"negación {_quote(phrase)} que la fuente no contiene")
     score = supported / total if total else 1.0
     return CheckResult(name=name, score=score, flagged=bool(reasons), reasons=reasons)
+
+
+_NEGATION = re.compile(r"\b(no|nunca|jam[aá]s)\s+((?:se|le|les|lo|la|los|las)\s+)?([^\W\d_]+)",
+                       re.IGNORECASE)
+
+
+# Negations the summary prompt itself prescribes ("No consta" when the text is silent).
+PRESCRIBED_NEGATIONS = frozenset({"no consta"})
+
+
+def added_negations(output_text: str, source_text: str) -> list[str]:
+    """Negated phrases of the output ("no se establece") whose affirmative form is in the
+    source and whose negated form is not: a negation the summary added."""
+    source = " ".join(fold(source_text).split())
+    found = []
+    for match in _NEGATION.finditer(output_text):
+        clitic = (match.group(2) or "").strip()
+        phrase = fold(f"{clitic} {match.group(3)}".strip())
+        negated = fold(f"{match.group(1)} {phrase}")
+        if negated in PRESCRIBED_NEGATIONS:
+            continue
+        if re.search(rf"\b{re.escape(phrase)}\b", source) and negated not in source:
+            found.append(match.group(0))
+    return found
 
 
 # --- language -----------------------------------------------------------------------------
@@ -138,6 +155,49 @@ def check_language(text: str, expected: Language, name: str = "idioma") -> Check
             f"se esperaba {expected} ({code}) y se detecta {top} "
             f"(p={probabilities[top]:.2f}; p[{code}]={score:.2f})"])
     return CheckResult(name=name, score=score, flagged=False)
+
+
+# --- vocabulary -------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
+# Words a Spanish summary may use that its source need not contain.
+_COMMON = (
+    "que los las del por para con una uno unos unas sus este esta estos estas ese esa eso "
+    "como más menos entre sobre desde hasta según sin tras ante bajo cada todo toda todos "
+    "todas otro otra otros otras ser son está están han hay puede pueden debe deben será "
+    "serán sido tiene tienen también así cual cuales cuando donde quien quienes muy pero "
+    "aunque porque mismo misma dicho dicha además norma normas documento disposición "
+    "resolución orden texto establece establecen regula regulan aprueba aprueban modifica "
+    "modifican deroga derogan publica publican anuncia anuncian convoca convocan fija fijan "
+    "determina determinan dispone disponen prevé prevén recoge recogen afecta afectan "
+    "aplica aplican destinatarios personas entidades ciudadanos plazo plazos fecha fechas "
+    "vigor entrada consta publicación boletín oficial estado día días mes meses año años "
+    "siguiente siguientes resumen punto puntos clave medidas ayudas requisitos solicitud "
+    "solicitudes procedimiento efectos general generales nueva nuevo nuevas nuevos "
+)
+COMMON_WORDS = frozenset(fold(w) for w in _COMMON.split())
+MIN_KNOWN_SHARE = 0.6
+MIN_WORDS_FOR_VOCABULARY = 6
+
+
+def check_vocabulary(output_text: str, source_text: str, *,
+                     source_words: frozenset[str] | None = None,
+                     name: str = "lexico") -> CheckResult:
+    """Most words of a summary are words of its source (or common words): a text made of
+    word fragments or words the document never uses is nonsense or invented."""
+    words = [fold(w) for w in _WORD.findall(output_text)]
+    if len(words) < MIN_WORDS_FOR_VOCABULARY:
+        return CheckResult(name=name, score=1.0, flagged=False)
+    vocabulary = source_words if source_words is not None else frozenset(
+        fold(w) for w in _WORD.findall(source_text))
+    unknown = [w for w in words if w not in vocabulary and w not in COMMON_WORDS]
+    share = 1 - len(unknown) / len(words)
+    if share < MIN_KNOWN_SHARE:
+        sample = ", ".join(sorted(set(unknown))[:6])
+        return CheckResult(name=name, score=share, flagged=True, reasons=[
+            f"solo el {share:.0%} de las palabras están en la fuente o son de uso común "
+            f"(p. ej. {sample}): texto sin sentido o inventado"])
+    return CheckResult(name=name, score=share, flagged=False)
 
 
 # --- form ---------------------------------------------------------------------------------
@@ -263,7 +323,8 @@ def check_schema(status: str, errors: Sequence[str], name: str = "esquema") -> C
 # --- prompt injection ---------------------------------------------------------------------
 
 def find_injections(text: str) -> list[str]:
-    return [m.group(0) for p in INJECTION_PATTERNS for m in [p.search(text)] if m]
+    """Passages of ``text`` addressed to the model (``boeflow.review.injection``)."""
+    return [finding.text for finding in find_injection_sentences(text)]
 
 
 def check_prompt_injection(source_text: str, output_text: str,
@@ -294,6 +355,7 @@ def review_summary(*, fields: Mapping[str, str | Sequence[str]] | None, raw_text
         check_schema(status, errors),
         check_faithfulness(output_text, source_text),
         check_language(output_text, language),
+        check_vocabulary(output_text, source_text),
         check_summary_form(fields, raw_text, source_text, resumen_max_chars=resumen_max_chars),
         check_prompt_injection(source_text, output_text),
     ])

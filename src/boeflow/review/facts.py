@@ -1,4 +1,5 @@
-"""Checkable facts in Spanish and Valencian text: BOE ids, law citations, dates, amounts, numbers.
+"""Checkable facts in Spanish and Valencian text: BOE ids, law citations, dates, amounts,
+percentages, article numbers, deadlines ("diez días hábiles"), organisations and numbers.
 
 Facts are normalised to a language-independent key, so "30 de noviembre de 2024" (es) and
 "30 de novembre de 2024" (va) are the same date and "Real Decreto-ley 6/2024" and
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-FactKind = Literal["boe_id", "citation", "date", "amount", "number", "url"]
+from boeflow.textnorm import fold
+
+FactKind = Literal["boe_id", "citation", "date", "amount", "percent", "article", "deadline",
+                   "organism", "number", "url"]
+# Kinds whose key depends on the language: not compared across a translation.
+LANGUAGE_BOUND_KINDS: frozenset[FactKind] = frozenset({"organism"})
 
 BOE_ID = re.compile(r"\bBOE-[A-Z]-\d{4}-\d+\b")
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]*[^\s<>\"')\].,;:]", re.IGNORECASE)
@@ -81,6 +87,50 @@ AMOUNT = re.compile(
     re.IGNORECASE,
 )
 NUMBER = re.compile(r"(?<![\w])\d+(?:[.,]\d+)*")
+# "artículo 14", "art. 3.2", "artículos 28.3", "article 85 bis".
+ARTICLE = re.compile(r"\b(?:art[ií]culos?|articles?|arts?\.)\s+(\d+(?:\.\d+)?"
+                     r"(?:\s+(?:bis|ter|quater|quinquies))?)\b", re.IGNORECASE)
+NUMBER_WORDS: dict[str, int] = {
+    # Spanish
+    "un": 1, "uno": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6,
+    "siete": 7, "ocho": 8, "nueve": 9, "diez": 10, "once": 11, "doce": 12, "trece": 13,
+    "catorce": 14, "quince": 15, "dieciséis": 16, "veinte": 20, "veinticinco": 25,
+    "treinta": 30, "cuarenta": 40, "cuarenta y cinco": 45, "cincuenta": 50, "sesenta": 60,
+    "setenta": 70, "ochenta": 80, "noventa": 90, "cien": 100, "ciento veinte": 120,
+    "ciento ochenta": 180,
+    # Valencian
+    "u": 1, "dues": 2, "quatre": 4, "cinc": 5, "sis": 6, "set": 7, "huit": 8, "vuit": 8,
+    "nou": 9, "deu": 10, "onze": 11, "dotze": 12, "tretze": 13, "catorze": 14, "quinze": 15,
+    "setze": 16, "vint": 20, "vint-i-cinc": 25, "trenta": 30, "quaranta": 40,
+    "quaranta-cinc": 45, "cinquanta": 50, "seixanta": 60, "noranta": 90, "cent": 100,
+}
+_UNITS = {"día": "día", "días": "día", "dia": "día", "dies": "día", "semana": "semana",
+          "semanas": "semana", "setmana": "semana", "setmanes": "semana", "mes": "mes",
+          "meses": "mes", "mesos": "mes", "año": "año", "años": "año", "any": "año",
+          "anys": "año", "hora": "hora", "horas": "hora", "hores": "hora"}
+_QUALIFIERS = {"hábil": "hábil", "hábiles": "hábil", "hàbil": "hábil", "hàbils": "hábil",
+               "natural": "natural", "naturales": "natural", "naturals": "natural"}
+_WORD_ALT = "|".join(re.escape(w) for w in sorted(NUMBER_WORDS, key=len, reverse=True))
+DEADLINE = re.compile(
+    rf"(?<![\w])(\d+|{_WORD_ALT})\s+({'|'.join(sorted(_UNITS, key=len, reverse=True))})\b"
+    rf"(?:\s+({'|'.join(sorted(_QUALIFIERS, key=len, reverse=True))})\b)?",
+    re.IGNORECASE)
+# "15 %", "15 por ciento", "15 por 100" (BOE style), "diez por ciento", "15 per cent".
+PERCENT = re.compile(rf"(?<![\w.,])({_NUMBER_BODY}|{_WORD_ALT})\s*(?:%|por\s+cien(?:to)?\b|"
+                     r"por\s+100\b|per\s+cent\b)", re.IGNORECASE)
+_ORG_HEADS = (r"Ministerio|Ministeri|Consejer[ií]a|Conselleria|Secretar[ií]a\s+de\s+Estado|"
+              r"Secretaria\s+d['’]Estat|Secretar[ií]a\s+General|Subsecretar[ií]a|"
+              r"Direcci[oó]n\s+General|Direcci[oó]\s+General|Universidad|Universitat|"
+              r"Ayuntamiento|Ajuntament|Diputaci[oó]n|Diputaci[oó]|Delegaci[oó]n\s+del\s+Gobierno|"
+              r"Agencia|Ag[eè]ncia|Mutualidad|Instituto|Institut|Consejo|Consell|Tribunal|"
+              r"Juzgado|Jutjat|Subdirecci[oó]n\s+General|Comisi[oó]n|Comissi[oó]|Servicio|Servei")
+_ORG_WORD = r"[A-ZÁÉÍÓÚÑÇÀÈÒ][\wÁÉÍÓÚÑÇÀÈÒáéíóúñçàèòüï·-]*"
+# "y"/"i" join two parts of one name only before "de" ("Digital y de la Función Pública");
+# "Ministerio del Interior y la Universidad …" is two organisations.
+_ORG_LINK = r"(?:(?:y|e|i)\s+(?:de|del|d['’])|de|del|d['’]|dels|para|per|a|la|el|les|los|las)"
+ORGANISM = re.compile(  # within one line: fields are joined with newlines
+    rf"\b(?:{_ORG_HEADS})(?:[ \t]*{_ORG_LINK}(?:(?<=['’])|(?![\w])))*[ \t]*{_ORG_WORD}"
+    rf"(?:(?:[ \t]*{_ORG_LINK}(?:(?<=['’])|(?![\w])))*[ \t]+{_ORG_WORD})*")
 
 
 @dataclass(frozen=True)
@@ -174,6 +224,24 @@ def extract_facts(text: str, kinds: Iterable[FactKind] | None = None) -> list[Fa
         number = m.group(1) or m.group(3)
         add("amount", _amount_key(number, m.group(2)), m)
         amount_spans.append(m.span())
+    for m in PERCENT.finditer(text):
+        if not _overlaps(m.span(), amount_spans):
+            raw = m.group(1).lower()
+            value = str(NUMBER_WORDS[raw]) if raw in NUMBER_WORDS else normalise_number(raw)
+            add("percent", value + "%", m)
+            amount_spans.append(m.span())
+    for m in ARTICLE.finditer(text):
+        add("article", " ".join(m.group(1).lower().split()), m)
+    for m in DEADLINE.finditer(text):
+        raw = m.group(1).lower()
+        count = int(raw) if raw.isdigit() else NUMBER_WORDS.get(raw)
+        if count is None:
+            continue
+        unit = _UNITS[m.group(2).lower()]
+        qualifier = _QUALIFIERS.get((m.group(3) or "").lower(), "")
+        add("deadline", f"{count} {unit} {qualifier}".strip(), m)
+    for m in ORGANISM.finditer(text):
+        add("organism", " ".join(fold(m.group(0)).split()), m)
     for m in NUMBER.finditer(text):
         # "1,5 millones de euros" is checked as an amount; its "1,5" alone is not a fact.
         if not _overlaps(m.span(), amount_spans):
@@ -207,18 +275,32 @@ class FactIndex:
 
     keys: dict[FactKind, set[str]]
     text_lower: str
+    text_folded: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, text: str) -> FactIndex:
         keys: dict[FactKind, set[str]] = {}
         for fact in extract_facts(text):
             keys.setdefault(fact.kind, set()).add(fact.key)
-        return cls(keys=keys, text_lower=text.lower())
+        return cls(keys=keys, text_lower=text.lower(), text_folded=" ".join(fold(text).split()))
 
     def supports(self, fact: Fact) -> bool:
         known = self.keys.get(fact.kind, set())
         if fact.kind == "date":
             return date_matches(fact.key, known)
+        if fact.kind == "organism":
+            # Named as in the source (a longer name may be shortened, never changed).
+            return fact.key in known or fact.key in self.text_folded
+        if fact.kind == "article":
+            base = fact.key.split(".")[0]
+            return fact.key in known or any(k.split(".")[0] == base for k in known)
+        if fact.kind == "deadline":
+            count_unit = " ".join(fact.key.split()[:2])
+            return fact.key in known or any(
+                k == count_unit or (k.startswith(count_unit) and fact.key == count_unit)
+                for k in known)
+        if fact.kind == "percent":
+            return fact.key in known
         if fact.kind == "amount":
             # "1.500 euros" is supported by an amount or a bare number of the same value.
             return fact.key in known or any(

@@ -1,0 +1,239 @@
+"""The daily enrich step: summarise, translate and review every fetched document of a day,
+and store the outputs and review flags on its ``boe-documents`` record.
+
+* Models are the process's shared backends (``get_backend``): loaded on the first prompt
+  that really has to be generated, once per process, reused by every document and day; a
+  rerun of a finished day finds every record in the store and loads nothing. The report's
+  ``model_loads`` counts the loads this call made.
+* Documents are planned together (``enrich_window_docs`` at a time): the summaries' map,
+  reduce and final prompts of all of them are generated in shared batches, then the
+  translations of all their fields.
+* A setup error (``ModelSetupError``: missing weights, no CUDA, server down) stops the day at
+  once with one line; anything else that goes wrong with one document is that document's
+  row in ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+from boeflow.config import Settings
+from boeflow.enrich.backends import get_backend, loads_since, model_loads
+from boeflow.enrich.schema import SummaryRecord, TranslationRecord
+from boeflow.enrich.source import SourceDocument, read_document
+from boeflow.enrich.summarize import Summarizer
+from boeflow.enrich.translate import TranslationJob, Translator, summary_fields, summary_structure
+from boeflow.errors import BoeflowError
+from boeflow.index.mapping import IndexNames
+from boeflow.index.indexer import RETRY_ON_CONFLICT
+
+log = logging.getLogger(__name__)
+
+OnDocument = Callable[["DocumentOutcome"], None]
+MAX_REASONS = 50
+
+
+class EnrichFailed(BoeflowError):
+    """The day cannot be enriched (every document failed); the message says why."""
+
+
+@dataclass
+class DocumentOutcome:
+    doc_id: str
+    summary: SummaryRecord | None = None
+    translation: TranslationRecord | None = None
+    error: str | None = None
+    generated: bool = False
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.error or self.summary is None or self.summary.status != "ok"
+                    or (self.summary.review and self.summary.review.needs_attention)
+                    or self.translation is None
+                    or (self.translation.review and self.translation.review.needs_attention))
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "failed"
+        return "needs_attention" if self.needs_attention else "ok"
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def enrich_documents(docs: Sequence[SourceDocument], settings: Settings,
+                     on_document: OnDocument | None = None,
+                     force: bool = False) -> list[DocumentOutcome]:
+    """Summary (es), full translation (va) and review of every document, planned and
+    batched together ``enrich_window_docs`` at a time."""
+    summarizer = Summarizer(settings, get_backend(settings, "summarizer"))
+    translator = Translator(settings, get_backend(settings, "translator"))
+    outcomes: list[DocumentOutcome] = []
+    window = settings.enrich_window_docs
+    for start in range(0, len(docs), window):
+        part = docs[start:start + window]
+        summaries = summarizer.summarize_many(part, force=force)
+        current = [DocumentOutcome(doc_id=doc.id) for doc in part]
+        jobs: list[TranslationJob] = []
+        owners: list[int] = []
+        for i, result in enumerate(summaries):
+            if isinstance(result, Exception):
+                current[i].error = _reason(result)
+                continue
+            current[i].summary = result
+            current[i].generated = part[i].id in summarizer.generated_ids
+            jobs.append(TranslationJob(part[i].id, summary_fields(result), "es", "va"))
+            owners.append(i)
+        translations = translator.translate_many(jobs, force=force)
+        for i, translated in zip(owners, translations, strict=True):
+            if isinstance(translated, Exception):
+                current[i].error = f"translation: {_reason(translated)}"
+            else:
+                current[i].translation = translated
+        for outcome in current:
+            if on_document:
+                on_document(outcome)
+        outcomes += current
+    return outcomes
+
+
+def enrichment_fields(outcome: DocumentOutcome) -> dict[str, Any]:
+    """The enrich/review stage's fields of a ``boe-documents`` record.
+
+    ``summary`` and ``summary_va`` share one structure (resumen, puntos_clave[],
+    a_quien_afecta, plazos_y_fechas[], entrada_en_vigor, normas_afectadas[]); each
+    translated field's own review is in ``summary_va_review``."""
+    record = outcome.summary
+    translation = outcome.translation
+    summary = record.summary.model_dump() if record and record.summary else None
+    status = "failed" if record is None or record.status != "ok" else (
+        "needs_attention" if outcome.needs_attention else "auto_checked")
+    reasons = list(record.review.reasons) if record and record.review else []
+    field_reviews: dict[str, Any] = {}
+    title_va = None
+    summary_va = None
+    if translation is not None:
+        by_name = {s.field: s for s in translation.segments}
+        title_va = by_name["titulo"].text if "titulo" in by_name else None
+        summary_va = summary_structure(translation) if summary else None
+        for segment in translation.segments:
+            review = segment.review
+            field_reviews[segment.field] = {
+                "needs_attention": bool(review and review.needs_attention),
+                "reasons": list(review.reasons) if review else []}
+            if review:
+                reasons += [f"traducción {segment.field}: {r}" for r in review.reasons]
+    return {
+        "summary": summary,
+        "summary_text": (summary or {}).get("resumen"),
+        "title_va": title_va,
+        "summary_va": summary_va,
+        "summary_va_review": field_reviews,
+        "review_status": status,
+        "needs_attention": outcome.needs_attention,
+        "review_reasons": reasons[:MAX_REASONS],
+        "enrichment": {
+            "summarizer_model": record.model if record else None,
+            "summarizer_revision": record.revision if record else None,
+            "summary_prompt_version": record.prompt_version if record else None,
+            "summary_mode": record.mode if record else None,
+            "summary_structured": record.structured if record else None,
+            "translator_model": translation.model if translation else None,
+            "translator_revision": translation.revision if translation else None,
+            "translation_prompt_version": translation.prompt_version if translation else None,
+            "smoke": bool((record and record.smoke) or (translation and translation.smoke)),
+        },
+    }
+
+
+def update_document(client: Elasticsearch, names: IndexNames, doc_id: str,
+                    fields: dict[str, Any]) -> bool:
+    """Partial update of one document record; False when it was never indexed."""
+    try:
+        client.update(index=names.documents, id=doc_id, doc=fields,
+                      retry_on_conflict=RETRY_ON_CONFLICT)
+    except NotFoundError:
+        return False
+    return True
+
+
+def read_day(settings: Settings, when: date) -> tuple[list[SourceDocument], dict[str, str]]:
+    """The fetched documents of ``when`` (from the raw store), and those that cannot be read."""
+    from boeflow.pipeline import fetched_day_files
+
+    docs: list[SourceDocument] = []
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for path in fetched_day_files(settings, when, when, Path(workdir)):
+            try:
+                docs.append(read_document(path))
+            except Exception as exc:  # one unreadable item never stops the day
+                failed[path.stem] = _reason(exc)
+    return docs, failed
+
+
+def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument | None = None,
+               force: bool = False) -> dict[str, Any]:
+    """Enrich every fetched document of ``day`` and store the results on ``boe-documents``.
+
+    Returns a JSON-serialisable report: ``day``, ``documents``, ``enriched`` (ids),
+    ``needs_attention`` (ids), ``failed`` ({id: reason}), ``generated`` (documents whose
+    summary was generated now, not found in the store), ``model_loads`` ({role: loads made
+    by this call}) and ``smoke``. Raises ``ModelSetupError`` on a setup problem and
+    ``EnrichFailed`` when every document failed."""
+    from boeflow.index.client import get_client, names_for
+
+    when = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
+    loads_before = model_loads()
+    docs, failed = read_day(settings, when)
+    unreadable = len(failed)
+    client = get_client(settings)
+    names = names_for(settings)
+    enriched: list[str] = []
+    attention: list[str] = []
+    generated: list[str] = []
+
+    def store(outcome: DocumentOutcome) -> None:
+        if outcome.error is None:
+            try:
+                if not update_document(client, names, outcome.doc_id,
+                                       enrichment_fields(outcome)):
+                    outcome.error = "not indexed: run the index step first"
+            except Exception as exc:  # the document's row, not the day
+                outcome.error = f"cannot store on {names.documents}: {_reason(exc)}"
+        if outcome.error is not None:
+            failed[outcome.doc_id] = outcome.error
+        else:
+            enriched.append(outcome.doc_id)
+            if outcome.needs_attention:
+                attention.append(outcome.doc_id)
+            if outcome.generated:
+                generated.append(outcome.doc_id)
+        if on_document:
+            on_document(outcome)
+
+    try:
+        enrich_documents(docs, settings, on_document=store, force=force)
+        if docs:
+            client.indices.refresh(index=names.documents)
+    finally:
+        client.close()
+    report = {"day": when.isoformat(), "documents": len(docs) + unreadable,
+              "enriched": enriched, "needs_attention": attention, "failed": failed,
+              "generated": generated, "model_loads": loads_since(loads_before),
+              "smoke": settings.is_smoke}
+    if failed and not enriched:
+        first = next(iter(failed.items()))
+        raise EnrichFailed(f"{when}: every document failed to enrich ({len(failed)}); "
+                           f"first: {first[0]}: {first[1]}")
+    return report
