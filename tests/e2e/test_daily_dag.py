@@ -19,11 +19,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from boeflow.airflow.review_api import ApiServer, ReviewClient, airflow, airflow_env
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
 from boeflow.index.client import get_client
 from boeflow.index.mapping import IndexNames
+from boeflow.services.airflow_api import ApiServer, ReviewClient, airflow, airflow_env
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from tests.conftest import SAMPLES

@@ -21,6 +21,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowSkipException
 
+from boeflow.airflow.connections import task_settings
 from boeflow.config import get_settings
 from boeflow.daily import APPROVAL_OPTIONS, PUBLISH, REJECT
 
@@ -69,7 +70,7 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
             reason = ("no_publication" if built.get("status") == "no_publication"
                       else "already_published" if built.get("already_published")
                       else "nothing_to_review")
-            record_approval_skipped(self.day, get_settings(), reason, context.get("run_id"))
+            record_approval_skipped(self.day, task_settings(), reason, context.get("run_id"))
             raise AirflowSkipException(f"nothing to review for {self.day}: {reason}")
         return super().execute(context)
 
@@ -81,7 +82,7 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
 
         result = super().execute_complete(context, event)
         user = result.get("responded_by_user") or {}
-        with state(get_settings()) as conn:
+        with state(task_settings()) as conn:
             record_task(conn, date.fromisoformat(self.day), "approve", "success",
                         detail={"chosen": result.get("chosen_options"),
                                 "reviewer": user.get("name"),
