@@ -27,17 +27,18 @@ from boeflow.daily import APPROVAL_OPTIONS, PUBLISH, REJECT
 
 BUILD_TASK = "build_digest"
 
+# Every field is optional: a reviewer who only clicks "Publicar" publishes the draft as is.
 FORM = {
-    "excluir": Param([], type="array", items={"type": "string"},
+    "excluir": Param([], type=["null", "array"], items={"type": "string"},
                      title="Excluir elementos",
                      description="Identificadores BOE que no se publican (uno por línea)."),
-    "correcciones": Param({}, type="object", title="Corregir resúmenes",
+    "correcciones": Param({}, type=["null", "object"], title="Corregir resúmenes",
                           description='{"BOE-A-…": "resumen corregido"}; "BOE-A-…:va" para el '
                           "valenciano. Se revisan de nuevo automáticamente."),
-    "notas": Param({}, type="object", title="Notas por elemento",
+    "notas": Param({}, type=["null", "object"], title="Notas por elemento",
                    description='{"BOE-A-…": "nota del revisor"}'),
-    "nota": Param("", type="string", title="Nota general", description="Se muestra en el "
-                  "resumen publicado."),
+    "nota": Param(None, type=["null", "string"], title="Nota general",
+                  description="Se muestra en el resumen publicado."),
 }
 
 
