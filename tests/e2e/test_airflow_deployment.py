@@ -18,8 +18,11 @@ The tests share one deployment and run in this order (each builds on the previou
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -121,6 +124,8 @@ def _wait_for(driver: webdriver.Chrome, css: str, timeout: float = 60) -> WebEle
 
 def _shot(driver: webdriver.Chrome, path: Path, height: int = 1000) -> Path:
     """A screenshot of the page as a person sees it, ``height`` pixels tall."""
+    ActionChains(driver).move_by_offset(0, 0).move_to_element_with_offset(
+        driver.find_element(By.TAG_NAME, "body"), 5, 5).perform()  # no tooltip in the way
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 1400, "height": height, "deviceScaleFactor": 1, "mobile": False})
     time.sleep(1.0)
@@ -310,7 +315,7 @@ def test_trigger_review_and_publish_in_the_web_ui(deployment: LocalAirflow,
     assert {r["task_id"] for r in ran} >= {"which_day", "fetch", "plan", "lote.index",
                                            "lote.enrich", "review", "build_digest", "approve",
                                            "publish", "deliver"}
-    host = socket.getfqdn()
+    host = socket.gethostname()  # what the worker reports (Airflow: hostname_callable)
     for row in ran:
         assert row["hostname"] == host, row
         assert row["worker_received"], row
@@ -369,3 +374,260 @@ def _approve_pending(deployment: LocalAirflow, run_ids: list[str]) -> list[str]:
             deployment.answer(detail, "Publicar", {"nota": "backfill"})
             answered.append(detail["task_instance"]["dag_run_id"])
     return answered
+
+
+def _wait_runs(deployment: LocalAirflow, run_ids: list[str], timeout: float = 1500) -> None:
+    """Wait for ``run_ids`` to finish, answering their approval requests ("Publicar") as a
+    reviewer would."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _approve_pending(deployment, run_ids)
+        states = {r["dag_run_id"]: r["state"] for r in deployment.runs()
+                  if r["dag_run_id"] in run_ids}
+        if len(states) == len(run_ids) and set(states.values()) <= {"success", "failed"}:
+            return
+        time.sleep(4)
+    raise AssertionError(f"runs not finished in {timeout}s: "
+                         + "; ".join(f"{r}: {deployment.describe(r)}" for r in run_ids))
+
+
+def _backfill(deployment: LocalAirflow, start: str, end: str, conf: dict[str, Any]
+              ) -> list[dict[str, Any]]:
+    before = {r["dag_run_id"] for r in deployment.runs()}
+    result = deployment.airflow_cli("backfill", "create", "--dag-id", DAG, "--from-date", start,
+                                    "--to-date", end, "--dag-run-conf", json.dumps(conf),
+                                    "--max-active-runs", "2")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = [r for r in deployment.runs() if r["dag_run_id"] not in before]
+        if new:
+            break
+        time.sleep(2)
+    time.sleep(5)
+    new = [r for r in deployment.runs() if r["dag_run_id"] not in before]
+    _wait_runs(deployment, [r["dag_run_id"] for r in new])
+    return [r for r in deployment.runs() if r["dag_run_id"] not in before]
+
+
+# --- 3. backfill -------------------------------------------------------------------------------
+
+BACKFILL_WEEK = ["2024-11-06", "2024-11-07", "2024-11-08", "2024-11-09", "2024-11-11",
+                 "2024-11-12", "2024-11-13"]  # Monday-Saturday: no run on Sunday the 10th
+RECORDED = ["2024-11-06", "2024-11-13", "2025-03-07"]  # the BOEs the replay server has
+
+
+def test_backfill_processes_each_recorded_day_once(deployment: LocalAirflow) -> None:
+    """`airflow backfill create` over the recorded week of 2024-11-06 and over 2025-03-07
+    (section I): one run per BOE day, each day processed once; running it again creates
+    nothing and changes nothing."""
+    conf = {"sections": ["1"]}
+    week = _backfill(deployment, "2024-11-06T00:00:00+01:00", "2024-11-13T23:00:00+01:00",
+                     conf)
+    march = _backfill(deployment, "2025-03-07T00:00:00+01:00", "2025-03-07T23:00:00+01:00",
+                      conf)
+    runs = week + march
+    dump(deployment.artifacts / "backfill-runs.json", runs)
+    days = sorted(r["logical_date"][:10] for r in runs)
+    assert days == [*BACKFILL_WEEK, "2025-03-07"], days
+    assert {r["run_type"] for r in runs} == {"backfill"}
+    assert all(r["state"] == "success" for r in runs), [
+        (r["logical_date"], deployment.describe(r["dag_run_id"])) for r in runs
+        if r["state"] != "success"]
+    by_day = {r["logical_date"][:10]: r["dag_run_id"] for r in runs}
+
+    settings = deployment.settings
+    with connect(settings) as conn:
+        status = {d: day_status(conn, date.fromisoformat(d)) for d in by_day}
+    for day, run_id in by_day.items():
+        st = status[day]
+        assert st is not None, day
+        # Every step of the day was done by the day's backfill run, once.
+        fetch = next(t for t in st["tasks"] if t["task"] == "fetch")
+        assert fetch["run_id"] == run_id and fetch["status"] == "success", (day, fetch)
+        if day in RECORDED:
+            assert st["day"]["status"] == "published", (day, st["day"])
+            assert [d["version"] for d in st["digests"]] == [1], (day, st["digests"])
+        else:
+            assert st["day"]["status"] == "no_publication", (day, st["day"])
+            assert st["digests"] == []
+    # 2024-11-06 was already published from the UI: the backfill found nothing new to ask.
+    approve_06 = next(t for t in status["2024-11-06"]["tasks"] if t["task"] == "approve")
+    assert approve_06["status"] == "skipped", approve_06
+    assert approve_06["detail"]["reason"] == "already_published"
+
+    # Elasticsearch holds each indexed document once, with exactly the chunks its index
+    # task reported.
+    for day in ("2024-11-13",):
+        for ti in deployment.task_instances(by_day[day]):
+            if ti["task_id"] != "lote.index":
+                continue
+            with deployment.api() as client:
+                xcom = client.get(
+                    f"/api/v2/dags/{DAG}/dagRuns/{by_day[day]}/taskInstances/lote.index/"
+                    "xcomEntries/return_value", params={"map_index": ti["map_index"],
+                                                        "deserialize": True}).json()
+            report = xcom["value"]
+            report = json.loads(report) if isinstance(report, str) else report
+            held = _es_day(deployment, report["indexed"])
+            for boe_id in report["indexed"]:
+                chunks = held[boe_id]["chunks"]
+                assert len(chunks) == len(set(chunks)) > 0, boe_id
+            assert sum(len(h["chunks"]) for h in held.values()) == report["chunks"], report
+
+    # The same backfill again: every date already has its run, nothing is created or redone.
+    again = deployment.airflow_cli("backfill", "create", "--dag-id", DAG, "--from-date",
+                                   "2024-11-06T00:00:00+01:00", "--to-date",
+                                   "2024-11-13T23:00:00+01:00", "--dag-run-conf",
+                                   json.dumps(conf))
+    time.sleep(10)
+    assert len([r for r in deployment.runs() if r["run_type"] == "backfill"]) == len(runs), \
+        (again.stdout + again.stderr)[-2000:]
+    with connect(settings) as conn:
+        for day in RECORDED:
+            st = day_status(conn, date.fromisoformat(day))
+            assert st is not None and [d["version"] for d in st["digests"]] == [1]
+
+
+# --- 4. a worker killed in the middle of an index task -------------------------------------------
+
+KILL_DAY = "2024-11-13"
+KILL_DOC = "BOE-A-2024-23543"  # section I of 2024-11-13, the document the batch indexes
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    groups: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        groups[int(entry.name)] = int(fields[2])
+    found = {pid} | {p for p, g in groups.items() if g == pid}
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _delete_document(deployment: LocalAirflow, boe_id: str, chunk_ids: list[str]) -> None:
+    names = IndexNames(PREFIX)
+    client = get_client(deployment.settings)
+    try:
+        for chunk_id in chunk_ids:
+            client.delete(index=names.chunks, id=chunk_id, refresh=False)
+        client.delete(index=names.documents, id=boe_id)
+        client.indices.refresh(index=f"{names.documents},{names.chunks}")
+    finally:
+        client.close()
+
+
+def test_worker_killed_mid_index_is_retried_to_the_same_contents(
+        deployment: LocalAirflow) -> None:
+    undisturbed = _es_day(deployment, [KILL_DOC])  # as the backfill's run left it
+    assert undisturbed[KILL_DOC]["chunks"] and undisturbed[KILL_DOC]["content_hash"]
+    _delete_document(deployment, KILL_DOC, undisturbed[KILL_DOC]["chunks"])
+    assert _es_day(deployment, [KILL_DOC])[KILL_DOC] == {"chunks": [], "content_hash": None}
+
+    run_id = deployment.trigger({"date": KILL_DAY, "sections": ["1"]})
+    worker = af.component_pid(deployment.layout, "celery-worker")
+    assert worker is not None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        index = [t for t in deployment.task_instances(run_id) if t["task_id"] == "lote.index"]
+        if index and index[0]["state"] == "running":
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"lote.index never ran: {deployment.describe(run_id)}")
+    time.sleep(1.5)
+    victims = _descendants(worker)
+    for pid in victims:  # kill -9 the worker and every process it started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    # Killed in the middle: the document record (written last) is not there yet.
+    assert _es_day(deployment, [KILL_DOC])[KILL_DOC]["content_hash"] is None, \
+        "the index task finished before the kill; nothing was interrupted"
+
+    # Airflow notices the dead task (no heartbeat) and schedules the next attempt; a new
+    # worker (as an operator would restart it) runs it.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ti = next(t for t in deployment.task_instances(run_id) if t["task_id"] == "lote.index")
+        if ti["state"] in ("up_for_retry", "scheduled", "queued") or ti["try_number"] > 1:
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError(f"the killed task was not failed for retry: {ti}")
+    noticed = time.monotonic() - killed_at
+    deployment.up()
+    _wait_runs(deployment, [run_id], timeout=900)
+    assert deployment.run(run_id)["state"] == "success", deployment.describe(run_id)
+
+    with deployment.api() as client:
+        tries = client.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/lote.index/0/"
+                           "tries").json()["task_instances"]
+    dump(deployment.artifacts / "killed-index-tries.json", tries)
+    states = [t["state"] for t in sorted(tries, key=lambda t: t["try_number"])]
+    assert states[0] == "failed" and states[-1] == "success" and len(states) >= 2, states
+    assert _es_day(deployment, [KILL_DOC]) == undisturbed
+    print(f"\nworker killed; the dead index task was failed for retry after {noticed:.0f}s")
+
+
+# --- 5. the approval's timeout --------------------------------------------------------------------
+
+TIMEOUT_DAY = "2025-03-07"
+
+
+def _restart_with(deployment: LocalAirflow, **extra: str) -> None:
+    """Restart the processes that build the approval step (the dag-processor parses the DAG,
+    the worker runs it) with other settings; wait until the DAG is parsed with them."""
+    for component in ("dag-processor", "celery-worker"):
+        deployment.stop_component(component)
+    deployment.up(**extra)
+    deployment.env.update(extra)
+    time.sleep(15)  # the dag-processor re-parses the DAG file at start
+
+
+def _timeout_run(deployment: LocalAirflow) -> tuple[str, dict[str, Any]]:
+    run_id = deployment.trigger({"date": TIMEOUT_DAY, "sections": ["1", "3"]})
+    pending = deployment.wait_hitl(run_id)
+    assert deployment.wait_run(run_id, timeout=600) == "success", deployment.describe(run_id)
+    with connect(deployment.settings) as conn:
+        status = day_status(conn, date.fromisoformat(TIMEOUT_DAY))
+    assert status is not None
+    return run_id, {"pending": pending, "status": status}
+
+
+def test_approval_timeout_publishes_nothing_without_a_human(deployment: LocalAirflow) -> None:
+    digest = deployment.data / "raw" / "digests" / "2025" / "03" / "07" / "digest.json"
+    before = json.loads(digest.read_text(encoding="utf-8"))
+    assert before["version"] == 1  # published by the backfill, with a reviewer
+    _restart_with(deployment, BOEFLOW_DIGEST_REVIEW_TIMEOUT_HOURS="0.005")  # 18 s
+    run_id, seen = _timeout_run(deployment)
+    assert seen["pending"]["defaults"] == ["Rechazar"]
+    approve = next(t for t in deployment.task_instances(run_id) if t["task_id"] == "approve")
+    assert approve["state"] == "success"
+    # Nobody answered: the day stays pending, nothing new is published.
+    assert json.loads(digest.read_text(encoding="utf-8")) == before
+    status = seen["status"]
+    assert status["decisions"][0]["decision"] == "timed_out", status["decisions"]
+    assert status["decisions"][0]["reviewer"] is None
+    assert [d["version"] for d in status["digests"]] == [1]
+
+    # Configured to publish on timeout: published, marked as not reviewed.
+    _restart_with(deployment, BOEFLOW_DIGEST_PUBLISH_ON_TIMEOUT="true")
+    run_id, seen = _timeout_run(deployment)
+    assert seen["pending"]["defaults"] == ["Publicar"]
+    after = json.loads(digest.read_text(encoding="utf-8"))
+    assert after["version"] == 2 and after["decision"]["decision"] == "without_review"
+    assert seen["status"]["decisions"][0]["decision"] == "without_review"
+    assert [d["version"] for d in seen["status"]["digests"]] == [1, 2]
