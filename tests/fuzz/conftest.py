@@ -29,3 +29,11 @@ settings.load_profile(os.environ.get("BOEFLOW_FUZZ", "ci"))
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("ERROR")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The deep profile runs for as long as its examples take (hours on two cores)."""
+    if os.environ.get("BOEFLOW_FUZZ") == "deep":
+        for item in items:
+            if item.path.parent.name == "fuzz":
+                item.add_marker(pytest.mark.timeout(0))
