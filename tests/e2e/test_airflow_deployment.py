@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -66,6 +67,10 @@ SECTION_I = "I. Disposiciones generales"
 def deployment(live_settings: Settings, smoke_models_dir: Path,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
     root = tmp_path_factory.mktemp("airflow-e2e")
+    # The services' own state (PostgreSQL runs as an unprivileged user who must reach it)
+    # lives outside pytest's base directory: a pytest starting elsewhere on the machine
+    # resets that directory to 0700.
+    state = Path(tempfile.mkdtemp(prefix="boeflow-airflow-e2e-"))
     client = get_client(live_settings)
     try:
         for alias in IndexNames(PREFIX).all():
@@ -74,7 +79,7 @@ def deployment(live_settings: Settings, smoke_models_dir: Path,
     finally:
         client.close()
     with BoeServer(SAMPLES) as boe:
-        env = deployment_env(root / "state", root / "data", live_settings.es_url, PREFIX,
+        env = deployment_env(state / "state", root / "data", live_settings.es_url, PREFIX,
                              boe.url, smoke_models_dir)
         artifacts = root / "artifacts"
         artifacts.mkdir()
@@ -87,6 +92,10 @@ def deployment(live_settings: Settings, smoke_models_dir: Path,
         finally:
             print(f"\nAirflow e2e artifacts (screenshots, run details): {artifacts}")
             deployment.boeflow("services", "stop", timeout=240)
+            logs = state / "state" / "airflow" / "process-logs"
+            if logs.is_dir():
+                shutil.copytree(logs, artifacts / "process-logs", dirs_exist_ok=True)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 # --- the browser --------------------------------------------------------------------------
