@@ -88,12 +88,14 @@ def test_a_bad_document_does_not_fail_its_batch(settings: Settings) -> None:
     tasks = {t["task"]: t for t in status["tasks"]}
     assert tasks["index"]["status"] == "success"
     assert tasks["index"]["detail"]["failed"] == {OTHER: result["failed"][OTHER]}
-    assert {f["boe_id"]: f["stage"] for f in status["failures"]} >= {OTHER: "index"}
+    assert {f["boe_id"]: f["stage"] for f in status["failures"]}[OTHER] == "index"
     built = daily.build_digest_day(DAY, settings)
     draft = json.loads((settings.data_dir / "raw" / "digests" / "2024" / "11" / "13" / "draft" /
                         "digest.json").read_text(encoding="utf-8"))
     incidencias = {n["boe_id"]: n["stage"] for n in draft["incidencias"]}
-    assert incidencias[OTHER] == "index" and GOOD not in incidencias
+    assert incidencias[OTHER] == "index"
+    # Indexed: at most an enrich incidencia (the smoke models' summaries fail their checks).
+    assert incidencias.get(GOOD) in (None, "enrich")
     assert built["needs_review"] is True
 
 
