@@ -392,12 +392,20 @@ def index_batch(day: str, ids: list[str], settings: Settings | None = None,
 def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[str],
                 force: bool) -> dict[str, Any]:
     """Summarise (es), translate (va, when asked) and review the documents ``ids``; the
-    models are loaded once for the batch."""
+    models are loaded once for the batch. Uses the day-level enrich step of issue 11
+    (``boeflow.enrich.day.enrich_documents``, shared batched generation) when present."""
+    try:
+        day_module = importlib.import_module("boeflow.enrich.day")
+    except ModuleNotFoundError:
+        day_module = None
+    if day_module is not None and hasattr(day_module, "enrich_documents"):
+        return _enrich_ids_batched(day_module, day, ids, settings, force)
     from boeflow.enrich.backends import make_backend
     from boeflow.enrich.service import summarize, translate_fields
     from boeflow.index.client import get_client, names_for
-    from boeflow.index.indexer import enrichment_fields, update_document
 
+    indexer = importlib.import_module("boeflow.index.indexer")
+    enrichment_fields, update_document = indexer.enrichment_fields, indexer.update_document
     names = names_for(settings)
     when = date.fromisoformat(day)
     done: list[str] = []
@@ -437,6 +445,45 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
             if update["needs_attention"]:
                 attention.append(doc.id)
         if files and client.indices.exists(index=names.documents):
+            client.indices.refresh(index=names.documents)
+    return {"enriched": done, "needs_attention": attention, "failed": failed}
+
+
+def _enrich_ids_batched(module: Any, day: str, ids: list[str], settings: Settings,
+                        force: bool) -> dict[str, Any]:
+    """The batch through ``boeflow.enrich.day`` (always translates to Valencian)."""
+    from boeflow.enrich.source import read_document
+    from boeflow.index.client import get_client, names_for
+
+    names = names_for(settings)
+    done: list[str] = []
+    attention: list[str] = []
+    with tempfile.TemporaryDirectory() as workdir, get_client(settings) as client:
+        files, failed = _batch_files(settings, date.fromisoformat(day), ids, Path(workdir))
+        docs = []
+        for path in files:
+            try:
+                docs.append(read_document(path))
+            except Exception as exc:  # one unreadable document never stops the batch
+                failed[path.stem] = f"{type(exc).__name__}: {_one_line(exc)}"[:300]
+
+        def store(outcome: Any) -> None:
+            if outcome.error is None:
+                try:
+                    if not module.update_document(client, names, outcome.doc_id,
+                                                  module.enrichment_fields(outcome)):
+                        outcome.error = "not indexed: the index task did not store it"
+                except Exception as exc:
+                    outcome.error = f"cannot store on {names.documents}: {_one_line(exc)}"
+            if outcome.error is not None:
+                failed[outcome.doc_id] = str(outcome.error)
+                return
+            done.append(outcome.doc_id)
+            if outcome.needs_attention:
+                attention.append(outcome.doc_id)
+
+        module.enrich_documents(docs, settings, on_document=store, force=force)
+        if docs:
             client.indices.refresh(index=names.documents)
     return {"enriched": done, "needs_attention": attention, "failed": failed}
 
