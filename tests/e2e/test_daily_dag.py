@@ -95,6 +95,9 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
         })
         migrated = airflow(["db", "migrate"], env)
         assert migrated.returncode == 0, migrated.stderr[-2000:]
+        # Runs left in this metadata database by earlier sessions (an approval still
+        # waiting) must not answer for this one.
+        airflow(["dags", "delete", "boe_daily", "--yes"], env)
         with ApiServer(env, tmp_path / "api-server.log") as api:
             reviewer = ReviewClient(api.url, REVIEWER, PASSWORD)
             # --- first run: approve with one exclusion and one correction ------------------
