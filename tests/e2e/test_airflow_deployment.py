@@ -189,14 +189,25 @@ def _pick_section(driver: webdriver.Chrome, label: str) -> None:
                         "//*[contains(@class, 'dialog__title')]").click()
 
 
-def _type_in_json_editor(driver: webdriver.Chrome, text: str) -> None:
-    """Replace the content of the form's "Configuration JSON" editor by typing."""
+def _type_in_json_editor(driver: webdriver.Chrome, conf: dict[str, Any]) -> None:
+    """Replace the content of the form's "Configuration JSON" editor by typing it, one key
+    at a time (the editor closes brackets and quotes as they are typed)."""
     lines = _wait_for(driver, "[role=dialog] .view-lines")
-    ActionChains(driver).move_to_element(lines).click().perform()
-    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
-        .send_keys(Keys.DELETE).perform()
-    ActionChains(driver).send_keys(text).perform()
-    time.sleep(0.5)
+    shown = ""
+    for _ in range(3):
+        ActionChains(driver).move_to_element(lines).click().perform()
+        ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
+            .send_keys(Keys.DELETE).perform()
+        for char in json.dumps(conf):
+            ActionChains(driver).send_keys(char).perform()
+        time.sleep(0.5)
+        shown = driver.find_element(By.CSS_SELECTOR, "[role=dialog] .view-lines").text
+        try:
+            if json.loads(shown.replace("\u00a0", " ")) == conf:
+                return
+        except ValueError:
+            pass
+    raise AssertionError(f"could not type {conf} in the JSON editor: {shown!r}")
 
 
 def _set_date(field: WebElement, value: date) -> None:
@@ -232,9 +243,7 @@ def test_invalid_trigger_input_is_refused_by_the_form(deployment: LocalAirflow,
                           ({"date": UI_DAY, "sections": ["9"]}, "'9' is not one of")):
         _open_trigger_form(browser, deployment)
         browser.find_element(By.XPATH, "//button[contains(., 'Advanced Options')]").click()
-        _type_in_json_editor(browser, json.dumps(conf))
-        shown = browser.find_element(By.CSS_SELECTOR, "[role=dialog] .view-lines").text
-        assert json.loads(shown.replace("\u00a0", " ")) == conf, shown
+        _type_in_json_editor(browser, conf)
         browser.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-submit]").click()
         deadline = time.monotonic() + 30
         while message not in _form_text(browser) and time.monotonic() < deadline:
