@@ -190,24 +190,30 @@ def _pick_section(driver: webdriver.Chrome, label: str) -> None:
 
 
 def _type_in_json_editor(driver: webdriver.Chrome, conf: dict[str, Any]) -> None:
-    """Replace the content of the form's "Configuration JSON" editor by typing it, one key
-    at a time (the editor closes brackets and quotes as they are typed)."""
+    """Replace the content of the form's "Configuration JSON" editor: select all, paste
+    (typed keys would race the editor's automatic closing of brackets and quotes)."""
+    text = json.dumps(conf)
+    origin = driver.execute_script("return window.location.origin")
+    driver.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
     lines = _wait_for(driver, "[role=dialog] .view-lines")
+    ActionChains(driver).move_to_element(lines).click().perform()
+    driver.execute_async_script(
+        "navigator.clipboard.writeText(arguments[0]).then(arguments[1], arguments[1])", text)
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
+        .send_keys(Keys.DELETE).perform()
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("v").key_up(Keys.CONTROL).perform()
+    deadline = time.monotonic() + 10
     shown = ""
-    for _ in range(3):
-        ActionChains(driver).move_to_element(lines).click().perform()
-        ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
-            .send_keys(Keys.DELETE).perform()
-        for char in json.dumps(conf):
-            ActionChains(driver).send_keys(char).perform()
-        time.sleep(0.5)
+    while time.monotonic() < deadline:
         shown = driver.find_element(By.CSS_SELECTOR, "[role=dialog] .view-lines").text
         try:
             if json.loads(shown.replace("\u00a0", " ")) == conf:
                 return
         except ValueError:
             pass
-    raise AssertionError(f"could not type {conf} in the JSON editor: {shown!r}")
+        time.sleep(0.3)
+    raise AssertionError(f"could not enter {text} in the JSON editor: {shown!r}")
 
 
 def _set_date(field: WebElement, value: date) -> None:
