@@ -1,5 +1,7 @@
 """The daily job, one plain function per step: ``which_day → fetch → index → enrich → review →
-build_digest → approve → publish → deliver``.
+build_digest → approve → publish → deliver``. In Airflow the per-document steps run per batch
+of items (``plan_batches`` → ``index_batch`` / ``enrich_batch`` → ``close_batches``), so the
+grid names each batch by its BOE ids and one bad batch never stops the day.
 
 The Airflow DAGs (``dags/boe_daily.py``, ``dags/boe_digest.py``), the CLI and the demo all
 call these. Each takes the day as ISO text, a ``Settings`` (so Airflow glue can build them
