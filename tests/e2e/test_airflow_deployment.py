@@ -432,6 +432,15 @@ def _backfill(deployment: LocalAirflow, start: str, end: str, conf: dict[str, An
     time.sleep(5)
     new = [r for r in deployment.runs() if r["dag_run_id"] not in before]
     _wait_runs(deployment, [r["dag_run_id"] for r in new])
+    # The scheduler then closes the backfill (one backfill per DAG at a time).
+    deadline = time.monotonic() + 120
+    while True:
+        with deployment.api() as client:
+            backfills = client.get("/api/v2/backfills", params={"dag_id": DAG}).json()
+        if all(b["completed_at"] for b in backfills["backfills"]):
+            break
+        assert time.monotonic() < deadline, backfills
+        time.sleep(3)
     return [r for r in deployment.runs() if r["dag_run_id"] not in before]
 
 
