@@ -87,6 +87,8 @@ def deployment(live_settings: Settings, smoke_models_dir: Path,
                                   artifacts=artifacts)
         try:
             deployment.up()
+            upgraded = deployment.boeflow("db", "upgrade")
+            assert upgraded.returncode == 0, upgraded.stderr[-2000:]
             deployment.wait_dag()
             yield deployment
         finally:
