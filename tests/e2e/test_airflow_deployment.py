@@ -420,19 +420,20 @@ def _wait_runs(deployment: LocalAirflow, run_ids: list[str], timeout: float = 15
 
 def _backfill(deployment: LocalAirflow, start: str, end: str, conf: dict[str, Any]
               ) -> list[dict[str, Any]]:
-    before = {r["dag_run_id"] for r in deployment.runs()}
+    before = {r["dag_run_id"] for r in deployment.runs() if r["run_type"] == "backfill"}
     result = deployment.airflow_cli("backfill", "create", "--dag-id", DAG, "--from-date", start,
                                     "--to-date", end, "--dag-run-conf", json.dumps(conf),
                                     "--max-active-runs", "2")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        new = [r for r in deployment.runs() if r["dag_run_id"] not in before]
-        if new:
-            break
+    def created() -> list[dict[str, Any]]:
+        return [r for r in deployment.runs()
+                if r["run_type"] == "backfill" and r["dag_run_id"] not in before]
+
+    while time.monotonic() < deadline and not created():
         time.sleep(2)
     time.sleep(5)
-    new = [r for r in deployment.runs() if r["dag_run_id"] not in before]
+    new = created()
     _wait_runs(deployment, [r["dag_run_id"] for r in new])
     # The scheduler then closes the backfill (one backfill per DAG at a time).
     deadline = time.monotonic() + 120
@@ -443,7 +444,7 @@ def _backfill(deployment: LocalAirflow, start: str, end: str, conf: dict[str, An
             break
         assert time.monotonic() < deadline, backfills
         time.sleep(3)
-    return [r for r in deployment.runs() if r["dag_run_id"] not in before]
+    return created()
 
 
 # --- 3. backfill -------------------------------------------------------------------------------
