@@ -213,6 +213,8 @@ class Settings(BaseSettings):
     # --- end of local Airflow deployment settings ---
 
     # --- Digest, human approval, state and delivery (issue 10) ----------------------------
+    sql_dir: Path = Field(default_factory=lambda: _repo_dir("sql"),
+                          description="the numbered migrations (sql/NNN_name.sql)")
     digest_review_timeout_hours: float = Field(
         48.0, gt=0, description="how long the Airflow approval step waits for a reviewer")
     digest_publish_on_timeout: bool = Field(

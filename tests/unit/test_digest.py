@@ -5,6 +5,7 @@ sample documents parsed by boeflow.parse as their boe-documents records."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from boeflow.digest.build import (
     summary_from,
     unknown_ids,
 )
+from boeflow.digest.mail import digest_mails
 from boeflow.digest.model import SECTION_ORDER, WATERMARK, Digest, Summary
 from boeflow.digest.render import render_html, render_json, render_markdown, review_body
 from boeflow.digest.watchlists import Watchlist, load_watchlists, run_watchlists
@@ -230,6 +232,13 @@ def test_review_excludes_edits_and_removes_the_watermark(
     assert "Excluidos por el revisor (1)" in markdown
     assert "corregido por revisora" in markdown and "Resumen (es) corregido por" in html
     assert draft.draft_hash == _nov6(fetched).draft_hash  # stable across builds
+    # The e-mail body: CSS inlined (mail clients drop <style>), no switch, no script.
+    mail = next(iter(digest_mails(final, ["lectores@example.org"], [])))
+    assert "<script" not in mail.html and 'type="radio"' not in mail.html
+    assert "var(--" not in mail.html.split("<body", 1)[1]
+    heading = re.search(r"<h2[^>]*>", mail.html)
+    assert heading and 'style="' in heading.group(0)
+    assert "Reial decret" in mail.html or 'lang="ca-valencia"' in mail.html
 
 
 def test_json_follows_the_published_schema(fetched: dict[str, DayManifest]) -> None:

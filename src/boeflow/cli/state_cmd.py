@@ -19,9 +19,10 @@ def upgrade() -> None:
     from boeflow.state.db import StateError, connect
     from boeflow.state.db import upgrade as run
 
+    settings = get_settings()
     try:
-        with connect(get_settings()) as conn:
-            applied = run(conn)
+        with connect(settings) as conn:
+            applied = run(conn, settings.sql_dir)
     except StateError as exc:
         fail(str(exc))
     out.print("applied: " + ", ".join(applied) if applied else "schema up to date")

@@ -1,5 +1,6 @@
 """The e-mails of a published digest: one message per recipient list (the whole-digest list
-and each watchlist's list), HTML (the digest page, styles embedded) plus a plain-text part."""
+and each watchlist's list), HTML (the digest page in both languages, CSS inlined) plus a
+plain-text part (the Markdown digest)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from boeflow.digest.model import Digest
-from boeflow.digest.render import render_html, render_markdown
+from boeflow.digest.render import render_email_html, render_markdown
 from boeflow.digest.watchlists import Watchlist
 
 
@@ -39,7 +40,7 @@ def digest_mails(digest: Digest, recipients: list[str],
     if digest.status != "published":
         raise ValueError(f"the digest of {digest.date} is {digest.status}: only published "
                          "digests are sent")
-    html = render_html(digest)
+    html = render_email_html(digest)
     text = render_markdown(digest)
     day = f"{digest.date:%d/%m/%Y}"
     mails: list[OutgoingMail] = []

@@ -68,8 +68,21 @@ def render_markdown(digest: Digest) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def render_html(digest: Digest) -> str:
-    return environment().get_template("digest.html.jinja").render(digest=digest)
+def render_html(digest: Digest, *, email: bool = False) -> str:
+    """The page; ``email`` leaves out what mail clients drop (the language switch and the
+    print script: both languages stay visible)."""
+    return environment().get_template("digest.html.jinja").render(digest=digest, email=email)
+
+
+def render_email_html(digest: Digest) -> str:
+    """The page for an e-mail body: styles inlined into ``style`` attributes (mail clients
+    ignore or strip ``<style>``), CSS variables resolved, ``@media`` rules kept for phones,
+    nothing fetched from the network."""
+    import css_inline
+
+    inliner = css_inline.CSSInliner(keep_at_rules=True, resolve_css_variables=True,
+                                    load_remote_stylesheets=False)
+    return str(inliner.inline(render_html(digest, email=True)))
 
 
 def render_json(digest: Digest) -> str:

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from boeflow.config import Settings
 
-SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[3] / "sql"  # the repository's, when installed -e
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x626F65666C6F77  # "boeflow"
 
@@ -104,7 +104,7 @@ def state(settings: Settings) -> Iterator[Connection]:
     try:
         key = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
         if key not in _UPGRADED:
-            upgrade(conn)
+            upgrade(conn, settings.sql_dir)
             _UPGRADED.add(key)
         with conn.transaction():
             yield conn
