@@ -126,3 +126,34 @@ def test_a_batch_that_cannot_run_records_its_ids_and_fails(settings: Settings) -
 def test_close_refuses_a_day_that_was_not_fetched(settings: Settings) -> None:
     with pytest.raises(daily.TaskFailed, match="was not fetched"):
         daily.close_batches("2024-11-14", settings)
+
+
+def test_a_rerun_of_a_published_day_keeps_it_published(settings: Settings) -> None:
+    """The backfill case: a published day processed again asks nothing, publishes nothing
+    new, and is still published afterwards (its fetch had set it back to pending)."""
+    from datetime import datetime
+
+    from boeflow.digest.build import ReviewInput
+
+    def run_day() -> dict[str, object]:
+        daily.fetch_day(DAY, settings, ["1"])
+        for batch in daily.plan_batches(DAY, settings, sections=["1"]):
+            daily.index_batch(DAY, batch["ids"], settings, batch["batch"])
+            daily.enrich_batch(DAY, batch["ids"], settings, batch["batch"], languages=["es"])
+        daily.close_batches(DAY, settings)
+        return daily.build_digest_day(DAY, settings)
+
+    built = run_day()
+    assert built["needs_review"] is True
+    review = ReviewInput(decision="approved", reviewer="revisora", decided_at=datetime.now()
+                         .astimezone())
+    assert daily.publish_day(DAY, settings, review)["version"] == 1
+    again = run_day()
+    assert again["needs_review"] is False and again["already_published"] is True
+    assert daily.publish_day(DAY, settings, None)["reason"] == "already_published"
+    with connect(settings) as conn:
+        status = day_status(conn, date.fromisoformat(DAY))
+    assert status is not None
+    assert status["day"]["status"] == "published"
+    assert status["day"]["digest_status"] == "published"
+    assert [d["version"] for d in status["digests"]] == [1]
