@@ -672,7 +672,12 @@ def publish_day(day: str, settings: Settings | None = None,
     from boeflow.digest.publish import index_digest, read_digest, write_digest, write_feed
     from boeflow.index.client import get_client, names_for
     from boeflow.state.db import state
-    from boeflow.state.records import latest_digest, record_decision, record_digest
+    from boeflow.state.records import (
+        latest_digest,
+        record_decision,
+        record_digest,
+        update_day,
+    )
 
     settings = _settings(settings)
     when = date.fromisoformat(day)
@@ -688,6 +693,9 @@ def publish_day(day: str, settings: Settings | None = None,
             previous = latest_digest(conn, when)
         if review is None:
             same = previous is not None and previous["draft_hash"] == draft.draft_hash
+            if same:  # a rerun of a published day (its fetch set the day back to pending)
+                with state(settings) as conn:
+                    update_day(conn, when, status="published", digest_status="published")
             detail.update({"day": day, "published": False,
                            "reason": "already_published" if same else "not_reviewed",
                            "version": previous["version"] if previous else None})
