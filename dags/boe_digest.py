@@ -14,7 +14,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from boeflow.airflow.wiring import ENRICHED, digest_tasks
+from boeflow.airflow.wiring import ENRICHED, digest_tasks, io_retries
 
 
 @dag(
@@ -23,9 +23,10 @@ from boeflow.airflow.wiring import ENRICHED, digest_tasks
     start_date=pendulum.datetime(2024, 1, 1, tz="Europe/Madrid"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    default_args=io_retries(),
     params={"date": Param(None, type=["null", "string"], format="date",
-                          title="BOE date", description="Day whose digest to rebuild")},
+                          title="Fecha del BOE",
+                          description="Día cuyo resumen se reconstruye (AAAA-MM-DD).")},
     tags=["boeflow", "boe", "digest"],
     doc_md=__doc__,
 )

@@ -259,6 +259,15 @@ class Settings(BaseSettings):
     enrich_window_docs: int = Field(
         32, ge=1, description="documents planned and batched together by the enrich step")
 
+    # --- The daily DAG in Airflow: batches, retries (issue 12) ----------------------------
+    airflow_batch_size: int = Field(25, ge=1, le=500, description="BOE items per mapped "
+                                    "index/enrich task of boe_daily")
+    airflow_retries: int = Field(3, ge=0, description="retries of an I/O task of the DAGs")
+    airflow_retry_delay_s: float = Field(120.0, ge=0, description="first retry wait, seconds "
+                                         "(doubles on every attempt)")
+    airflow_retry_max_delay_s: float = Field(1800.0, ge=0, description="longest retry wait")
+    # --- end of the daily DAG settings ---
+
     @model_validator(mode="after")
     def _apply_profile(self) -> Settings:
         if self.profile == "smoke":

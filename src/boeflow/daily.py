@@ -1,5 +1,7 @@
 """The daily job, one plain function per step: ``which_day → fetch → index → enrich → review →
-build_digest → approve → publish → deliver``.
+build_digest → approve → publish → deliver``. In Airflow the per-document steps run per batch
+of items (``plan_batches`` → ``index_batch`` / ``enrich_batch`` → ``close_batches``), so the
+grid names each batch by its BOE ids and one bad batch never stops the day.
 
 The Airflow DAGs (``dags/boe_daily.py``, ``dags/boe_digest.py``), the CLI and the demo all
 call these. Each takes the day as ISO text, a ``Settings`` (so Airflow glue can build them
@@ -63,16 +65,27 @@ def _settings(settings: Settings | None) -> Settings:
     return settings or get_settings()
 
 
+BOE_TIMEZONE = "Europe/Madrid"
+
+
 def resolve_day(requested: str | None, logical_date: str | None) -> str:
     """The BOE day a run works on: the one asked for in the trigger form, else the run's
-    logical date. Returned as ISO ``YYYY-MM-DD``."""
+    logical date (or, for a manual run without one, when it was triggered), as a day in
+    Madrid. Returned as ISO ``YYYY-MM-DD``."""
+    from zoneinfo import ZoneInfo
+
     value = requested or logical_date
     if not value:
         raise TaskFailed("no date: pass `date` in the run parameters")
     try:
-        return date.fromisoformat(value[:10]).isoformat()
+        if len(value) <= 10:
+            return date.fromisoformat(value).isoformat()
+        when = datetime.fromisoformat(value)
     except ValueError:
         raise TaskFailed(f"not a date: {value!r} (expected YYYY-MM-DD)") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(ZoneInfo(BOE_TIMEZONE))
+    return when.date().isoformat()
 
 
 def _store(settings: Settings) -> Any:
@@ -92,9 +105,12 @@ def _published(settings: Settings, day: str) -> bool:
 # --- fetch, index, enrich, review ---------------------------------------------------------
 
 def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | None = None,
-              run_id: str | None = None) -> dict[str, Any]:
-    """Fetch the sumario and the selected items of ``day`` into the raw store. A day without
-    a BOE is not an error: it is recorded as ``no_publication``."""
+              run_id: str | None = None, *, force: bool = False,
+              max_items: int | None = None) -> dict[str, Any]:
+    """Fetch the sumario and the selected items of ``day`` (``sections``, at most
+    ``max_items`` of them in the sumario's order; ``force``: download again what is stored)
+    into the raw store. A day without a BOE is not an error: it is recorded as
+    ``no_publication``."""
     from boeflow.boe.fetch import Fetcher, FetchOptions
     from boeflow.boe.http import BoeClient, ClientConfig
     from boeflow.digest.collect import load_manifest
@@ -105,7 +121,8 @@ def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | 
     when = date.fromisoformat(day)
     with _recorded(settings, day, "fetch", run_id) as detail:
         store = _store(settings)
-        options = FetchOptions.from_settings(settings, sections=sections)
+        options = FetchOptions.from_settings(settings, sections=sections or None, force=force,
+                                             limit=max_items)
         with BoeClient(ClientConfig.from_settings(settings)) as client:
             summary = Fetcher(client, store, options).fetch_day(when)
         result = summary.as_dict()
@@ -229,6 +246,238 @@ def review_day(day: str, settings: Settings | None = None,
     return result
 
 
+# --- batches: the DAG's per-document work (dynamic task mapping) ---------------------------
+
+LANGUAGES = ("es", "va")
+BATCH_LABEL_CHARS = 200  # Airflow keeps at most 250 characters of a rendered map index
+
+
+def batch_label(ids: list[str]) -> str:
+    """The BOE ids of a batch as the Airflow grid shows them (its map index name)."""
+    shown: list[str] = []
+    for boe_id in ids:
+        if shown and len(", ".join([*shown, boe_id])) > BATCH_LABEL_CHARS:
+            return f"{', '.join(shown)} … (+{len(ids) - len(shown)})"
+        shown.append(boe_id)
+    return ", ".join(shown)
+
+
+def _in_sections(section: str, sections: list[str] | None) -> bool:
+    """The sumario's rule: ``2`` selects 2A and 2B, ``5`` selects 5A-5C."""
+    if not sections:
+        return True
+    wanted = {s.strip().upper() for s in sections}
+    return section.upper() in wanted or section.upper().rstrip("ABC") in wanted
+
+
+def plan_batches(day: str, settings: Settings | None = None, *,
+                 sections: list[str] | None = None, max_items: int | None = None,
+                 batch_size: int | None = None) -> list[dict[str, Any]]:
+    """The day's fetched items of ``sections`` (at most ``max_items``, in the sumario's
+    order) in batches of ``batch_size`` (``BOEFLOW_AIRFLOW_BATCH_SIZE``): one mapped task per
+    batch indexes it, another enriches it. Items that could not be fetched are not planned
+    (the digest lists them as incidencias); no publication: no batches."""
+    from boeflow.digest.collect import load_manifest
+
+    settings = _settings(settings)
+    manifest = load_manifest(_store(settings), date.fromisoformat(day))
+    if manifest is None or manifest.status != "published":
+        return []
+    selected = [item for item in manifest.items if _in_sections(item.section, sections)]
+    if max_items is not None:
+        selected = selected[:max_items]
+    ids = [item.id for item in selected if any(f.ok for f in item.files.values())]
+    size = batch_size or settings.airflow_batch_size
+    return [{"day": day, "batch": n, "ids": ids[start:start + size],
+             "label": batch_label(ids[start:start + size])}
+            for n, start in enumerate(range(0, len(ids), size))]
+
+
+def _batch_files(settings: Settings, when: date, ids: list[str],
+                 workdir: Path) -> tuple[list[Path], dict[str, str]]:
+    """The stored document file of each id, and the ids that have none."""
+    from boeflow.pipeline import fetched_day_files
+
+    wanted = set(ids)
+    files = [f for f in fetched_day_files(settings, when, when, workdir) if f.stem in wanted]
+    found = {f.stem for f in files}
+    return files, {i: "no document file in the raw store" for i in ids if i not in found}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:300] if text else type(exc).__name__)
+
+
+def index_batch(day: str, ids: list[str], settings: Settings | None = None,
+                batch: int = 0) -> dict[str, Any]:
+    """parse → chunk → embed → index the documents ``ids`` of ``day``. A document that
+    fails is recorded (digest incidencias) and does not fail the batch; when the batch
+    cannot run at all (Elasticsearch down, no model), every id is recorded as failed with
+    that line and the task fails, so that Airflow retries it."""
+    from boeflow.digest.collect import fetch_records
+    from boeflow.index.client import get_client, names_for
+    from boeflow.pipeline import index_files
+    from boeflow.state.db import state
+    from boeflow.state.records import record_index
+
+    settings = _settings(settings)
+    when = date.fromisoformat(day)
+    try:
+        with tempfile.TemporaryDirectory() as workdir:
+            files, missing = _batch_files(settings, when, ids, Path(workdir))
+            report = index_files(files, settings) if files else None
+        failed = {**missing, **(dict(report.failed) if report else {})}
+        with get_client(settings) as client:
+            records = fetch_records(client, names_for(settings), ids)
+    except Exception as exc:
+        message = _one_line(exc)
+        with state(settings) as conn:
+            record_index(conn, when, {}, {i: message for i in ids})
+        raise TaskFailed(f"index {day} batch {batch} ({batch_label(ids)}): {message}") from exc
+    indexed = {i: records[i].get("content_hash") for i in ids if i in records and i not in failed}
+    with state(settings) as conn:
+        record_index(conn, when, indexed, failed)
+    return {"day": day, "batch": batch, "ids": ids, "indexed": sorted(indexed),
+            "failed": failed, **({k: v for k, v in report.as_dict().items()
+                                  if k not in ("failed",)} if report else {})}
+
+
+def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[str],
+                force: bool) -> dict[str, Any]:
+    """Summarise (es), translate (va, when asked) and review the documents ``ids`` through
+    ``boeflow.enrich.day.enrich_documents``: models loaded once per worker, prompts batched
+    across the batch's documents, each outcome stored on its ``boe-documents`` record."""
+    from boeflow.enrich.day import (
+        DocumentOutcome,
+        enrich_documents,
+        enrichment_fields,
+        update_document,
+    )
+    from boeflow.enrich.source import read_document
+    from boeflow.index.client import get_client, names_for
+
+    names = names_for(settings)
+    done: list[str] = []
+    attention: list[str] = []
+    with tempfile.TemporaryDirectory() as workdir, get_client(settings) as client:
+        files, failed = _batch_files(settings, date.fromisoformat(day), ids, Path(workdir))
+        docs = []
+        for path in files:
+            try:
+                docs.append(read_document(path))
+            except Exception as exc:  # one unreadable document never stops the batch
+                failed[path.stem] = f"{type(exc).__name__}: {_one_line(exc)}"[:300]
+
+        def store(outcome: DocumentOutcome) -> None:
+            if outcome.error is None:
+                try:
+                    if not update_document(client, names, outcome.doc_id,
+                                           enrichment_fields(outcome)):
+                        outcome.error = "not indexed: the index task did not store it"
+                except Exception as exc:
+                    outcome.error = f"cannot store on {names.documents}: {_one_line(exc)}"
+            if outcome.error is not None:
+                failed[outcome.doc_id] = str(outcome.error)
+                return
+            done.append(outcome.doc_id)
+            if outcome.needs_attention:
+                attention.append(outcome.doc_id)
+
+        enrich_documents(docs, settings, on_document=store, force=force,
+                         translate="va" in languages)
+        if docs:
+            client.indices.refresh(index=names.documents)
+    return {"enriched": done, "needs_attention": attention, "failed": failed}
+
+
+def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,
+                 *, languages: list[str] | None = None, force: bool = False
+                 ) -> dict[str, Any]:
+    """Enrich the documents ``ids`` of ``day`` (stored on their ``boe-documents``
+    records; cached, so a rerun generates nothing unless ``force``). Documents that fail
+    are recorded with their reason; a batch that cannot run at all fails (Airflow
+    retries it) after recording every id as failed."""
+    settings = _settings(settings)
+    when = date.fromisoformat(day)
+    wanted = [lang for lang in (languages or LANGUAGES) if lang in LANGUAGES]
+    try:
+        result = _enrich_ids(day, ids, settings, wanted, force)
+    except Exception as exc:
+        message = _one_line(exc)
+        result = {"enriched": [], "needs_attention": [], "failed": {i: message for i in ids}}
+        _record_enrich_failures(settings, when, result["failed"])
+        raise TaskFailed(f"enrich {day} batch {batch} ({batch_label(ids)}): {message}") from exc
+    _record_enrich_failures(settings, when, result["failed"])
+    return {"day": day, "batch": batch, "ids": ids, "languages": wanted, **result,
+            "smoke": settings.is_smoke}
+
+
+def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str, str]) -> None:
+    from boeflow.enrich.prompts import SUMMARY_PROMPT_VERSION
+    from boeflow.state.db import state
+    from boeflow.state.records import record_enrichments
+
+    if not failed:
+        return
+    rows = [{"boe_id": boe_id, "day": when, "summary_status": "failed",
+             "review_status": "failed", "needs_attention": True,
+             "review_reasons": [reason], "error": reason,
+             "summarizer_model": settings.summarizer_model,
+             "translator_model": settings.translator_model,
+             "prompt_version": SUMMARY_PROMPT_VERSION, "smoke": settings.is_smoke}
+            for boe_id, reason in failed.items()]
+    with state(settings) as conn:
+        record_enrichments(conn, when, rows)
+
+
+def close_batches(day: str, settings: Settings | None = None,
+                  run_id: str | None = None) -> dict[str, Any]:
+    """After the batches (whatever their outcome): record the day's ``index`` and
+    ``enrich`` outcome from the per-document rows, then the automatic review. Fails only
+    when the day itself was not fetched (no manifest, or the sumario could not be had)."""
+    from boeflow.digest.collect import load_manifest
+    from boeflow.state.db import state
+    from boeflow.state.records import record_task
+
+    settings = _settings(settings)
+    when = date.fromisoformat(day)
+    manifest = load_manifest(_store(settings), when)
+    if manifest is None or manifest.status == "error":
+        reason = manifest.error if manifest else "no manifest"
+        raise TaskFailed(f"{day} was not fetched ({reason}): nothing to review")
+    with state(settings) as conn:
+        docs = conn.execute(
+            """SELECT boe_id, index_status, index_error FROM documents
+               WHERE day = %s AND fetch_status = 'stored'""", (when,)).fetchall()
+        enr = conn.execute(
+            """SELECT boe_id, error FROM enrichments WHERE day = %s AND error IS NOT NULL""",
+            (when,)).fetchall()
+        index_failed = {r["boe_id"]: r["index_error"] for r in docs
+                        if r["index_status"] == "failed"}
+        indexed = sorted(r["boe_id"] for r in docs if r["index_status"] == "indexed")
+        record_task(conn, when, "index", "failed" if index_failed and not indexed
+                    else "success", detail={"indexed": len(indexed), "failed": index_failed},
+                    run_id=run_id)
+        enrich_failed = {r["boe_id"]: r["error"] for r in enr}
+    if enrich_failed:  # a later attempt that enriched the document wins over its error
+        from boeflow.digest.collect import fetch_records
+        from boeflow.index.client import get_client, names_for
+
+        with get_client(settings) as client:
+            records = fetch_records(client, names_for(settings), sorted(enrich_failed))
+        enrich_failed = {i: e for i, e in enrich_failed.items()
+                         if not (records.get(i) or {}).get("review_status")}
+    reviewed = review_day(day, settings, run_id, {"failed": enrich_failed})
+    with state(settings) as conn:
+        record_task(conn, when, "enrich", "failed" if enrich_failed and not reviewed["reviewed"]
+                    else "success", detail={"enriched": reviewed["reviewed"]
+                                            - len(reviewed["failed"]),
+                                            "failed": enrich_failed}, run_id=run_id)
+    return {**reviewed, "indexed": len(indexed), "index_failed": index_failed,
+            "enrich_failed": enrich_failed}
+
+
 # --- digest ------------------------------------------------------------------------------
 
 def build_digest_day(day: str, settings: Settings | None = None,
@@ -324,7 +573,12 @@ def publish_day(day: str, settings: Settings | None = None,
     from boeflow.digest.publish import index_digest, read_digest, write_digest, write_feed
     from boeflow.index.client import get_client, names_for
     from boeflow.state.db import state
-    from boeflow.state.records import latest_digest, record_decision, record_digest
+    from boeflow.state.records import (
+        latest_digest,
+        record_decision,
+        record_digest,
+        update_day,
+    )
 
     settings = _settings(settings)
     when = date.fromisoformat(day)
@@ -340,6 +594,9 @@ def publish_day(day: str, settings: Settings | None = None,
             previous = latest_digest(conn, when)
         if review is None:
             same = previous is not None and previous["draft_hash"] == draft.draft_hash
+            if same:  # a rerun of a published day (its fetch set the day back to pending)
+                with state(settings) as conn:
+                    update_day(conn, when, status="published", digest_status="published")
             detail.update({"day": day, "published": False,
                            "reason": "already_published" if same else "not_reviewed",
                            "version": previous["version"] if previous else None})

@@ -109,14 +109,14 @@ def reviewed_day(settings: Settings, day: date) -> None:
     import subprocess
     import sys
 
-    from boeflow.airflow.review_api import (
+    from boeflow.boe.replay import BoeServer
+    from boeflow.services.airflow_api import (
         AirflowApiError,
         ApiServer,
         ReviewClient,
         airflow,
         airflow_env,
     )
-    from boeflow.boe.replay import BoeServer
     from boeflow.state.db import state
     from boeflow.state.records import day_status
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from boeflow.airflow.review_api import ApiServer, ReviewClient, airflow, airflow_env
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
+from boeflow.services.airflow_api import ApiServer, ReviewClient, airflow, airflow_env
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from tests.conftest import SAMPLES
@@ -94,6 +94,9 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
         })
         migrated = airflow(["db", "migrate"], env)
         assert migrated.returncode == 0, migrated.stderr[-2000:]
+        # Runs left in this metadata database by earlier sessions (an approval still
+        # waiting) must not answer for this one.
+        airflow(["dags", "delete", "boe_daily", "--yes"], env)
         with ApiServer(env, tmp_path / "api-server.log") as api:
             reviewer = ReviewClient(api.url, REVIEWER, PASSWORD)
             # --- first run: approve with one exclusion and one correction ------------------

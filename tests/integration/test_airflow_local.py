@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +47,11 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 420
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    state = tmp_path_factory.mktemp("airflow-deploy") / "state"
+def deployment() -> Iterator[dict[str, str]]:
+    # Outside pytest's base directory: PostgreSQL runs as an unprivileged user who must reach
+    # its data, and any pytest starting on the machine resets that directory to 0700.
+    root = Path(tempfile.mkdtemp(prefix="boeflow-airflow-local-"))
+    state = root / "state"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("BOEFLOW_", "AIRFLOW"))}
     env.update({
@@ -64,6 +69,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
         yield env
     finally:
         _run(["services", "stop"], env, timeout=180)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _settings(env: dict[str, str]) -> Settings:

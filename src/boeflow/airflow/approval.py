@@ -21,22 +21,24 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowSkipException
 
+from boeflow.airflow.connections import task_settings
 from boeflow.config import get_settings
 from boeflow.daily import APPROVAL_OPTIONS, PUBLISH, REJECT
 
 BUILD_TASK = "build_digest"
 
+# Every field is optional: a reviewer who only clicks "Publicar" publishes the draft as is.
 FORM = {
-    "excluir": Param([], type="array", items={"type": "string"},
+    "excluir": Param([], type=["null", "array"], items={"type": "string"},
                      title="Excluir elementos",
                      description="Identificadores BOE que no se publican (uno por línea)."),
-    "correcciones": Param({}, type="object", title="Corregir resúmenes",
+    "correcciones": Param({}, type=["null", "object"], title="Corregir resúmenes",
                           description='{"BOE-A-…": "resumen corregido"}; "BOE-A-…:va" para el '
                           "valenciano. Se revisan de nuevo automáticamente."),
-    "notas": Param({}, type="object", title="Notas por elemento",
+    "notas": Param({}, type=["null", "object"], title="Notas por elemento",
                    description='{"BOE-A-…": "nota del revisor"}'),
-    "nota": Param("", type="string", title="Nota general", description="Se muestra en el "
-                  "resumen publicado."),
+    "nota": Param(None, type=["null", "string"], title="Nota general",
+                  description="Se muestra en el resumen publicado."),
 }
 
 
@@ -69,7 +71,7 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
             reason = ("no_publication" if built.get("status") == "no_publication"
                       else "already_published" if built.get("already_published")
                       else "nothing_to_review")
-            record_approval_skipped(self.day, get_settings(), reason, context.get("run_id"))
+            record_approval_skipped(self.day, task_settings(), reason, context.get("run_id"))
             raise AirflowSkipException(f"nothing to review for {self.day}: {reason}")
         return super().execute(context)
 
@@ -81,7 +83,7 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
 
         result = super().execute_complete(context, event)
         user = result.get("responded_by_user") or {}
-        with state(get_settings()) as conn:
+        with state(task_settings()) as conn:
             record_task(conn, date.fromisoformat(self.day), "approve", "success",
                         detail={"chosen": result.get("chosen_options"),
                                 "reviewer": user.get("name"),

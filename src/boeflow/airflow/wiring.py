@@ -1,67 +1,160 @@
-"""The digest half of the daily DAGs — ``review → build_digest → approve → publish →
-deliver`` — wired once for ``boe_daily`` and ``boe_digest``. Each task only calls the plain
-function of ``boeflow.daily`` with the worker's settings and plain JSON values."""
+"""The daily DAGs' shared wiring: the trigger form (Params), retries, the LLM pool, the
+settings every task uses (Airflow Connections over ``BOEFLOW_*``) and the digest half —
+``review → build_digest → approve → publish → deliver`` — wired once for ``boe_daily`` and
+``boe_digest``. Each task only calls the plain function of ``boeflow.daily`` with the task's
+settings and plain JSON values."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-import pendulum
-from airflow.sdk import Asset, XComArg, get_current_context, task
+from airflow.sdk import Asset, Param, XComArg, get_current_context, task
 
 from boeflow.airflow.approval import DigestApproval
+from boeflow.config import Settings, get_settings
+from boeflow.digest.model import SECTION_ORDER
+from boeflow.services.airflow import LLM_POOL
+
+__all__ = ["BATCH_NAME", "ENRICHED", "LLM_POOL", "TRIGGER_PARAMS", "digest_tasks",
+           "io_retries", "name_batch", "run_id", "settings"]
 
 # Emitted by the enrich task (extra: {"day": "YYYY-MM-DD"}); schedules boe_digest.
 ENRICHED = Asset("boeflow://boe-documents/enriched", group="boeflow")
+# GPU/LLM work (embeddings, ALIA, Aitana) runs in the pool LLM_POOL; `boeflow airflow up`
+# (and the compose init job) create it with BOEFLOW_AIRFLOW_LLM_POOL_SLOTS slots.
+
+SECTION_NAMES = {
+    "1": "I. Disposiciones generales",
+    "2A": "II-A. Autoridades y personal: nombramientos, situaciones e incidencias",
+    "2B": "II-B. Autoridades y personal: oposiciones y concursos",
+    "3": "III. Otras disposiciones",
+    "4": "IV. Administración de Justicia",
+    "5A": "V-A. Anuncios: contratación del sector público",
+    "5B": "V-B. Anuncios: otros anuncios oficiales",
+    "5C": "V-C. Anuncios particulares",
+    "T": "T.C. Tribunal Constitucional",
+}
+SECTION_CODES = [code for code, _ in SECTION_ORDER]
+LANGUAGE_NAMES = {"es": "Castellano (resumen)", "va": "Valenciano (traducción del resumen)"}
+
+# The trigger form of boe_daily. Airflow validates a run's conf against this JSON schema when
+# the run is created (UI form, REST API, CLI): a date that does not exist or an unknown
+# section is refused there, before any task runs.
+TRIGGER_PARAMS: dict[str, Param] = {
+    "date": Param(
+        None, type=["null", "string"], format="date", title="Fecha del BOE",
+        description="Día que se procesa (AAAA-MM-DD). Vacío: el día de la ejecución "
+        "programada (de lunes a sábado a las 09:00, hora de Madrid)."),
+    "sections": Param(
+        None, type=["null", "array"], items={"type": "string", "enum": SECTION_CODES},
+        uniqueItems=True,
+        examples=SECTION_CODES, values_display=SECTION_NAMES, title="Secciones",
+        description="Secciones del BOE que se procesan. Ninguna: todas."),
+    "force": Param(
+        False, type="boolean", title="Forzar",
+        description="Descargar de nuevo los documentos y volver a generar resúmenes y "
+        "traducciones aunque ya existan."),
+    "languages": Param(
+        ["es", "va"], type="array", items={"type": "string", "enum": list(LANGUAGE_NAMES)},
+        uniqueItems=True, minItems=1, contains={"const": "es"}, examples=list(LANGUAGE_NAMES),
+        values_display=LANGUAGE_NAMES, title="Idiomas",
+        description="Idiomas del resumen: el castellano siempre; el valenciano añade la "
+        "traducción (Aitana)."),
+    "max_items": Param(
+        None, type=["null", "integer"], minimum=1, maximum=20000,
+        title="Máximo de elementos",
+        description="Procesar como mucho este número de elementos del sumario, en su orden "
+        "(para pruebas). Vacío: todos."),
+}
 
 
-def _run_id() -> str | None:
+def io_retries() -> dict[str, Any]:
+    """``default_args`` of the DAGs: retries with exponential backoff (from the settings)."""
+    s = get_settings()
+    return {"retries": s.airflow_retries,
+            "retry_delay": timedelta(seconds=s.airflow_retry_delay_s),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(seconds=s.airflow_retry_max_delay_s)}
+
+
+def settings() -> Settings:
+    """The running task's settings: Airflow Connections over the ``BOEFLOW_*`` settings."""
+    from boeflow.airflow.connections import task_settings
+
+    return task_settings()
+
+
+# A mapped batch task's name in the grid: the BOE ids of its batch (set by name_batch).
+BATCH_NAME = "{{ boe_ids }}"
+
+
+def name_batch(batch: dict[str, Any]) -> Any:
+    """Give the running mapped task its name (``BATCH_NAME``); returns the context."""
+    context = get_current_context()
+    context["boe_ids"] = batch["label"]
+    return context
+
+
+def run_id() -> str | None:
     return str(get_current_context().get("run_id") or "") or None
 
 
-def digest_tasks(day: XComArg, upstream: XComArg | None = None) -> XComArg:
-    """Wire review → build_digest → approve → publish → deliver after ``upstream``."""
+_run_id = run_id
 
-    @task
-    def review(day: str, enriched: dict[str, Any] | None = None) -> dict[str, Any]:
-        from boeflow.config import get_settings
-        from boeflow.daily import review_day
 
-        return review_day(day, get_settings(), _run_id(), enriched)
+def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = False
+                 ) -> XComArg:
+    """Wire review → build_digest → approve → publish → deliver after ``upstream``; with
+    ``after_batches`` the review runs whatever the batches' outcome (a failed batch is in
+    the digest's incidencias, it does not stop the day)."""
+
+    if after_batches:
+        @task(trigger_rule="all_done")  # type: ignore[untyped-decorator]
+        def review(day: str) -> dict[str, Any]:
+            from boeflow.daily import close_batches
+
+            return close_batches(day, settings(), _run_id())
+
+        reviewed = review(day)
+        upstream >> reviewed
+    else:
+        @task
+        def review(day: str) -> dict[str, Any]:
+            from boeflow.daily import review_day
+
+            return review_day(day, settings(), _run_id())
+
+        reviewed = review(day)
 
     @task
     def build_digest(day: str, reviewed: dict[str, Any]) -> dict[str, Any]:
-        from boeflow.config import get_settings
         from boeflow.daily import build_digest_day
 
-        return build_digest_day(day, get_settings(), _run_id())
+        return build_digest_day(day, settings(), _run_id())
 
     @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
     def publish(day: str) -> dict[str, Any]:
-        from boeflow.config import get_settings
         from boeflow.daily import publish_day, review_from_hitl
 
-        settings = get_settings()
+        task_settings = settings()
         context = get_current_context()
         response = context["ti"].xcom_pull(task_ids="approve")
-        review_input = review_from_hitl(response, settings.digest_publish_on_timeout)
+        review_input = review_from_hitl(response, task_settings.digest_publish_on_timeout)
         user = (response or {}).get("responded_by_user") or {}
-        return publish_day(day, settings, review_input, _run_id(),
+        return publish_day(day, task_settings, review_input, _run_id(),
                            reviewer_id=str(user["id"]) if user.get("id") else None)
 
-    @task(retries=3, retry_delay=pendulum.duration(minutes=2),  # type: ignore[untyped-decorator]
-          retry_exponential_backoff=True, trigger_rule="none_failed_min_one_success")
+    @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
     def deliver(day: str, published: dict[str, Any]) -> dict[str, Any]:
         from boeflow.airflow.notify import smtp_sender
-        from boeflow.config import get_settings
         from boeflow.daily import deliver_day
 
-        settings = get_settings()
-        send = smtp_sender(settings.digest_smtp_conn_id, settings.digest_mail_from,
+        task_settings = settings()
+        send = smtp_sender(task_settings.digest_smtp_conn_id, task_settings.digest_mail_from,
                            get_current_context())
-        return deliver_day(day, settings, send, _run_id())
+        return deliver_day(day, task_settings, send, _run_id())
 
-    reviewed = review(day, upstream)
     built = build_digest(day, reviewed)
     approve = DigestApproval(task_id="approve", day="{{ ti.xcom_pull(task_ids='which_day') }}")
     published = publish(day)

@@ -65,18 +65,19 @@ class FetchOptions:
     force: bool = False
     checkpoint_seconds: float = 2.0
     max_items: int = 20_000
+    limit: int | None = None  # fetch only the first N selected items (the DAG's max_items)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, sections: list[str] | None = None,
                       formats: Sequence[Representation] | None = None,
                       sumario_format: Literal["xml", "json"] | None = None,
-                      force: bool = False) -> FetchOptions:
+                      force: bool = False, limit: int | None = None) -> FetchOptions:
         """Options from the settings, with the values a caller chose explicitly."""
         return cls(sections=sections, formats=list(formats or settings.boe_formats),
                    sumario_format=sumario_format or settings.boe_sumario_format,
                    legacy_fallback=settings.boe_legacy_fallback, force=force,
                    checkpoint_seconds=settings.boe_manifest_checkpoint,
-                   max_items=settings.boe_max_items_per_sumario)
+                   max_items=settings.boe_max_items_per_sumario, limit=limit)
 
 
 @dataclass
@@ -219,6 +220,8 @@ class Fetcher:
             self._write_manifest(prefix, manifest, complete=True)
             return summary
         selected, duplicates = unique_items(sumario.select(self.options.sections))
+        if self.options.limit is not None:
+            selected = selected[:self.options.limit]
         if duplicates:
             manifest.warnings.append(
                 f"the sumario lists {', '.join(shown(d) for d in duplicates[:20])} more than "

@@ -32,8 +32,8 @@ from boeflow.enrich.source import SourceDocument, read_document
 from boeflow.enrich.summarize import Summarizer
 from boeflow.enrich.translate import TranslationJob, Translator, summary_fields, summary_structure
 from boeflow.errors import BoeflowError
-from boeflow.index.mapping import IndexNames
 from boeflow.index.indexer import RETRY_ON_CONFLICT
+from boeflow.index.mapping import IndexNames
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,15 @@ class DocumentOutcome:
     translation: TranslationRecord | None = None
     error: str | None = None
     generated: bool = False
+    translation_wanted: bool = True  # False when the run asked for Spanish only
 
     @property
     def needs_attention(self) -> bool:
         return bool(self.error or self.summary is None or self.summary.status != "ok"
                     or (self.summary.review and self.summary.review.needs_attention)
-                    or self.translation is None
-                    or (self.translation.review and self.translation.review.needs_attention))
+                    or (self.translation_wanted and self.translation is None)
+                    or bool(self.translation and self.translation.review
+                            and self.translation.review.needs_attention))
 
     @property
     def status(self) -> str:
@@ -73,17 +75,18 @@ def _reason(exc: BaseException) -> str:
 
 def enrich_documents(docs: Sequence[SourceDocument], settings: Settings,
                      on_document: OnDocument | None = None,
-                     force: bool = False) -> list[DocumentOutcome]:
-    """Summary (es), full translation (va) and review of every document, planned and
-    batched together ``enrich_window_docs`` at a time."""
+                     force: bool = False, translate: bool = True) -> list[DocumentOutcome]:
+    """Summary (es), full translation (va, unless ``translate`` is False) and review of
+    every document, planned and batched together ``enrich_window_docs`` at a time."""
     summarizer = Summarizer(settings, get_backend(settings, "summarizer"))
-    translator = Translator(settings, get_backend(settings, "translator"))
+    translator = Translator(settings, get_backend(settings, "translator")) if translate else None
     outcomes: list[DocumentOutcome] = []
     window = settings.enrich_window_docs
     for start in range(0, len(docs), window):
         part = docs[start:start + window]
         summaries = summarizer.summarize_many(part, force=force)
-        current = [DocumentOutcome(doc_id=doc.id) for doc in part]
+        current = [DocumentOutcome(doc_id=doc.id, translation_wanted=translate)
+                   for doc in part]
         jobs: list[TranslationJob] = []
         owners: list[int] = []
         for i, result in enumerate(summaries):
@@ -94,8 +97,8 @@ def enrich_documents(docs: Sequence[SourceDocument], settings: Settings,
             current[i].generated = part[i].id in summarizer.generated_ids
             jobs.append(TranslationJob(part[i].id, summary_fields(result), "es", "va"))
             owners.append(i)
-        translations = translator.translate_many(jobs, force=force)
-        for i, translated in zip(owners, translations, strict=True):
+        translations = translator.translate_many(jobs, force=force) if translator else []
+        for i, translated in zip(owners if translator else [], translations, strict=True):
             if isinstance(translated, Exception):
                 current[i].error = f"translation: {_reason(translated)}"
             else:

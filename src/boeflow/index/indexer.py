@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from elasticsearch import ConnectionError as EsConnectionError
-from elasticsearch import ConnectionTimeout, Elasticsearch, NotFoundError
+from elasticsearch import ConnectionTimeout, Elasticsearch
 from elasticsearch.helpers import pack_dense_vector, streaming_bulk
 
 from boeflow.embed import Embedder

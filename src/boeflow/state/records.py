@@ -85,7 +85,10 @@ def record_index(conn: Connection, day: date, indexed: dict[str, str | None],
     for boe_id, reason in failed.items():
         conn.execute("""UPDATE documents SET index_status = 'failed', index_error = %s,
                                updated_at = now() WHERE boe_id = %s""", (reason, boe_id))
-    update_day(conn, day, indexed=len(indexed))
+    # Counted from the documents, so batches of one day (the DAG's mapped tasks) add up.
+    row = conn.execute("""SELECT count(*) AS n FROM documents
+                          WHERE day = %s AND index_status = 'indexed'""", (day,)).fetchone()
+    update_day(conn, day, indexed=int((row or {}).get("n") or 0))
 
 
 def record_enrichments(conn: Connection, day: date, rows: list[dict[str, Any]]) -> None:

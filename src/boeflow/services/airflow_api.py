@@ -28,16 +28,12 @@ class AirflowApiError(RuntimeError):
     """The api-server did not start or refused a request (one clear line)."""
 
 
-def free_port(start: int = 18300, end: int = 18399) -> int:
-    """A free loopback port in boeflow's range."""
-    for port in range(start, end + 1):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AirflowApiError(f"no free port in {start}-{end}")
+def free_port() -> int:
+    """A free ephemeral loopback port (chosen by the kernel, so two test sessions on one
+    machine do not race for the same number)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def airflow_env(settings: Settings, home: Path, users: dict[str, str],
