@@ -25,6 +25,7 @@ from elasticsearch import Elasticsearch
 
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
+from boeflow.index.mapping import index_name
 from boeflow.services import elasticsearch as es
 from boeflow.services.common import port_in_use, read_pid
 from tests.conftest import SAMPLES
@@ -121,7 +122,7 @@ def test_two_node_cluster_survives_losing_a_node(cluster: Settings, smoke_models
     assert report["documents"] == 3 and report["failed"] == {}
     # Replicas come from the settings (index templates), and every copy gets assigned.
     for alias in ("boe-chunks", "boe-documents"):
-        index = f"{PREFIX}{alias}-v1"
+        index = index_name(f"{PREFIX}{alias}")
         replicas = client.indices.get_settings(index=index)[index]["settings"]["index"]
         assert replicas["number_of_replicas"] == "1"
     health = _wait_status(client, "green")

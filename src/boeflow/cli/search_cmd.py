@@ -43,10 +43,14 @@ def es_setup(as_json: bool = typer.Option(False, "--json")) -> None:
     except SearchBackendError as exc:
         fail(str(exc))
     if as_json:
-        print_json({"created": result.created, "existing": result.existing, "dims": result.dims})
+        print_json({"created": result.created, "existing": result.existing, "dims": result.dims,
+                    "upgraded": result.upgraded})
     else:
         err_console.print(f"created: {result.created or '-'}; existing: {result.existing or '-'};"
                           f" vector dims {result.dims}")
+        for old, new in result.upgraded.items():
+            err_console.print(f"upgraded: records of {old} copied to {new}, alias moved; "
+                              f"{old} is kept (delete it once {new} is checked)")
 
 
 def index(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, TransportError
@@ -10,9 +12,16 @@ from elasticsearch import ConnectionError as EsConnectionError
 
 from boeflow.config import Settings, redact_url
 from boeflow.errors import BoeflowError
-from boeflow.index.mapping import IndexNames, index_name, templates
+from boeflow.index.mapping import (
+    ALIASES,
+    DOCUMENTS,
+    IndexNames,
+    index_name,
+    index_version,
+    templates,
+)
 
-# Index-level settings that may change on a live index (the rest needs a new INDEX_VERSION).
+# Index-level settings that may change on a live index (the rest needs a new index version).
 _DYNAMIC_SETTINGS = ("number_of_replicas",)
 
 
@@ -63,6 +72,77 @@ class SetupResult:
     created: list[str]
     existing: list[str]
     dims: int
+    # older index → its successor, for indices whose records were copied forward
+    upgraded: dict[str, str] = field(default_factory=dict)
+
+
+def _documents_from_v1(source: dict[str, Any]) -> dict[str, Any]:
+    # v1 held only the Valencian resumen as text; v2 holds the whole summary's structure.
+    # The other fields are filled by the next enrich run (the Spanish summary is cached).
+    if isinstance(source.get("summary_va"), str):
+        source["summary_va"] = {"resumen": source["summary_va"]}
+    return source
+
+
+# (alias, version it upgrades from) → how one record changes; an alias whose version was
+# bumped without an entry here has its records copied unchanged.
+UPGRADES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    (DOCUMENTS, 1): _documents_from_v1,
+}
+
+
+def _older_index(client: Elasticsearch, alias: str) -> tuple[str, int] | None:
+    """The newest older-version index of ``alias`` that exists, with its version."""
+    for version in range(index_version(alias) - 1, 0, -1):
+        name = index_name(alias, version)
+        if client.indices.exists(index=name):
+            return name, version
+    return None
+
+
+def _wait_for_alias(client: Elasticsearch, settings: Settings, alias: str,
+                    concrete: str) -> None:
+    """Wait while another process upgrades ``alias`` (an older index still holds it)."""
+    deadline = time.monotonic() + 5 * settings.es_bulk_timeout
+    while _older_index(client, alias) is not None and not client.indices.exists_alias(
+            name=alias, index=concrete):
+        if not client.indices.exists_alias(name=alias):
+            return  # nobody holds the alias: a fresh cluster, not an upgrade
+        if time.monotonic() > deadline:
+            raise SearchBackendError(f"{alias} is being upgraded to {concrete} by another "
+                                     "process and did not finish in time; run again later")
+        time.sleep(1.0)
+
+
+def upgrade_index(client: Elasticsearch, alias: str, old: str, old_version: int,
+                  new: str) -> int:
+    """Copy every record of ``old`` into ``new`` (created from the current template),
+    upgraded version by version, then move ``alias`` to ``new`` in one atomic alias update.
+    The old index is kept (nothing is deleted); the copy is client-side because the
+    cluster need not have the reindex module. Returns the number of records copied."""
+    from elasticsearch.helpers import bulk, scan
+
+    base = next(b for b in ALIASES if alias.endswith(b))
+    steps = [UPGRADES[(base, v)] for v in range(old_version, index_version(alias))
+             if (base, v) in UPGRADES]
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for hit in scan(client, index=old, query={"query": {"match_all": {}}}, size=500):
+            source = hit["_source"]
+            for step in steps:
+                source = step(source)
+            yield {"_op_type": "index", "_index": new, "_id": hit["_id"], "_source": source}
+
+    copied, errors = bulk(client, actions(), chunk_size=500, raise_on_error=False,
+                          stats_only=True)
+    if errors:
+        raise SearchBackendError(f"{errors} records of {old} could not be copied to {new}; "
+                                 f"{alias} still points to {old}")
+    client.indices.refresh(index=new)
+    client.indices.update_aliases(actions=[
+        {"remove": {"index": old, "alias": alias}},
+        {"add": {"index": new, "alias": alias}}])
+    return int(copied)
 
 
 def setup_indices(client: Elasticsearch, settings: Settings, dims: int) -> SetupResult:
@@ -75,6 +155,7 @@ def setup_indices(client: Elasticsearch, settings: Settings, dims: int) -> Setup
         client.indices.put_index_template(name=name, **body)
     created: list[str] = []
     existing: list[str] = []
+    upgraded: dict[str, str] = {}
     for alias in names.all():
         concrete = index_name(alias)
         if client.indices.exists(index=concrete):
@@ -86,7 +167,15 @@ def setup_indices(client: Elasticsearch, settings: Settings, dims: int) -> Setup
             except ApiError as exc:
                 if exc.error != "resource_already_exists_exception":
                     raise
-            created.append(concrete)
+                # Another process (a parallel index task) created it and may be copying an
+                # older index into it: writing before the alias moves could lose records.
+                _wait_for_alias(client, settings, alias, concrete)
+            else:
+                created.append(concrete)
+                older = _older_index(client, alias)
+                if older is not None:
+                    upgrade_index(client, alias, older[0], older[1], concrete)
+                    upgraded[older[0]] = concrete
         if not client.indices.exists_alias(name=alias, index=concrete):
             client.indices.put_alias(index=concrete, name=alias)
     chunks = index_name(names.chunks)
@@ -95,14 +184,15 @@ def setup_indices(client: Elasticsearch, settings: Settings, dims: int) -> Setup
     if actual != dims:
         raise SearchBackendError(
             f"{chunks} holds {actual}-d vectors but the embedding model "
-            f"{settings.embed_model} gives {dims}-d; bump INDEX_VERSION or use another cluster")
-    return SetupResult(created=created, existing=existing, dims=dims)
+            f"{settings.embed_model} gives {dims}-d; bump its INDEX_VERSIONS entry or use "
+            "another cluster")
+    return SetupResult(created=created, existing=existing, dims=dims, upgraded=upgraded)
 
 
 def _update_existing(client: Elasticsearch, index: str, template: dict[str, Any]) -> None:
     """Bring an existing index up to the template where Elasticsearch allows it in place:
     new fields (e.g. ``*_stem``) are added, the replica count follows the settings. The vector
-    field is left alone (its dims/index type change only with a new INDEX_VERSION)."""
+    field is left alone (its dims/index type change only with a new index version)."""
     properties = {name: spec for name, spec in template["mappings"]["properties"].items()
                   if name != "vector"}
     try:
@@ -110,7 +200,7 @@ def _update_existing(client: Elasticsearch, index: str, template: dict[str, Any]
     except ApiError as exc:
         raise SearchBackendError(
             f"{index} has a mapping boeflow cannot update in place ({exc.message}); "
-            "bump INDEX_VERSION or use another index prefix") from None
+            "bump its INDEX_VERSIONS entry or use another index prefix") from None
     wanted = {key: template["settings"][key] for key in _DYNAMIC_SETTINGS}
     current = client.indices.get_settings(index=index, name="index.number_of_replicas")
     have = current[index]["settings"]["index"]["number_of_replicas"]

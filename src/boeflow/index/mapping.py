@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 VectorIndexType = Literal["hnsw", "int8_hnsw", "bbq_hnsw"]
-INDEX_VERSION = 1
 DOCUMENTS = "boe-documents"
 CHUNKS = "boe-chunks"
 DIGESTS = "boe-digests"
 ALIASES = (DOCUMENTS, CHUNKS, DIGESTS)
+# The version of each index layout: bumped when a mapping changes in a way Elasticsearch cannot
+# apply in place. ``boeflow es setup`` then creates ``<alias>-v<N>``, copies the older index's
+# records into it (``boeflow.index.client.upgrade_index``) and moves the alias.
+# documents v2: ``summary_va`` became the summary's structure (it was the Valencian resumen).
+INDEX_VERSIONS: dict[str, int] = {DOCUMENTS: 2, CHUNKS: 1, DIGESTS: 1}
 
 ANALYSIS: dict[str, Any] = {
     "filter": {"boe_spanish_stop": {"type": "stop", "stopwords": "_spanish_"}},
@@ -70,8 +74,16 @@ def link_from_key(key: str) -> dict[str, str]:
     return {"relation": relation, "target_id": target_id, "text": text}
 
 
-def index_name(alias: str, version: int = INDEX_VERSION) -> str:
-    return f"{alias}-v{version}"
+def index_version(alias: str) -> int:
+    """The current layout version of ``alias`` (optionally prefixed)."""
+    for base, version in INDEX_VERSIONS.items():
+        if alias.endswith(base):
+            return version
+    raise ValueError(f"not a boeflow index alias: {alias!r}")
+
+
+def index_name(alias: str, version: int | None = None) -> str:
+    return f"{alias}-v{index_version(alias) if version is None else version}"
 
 
 @dataclass(frozen=True)
@@ -235,7 +247,7 @@ def templates(dims: int, names: IndexNames | None = None, *, shards: int = 1,
             "index_patterns": [f"{alias}-v*"],
             "priority": 200 + len(names.prefix),  # a prefixed pattern is more specific
             "template": {"settings": settings, "mappings": mappings[alias]},
-            "_meta": {"managed_by": "boeflow", "version": INDEX_VERSION},
+            "_meta": {"managed_by": "boeflow", "version": index_version(alias)},
         }
         for alias in names.all()
     }
