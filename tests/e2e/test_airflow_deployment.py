@@ -42,7 +42,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from boeflow.airflow.wiring import SECTION_NAMES
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
-from boeflow.index.client import get_client
+from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.services import airflow as af
 from boeflow.state.db import connect
@@ -73,9 +73,7 @@ def deployment(live_settings: Settings, smoke_models_dir: Path,
     state = Path(tempfile.mkdtemp(prefix="boeflow-airflow-e2e-"))
     client = get_client(live_settings)
     try:
-        for alias in IndexNames(PREFIX).all():
-            client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True,
-                                  allow_no_indices=True)
+        drop_indices(client, IndexNames(PREFIX))
     finally:
         client.close()
     with BoeServer(SAMPLES) as boe:

@@ -23,7 +23,7 @@ import pytest
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
 from boeflow.enrich.schema import SUMMARY_FIELDS
-from boeflow.index.client import get_client
+from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from tests.conftest import SAMPLES
 
@@ -75,8 +75,7 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
         "embed_model": str(smoke_models_dir / "embedder"),
         "data_dir": tmp_path / "data", "es_index_prefix": PREFIX})
     client = get_client(settings)
-    for alias in IndexNames(PREFIX).all():
-        client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True, allow_no_indices=True)
+    drop_indices(client, IndexNames(PREFIX))
     with BoeServer(SAMPLES) as server:
         replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
                                              "boe_max_attempts": 2})

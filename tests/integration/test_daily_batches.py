@@ -17,7 +17,7 @@ import pytest
 from boeflow import daily
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
-from boeflow.index.client import get_client
+from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
@@ -35,9 +35,7 @@ def settings(live_settings: Settings, smoke_models_dir: Path,
              tmp_path: Path) -> Iterator[Settings]:
     client = get_client(live_settings)
     try:
-        for alias in IndexNames(PREFIX).all():
-            client.indices.delete(index=f"{alias}-v*", ignore_unavailable=True,
-                                  allow_no_indices=True)
+        drop_indices(client, IndexNames(PREFIX))
     finally:
         client.close()
     with private_database(live_settings) as state, BoeServer(SAMPLES) as server:
