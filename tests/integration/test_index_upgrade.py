@@ -14,8 +14,8 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from boeflow.config import Settings
-from boeflow.index.client import drop_indices, get_client, names_for, setup_indices
-from boeflow.index.mapping import ANALYSIS, IndexNames, documents_mapping, index_name
+from boeflow.index.client import drop_indices, get_client, names_for, setup_indices, upgrade_index
+from boeflow.index.mapping import ANALYSIS, IndexNames, documents_mapping, index_name, templates
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +120,31 @@ def test_parallel_setups_upgrade_once_and_lose_nothing(settings: Settings) -> No
         client.indices.refresh(index=new)
         assert client.count(index=new)["count"] == len(RECORDS)
         assert client.count(index=old)["count"] == len(RECORDS)
+
+
+def test_a_chunk_copy_keeps_its_vector(settings: Settings) -> None:
+    """Elasticsearch leaves vectors out of ``_source``; a copy that forgot them would
+    silently leave chunks without embeddings."""
+    names = names_for(settings)
+    with get_client(settings) as client:
+        setup_indices(client, settings, DIMS)
+        new = index_name(names.chunks)
+        old = index_name(names.chunks, 0)  # stands for an older chunk layout
+        template = templates(DIMS, names)[f"{names.chunks}-template"]["template"]
+        client.indices.create(index=old, settings=template["settings"],
+                              mappings=template["mappings"])
+        client.indices.update_aliases(actions=[
+            {"remove": {"index": new, "alias": names.chunks}},
+            {"add": {"index": old, "alias": names.chunks}}])
+        vector = [round(0.1 * (i + 1), 3) for i in range(DIMS)]
+        client.index(index=old, id="BOE-A-2024-1-c0", refresh=True, document={
+            "chunk_id": "BOE-A-2024-1-c0", "doc_id": "BOE-A-2024-1", "text": "Artículo 1.",
+            "vector": vector})
+        assert upgrade_index(client, names.chunks, old, 0, new) == 1
+        hit = client.search(index=names.chunks, source={"exclude_vectors": False},
+                            query={"ids": {"values": ["BOE-A-2024-1-c0"]}})["hits"]["hits"][0]
+        assert hit["_index"] == new
+        assert hit["_source"]["vector"] == pytest.approx(vector, abs=1e-6)
+        knn = client.search(index=names.chunks, knn={"field": "vector", "query_vector": vector,
+                                                     "k": 1, "num_candidates": 10})
+        assert [h["_id"] for h in knn["hits"]["hits"]] == ["BOE-A-2024-1-c0"]

@@ -127,7 +127,10 @@ def upgrade_index(client: Elasticsearch, alias: str, old: str, old_version: int,
              if (base, v) in UPGRADES]
 
     def actions() -> Iterator[dict[str, Any]]:
-        for hit in scan(client, index=old, query={"query": {"match_all": {}}}, size=500):
+        # Vectors are left out of _source by default (index.mapping.exclude_source_vectors);
+        # ask for them so a copied chunk keeps its embedding.
+        query = {"query": {"match_all": {}}, "_source": {"exclude_vectors": False}}
+        for hit in scan(client, index=old, query=query, size=500):
             source = hit["_source"]
             for step in steps:
                 source = step(source)
