@@ -348,18 +348,10 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
     """Summarise (es), translate (va, when asked) and review the documents ``ids`` through
     ``boeflow.enrich.day.enrich_documents``: models loaded once per worker, prompts batched
     across the batch's documents, each outcome stored on its ``boe-documents`` record."""
-    from boeflow.enrich.day import (
-        DocumentOutcome,
-        enrich_documents,
-        enrichment_fields,
-        update_document,
-    )
+    from boeflow.enrich.day import enrich_and_store
     from boeflow.enrich.source import read_document
     from boeflow.index.client import get_client, names_for
 
-    names = names_for(settings)
-    done: list[str] = []
-    attention: list[str] = []
     with tempfile.TemporaryDirectory() as workdir, get_client(settings) as client:
         files, failed = _batch_files(settings, date.fromisoformat(day), ids, Path(workdir))
         docs = []
@@ -368,27 +360,10 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
                 docs.append(read_document(path))
             except Exception as exc:  # one unreadable document never stops the batch
                 failed[path.stem] = f"{type(exc).__name__}: {_one_line(exc)}"[:300]
-
-        def store(outcome: DocumentOutcome) -> None:
-            if outcome.error is None:
-                try:
-                    if not update_document(client, names, outcome.doc_id,
-                                           enrichment_fields(outcome)):
-                        outcome.error = "not indexed: the index task did not store it"
-                except Exception as exc:
-                    outcome.error = f"cannot store on {names.documents}: {_one_line(exc)}"
-            if outcome.error is not None:
-                failed[outcome.doc_id] = str(outcome.error)
-                return
-            done.append(outcome.doc_id)
-            if outcome.needs_attention:
-                attention.append(outcome.doc_id)
-
-        enrich_documents(docs, settings, on_document=store, force=force,
-                         translate="va" in languages)
-        if docs:
-            client.indices.refresh(index=names.documents)
-    return {"enriched": done, "needs_attention": attention, "failed": failed}
+        stored = enrich_and_store(docs, settings, client, names_for(settings), failed,
+                                  force=force, translate="va" in languages)
+    return {"enriched": stored.enriched, "needs_attention": stored.needs_attention,
+            "failed": stored.failed}
 
 
 def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,

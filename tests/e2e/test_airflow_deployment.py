@@ -33,7 +33,6 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -45,9 +44,11 @@ from boeflow.config import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.services import airflow as af
+from boeflow.services.common import processes
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from tests.conftest import SAMPLES
+from tests.support.browser import headless_chromium
 from tests.support.local_airflow import (
     DAG,
     LocalAirflow,
@@ -102,22 +103,8 @@ def deployment(live_settings: Settings, smoke_models_dir: Path,
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("Debian's chromium and chromium-driver are required "
-                    "(scripts/bootstrap.sh installs them)", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--lang=en-US"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.implicitly_wait(0)
-    try:
+    with headless_chromium((1400, 1000), "en-US") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _wait_for(driver: webdriver.Chrome, css: str, timeout: float = 60) -> WebElement:
@@ -538,18 +525,11 @@ KILL_DOC = "BOE-A-2024-23543"  # section I of 2024-11-13, the document the batch
 
 
 def _descendants(pid: int) -> set[int]:
+    table = processes()
     children: dict[int, list[int]] = {}
-    groups: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        groups[int(entry.name)] = int(fields[2])
-    found = {pid} | {p for p, g in groups.items() if g == pid}
+    for child, info in table.items():
+        children.setdefault(info.ppid, []).append(child)
+    found = {pid} | {p for p, info in table.items() if info.pgrp == pid}
     todo = list(found)
     while todo:
         for child in children.get(todo.pop(), []):

@@ -7,19 +7,18 @@ under the test's output directory (and were looked at while developing)."""
 from __future__ import annotations
 
 import base64
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.print_page_options import PrintOptions
 
 from boeflow.boe.manifest import DayManifest
 from boeflow.digest.build import ReviewInput, apply_review
 from boeflow.digest.render import render_html
+from tests.support.browser import headless_chromium
 from tests.unit.test_digest import _checker, _nov6, fetched  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -27,21 +26,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("Debian's chromium and chromium-driver are required "
-                    "(scripts/bootstrap.sh installs them)", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,900", "--lang=es"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    with headless_chromium((1280, 900), "es") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _full_page_png(driver: webdriver.Chrome, path: Path, width: int) -> None:

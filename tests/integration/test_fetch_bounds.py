@@ -19,6 +19,7 @@ from boeflow.boe.http import BoeClient
 from boeflow.boe.replay import BoeServer, Fault
 from boeflow.boe.store import TEMP_MARKER, RawStore
 from tests.integration.test_fetch import DOC, DOC_PATH, SAMPLES, fast_config, row, run_day
+from tests.support.disk import tmpfs
 
 NOV6 = date(2024, 11, 6)
 
@@ -34,16 +35,8 @@ def server() -> Iterator[BoeServer]:
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 512 kB filesystem (tmpfs), so writes fail with ENOSPC for real."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); needs root")
-    try:
+    with tmpfs(tmp_path / "small-disk", "512k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(server: BoeServer,

@@ -22,6 +22,7 @@ import pytest
 from boeflow.config import Settings
 from boeflow.embed import Embedder, EmbeddingCache, LocalBackend
 from boeflow.models.loading import ModelSetupError, load_embedder
+from tests.support.disk import tmpfs
 
 BOEFLOW = Path(sys.executable).with_name("boeflow")
 SMALL_ENV = {"BOEFLOW_MAX_NEW_TOKENS": "200", "BOEFLOW_SUMMARY_SHORT_MAX_NEW_TOKENS": "160",
@@ -31,24 +32,8 @@ SMALL_ENV = {"BOEFLOW_MAX_NEW_TOKENS": "200", "BOEFLOW_SUMMARY_SHORT_MAX_NEW_TOK
 @pytest.fixture()
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A directory on a tiny tmpfs with no free byte left."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs to simulate a full disk: {done.stderr.strip()}")
-    try:
-        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"\0" * 4096):
-                pass
-        except OSError:
-            pass  # ENOSPC: full
-        finally:
-            os.close(fd)
+    with tmpfs(tmp_path / "full", "256k", fill=True) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,49 @@ def update_document(client: Elasticsearch, names: IndexNames, doc_id: str,
     return True
 
 
+@dataclass
+class StoredEnrichment:
+    """What ``enrich_and_store`` did: ids enriched and stored, those needing attention,
+    those generated now (not found in the store), and failed ones with their reason."""
+    failed: dict[str, str]
+    enriched: list[str] = field(default_factory=list)
+    needs_attention: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+
+
+def enrich_and_store(docs: Sequence[SourceDocument], settings: Settings,
+                     client: Elasticsearch, names: IndexNames, failed: dict[str, str], *,
+                     force: bool = False, translate: bool = True,
+                     on_document: OnDocument | None = None) -> StoredEnrichment:
+    """``enrich_documents`` with each outcome stored on its ``boe-documents`` record as it
+    comes; a document that cannot be stored is a failed row, never the end of the run."""
+    stored = StoredEnrichment(failed=failed)
+
+    def store(outcome: DocumentOutcome) -> None:
+        if outcome.error is None:
+            try:
+                if not update_document(client, names, outcome.doc_id,
+                                       enrichment_fields(outcome)):
+                    outcome.error = "not indexed: run the index step for it first"
+            except Exception as exc:  # the document's row, not the day
+                outcome.error = f"cannot store on {names.documents}: {_reason(exc)}"
+        if outcome.error is not None:
+            failed[outcome.doc_id] = outcome.error
+        else:
+            stored.enriched.append(outcome.doc_id)
+            if outcome.needs_attention:
+                stored.needs_attention.append(outcome.doc_id)
+            if outcome.generated:
+                stored.generated.append(outcome.doc_id)
+        if on_document:
+            on_document(outcome)
+
+    enrich_documents(docs, settings, on_document=store, force=force, translate=translate)
+    if docs:
+        client.indices.refresh(index=names.documents)
+    return stored
+
+
 def read_day(settings: Settings, when: date) -> tuple[list[SourceDocument], dict[str, str]]:
     """The fetched documents of ``when`` (from the raw store), and those that cannot be read."""
     from boeflow.pipeline import fetched_day_files
@@ -202,35 +245,13 @@ def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument |
     unreadable = len(failed)
     client = get_client(settings)
     names = names_for(settings)
-    enriched: list[str] = []
-    attention: list[str] = []
-    generated: list[str] = []
-
-    def store(outcome: DocumentOutcome) -> None:
-        if outcome.error is None:
-            try:
-                if not update_document(client, names, outcome.doc_id,
-                                       enrichment_fields(outcome)):
-                    outcome.error = "not indexed: run the index step first"
-            except Exception as exc:  # the document's row, not the day
-                outcome.error = f"cannot store on {names.documents}: {_reason(exc)}"
-        if outcome.error is not None:
-            failed[outcome.doc_id] = outcome.error
-        else:
-            enriched.append(outcome.doc_id)
-            if outcome.needs_attention:
-                attention.append(outcome.doc_id)
-            if outcome.generated:
-                generated.append(outcome.doc_id)
-        if on_document:
-            on_document(outcome)
 
     try:
-        enrich_documents(docs, settings, on_document=store, force=force)
-        if docs:
-            client.indices.refresh(index=names.documents)
+        stored = enrich_and_store(docs, settings, client, names, failed, force=force,
+                                  on_document=on_document)
     finally:
         client.close()
+    enriched, attention, generated = stored.enriched, stored.needs_attention, stored.generated
     report = {"day": when.isoformat(), "documents": len(docs) + unreadable,
               "enriched": enriched, "needs_attention": attention, "failed": failed,
               "generated": generated, "model_loads": loads_since(loads_before),

@@ -41,6 +41,7 @@ from boeflow.services.common import (
     ServiceError,
     ServiceStatus,
     port_in_use,
+    processes,
     read_pid,
     require_loopback,
     tail,
@@ -410,17 +411,7 @@ def _terminate_group(pid: int) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields: state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(proc.pgrp == pgid and proc.state != "Z" for proc in processes().values())
 
 
 # --- health -----------------------------------------------------------------------------------

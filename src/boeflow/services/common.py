@@ -180,3 +180,25 @@ def tail(path: Path, lines: int = 20, pattern: str | None = None) -> str:
         matching = [line for line in content if pattern in line]
         content = matching or content
     return "\n".join(line[:400] for line in content[-lines:])
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    state: str  # R, S, Z, … as in /proc/<pid>/stat
+    ppid: int
+    pgrp: int
+
+
+def processes() -> dict[int, ProcessInfo]:
+    """Every process of this machine (Linux ``/proc``); ones that exit meanwhile are skipped."""
+    found: dict[int, ProcessInfo] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(entry.name)] = ProcessInfo(fields[0], int(fields[1]), int(fields[2]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
