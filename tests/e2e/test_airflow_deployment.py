@@ -101,6 +101,14 @@ def deployment(live_settings: Settings, smoke_models_dir: Path,
 
 # --- the browser --------------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def one_run_at_a_time(deployment: LocalAirflow) -> Iterator[None]:
+    """A test that fails mid-run must not leave its run (e.g. waiting for the review) in front
+    of the next test's: each test ends with no unfinished run."""
+    yield
+    deployment.fail_unfinished()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
     with headless_chromium((1400, 1000), "en-US") as driver:
@@ -177,29 +185,42 @@ def _pick_section(driver: webdriver.Chrome, label: str) -> None:
 
 
 def _type_in_json_editor(driver: webdriver.Chrome, conf: dict[str, Any]) -> None:
-    """Replace the content of the form's "Configuration JSON" editor: select all, paste
-    (typed keys would race the editor's automatic closing of brackets and quotes)."""
+    """Replace the content of the form's "Configuration JSON" editor (Monaco): focus its input,
+    select all, delete, paste. Pasting avoids racing the editor's automatic closing of brackets
+    and quotes; where the clipboard is refused (some headless CI hosts), or a busy page drops
+    the keys, the next attempt types the text (Monaco types over the brackets it closed)."""
     text = json.dumps(conf)
     origin = driver.execute_script("return window.location.origin")
-    driver.execute_cdp_cmd("Browser.grantPermissions", {
-        "origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    with contextlib.suppress(Exception):
+        driver.execute_cdp_cmd("Browser.grantPermissions", {
+            "origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
     lines = _wait_for(driver, "[role=dialog] .view-lines")
-    ActionChains(driver).move_to_element(lines).click().perform()
-    driver.execute_async_script(
-        "navigator.clipboard.writeText(arguments[0]).then(arguments[1], arguments[1])", text)
-    ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
-        .send_keys(Keys.DELETE).perform()
-    ActionChains(driver).key_down(Keys.CONTROL).send_keys("v").key_up(Keys.CONTROL).perform()
-    deadline = time.monotonic() + 10
+    pasted = driver.execute_async_script(
+        "navigator.clipboard.writeText(arguments[0])"
+        ".then(() => arguments[1](true), () => arguments[1](false))", text)
     shown = ""
-    while time.monotonic() < deadline:
-        shown = driver.find_element(By.CSS_SELECTOR, "[role=dialog] .view-lines").text
-        try:
-            if json.loads(shown.replace("\u00a0", " ")) == conf:
-                return
-        except ValueError:
-            pass
-        time.sleep(0.3)
+    for attempt in ("paste" if pasted else "type", "type", "type"):
+        ActionChains(driver).move_to_element(lines).click().perform()
+        # The editor's keyboard input: an EditContext element in current Chromium, a textarea
+        # in older ones (the read-only IME textarea next to it must not take the focus).
+        driver.execute_script(
+            "const input = arguments[0].closest('.monaco-editor')"
+            ".querySelector('[role=textbox]:not([readonly])');"
+            "if (input) { input.focus(); }", lines)
+        ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL) \
+            .send_keys(Keys.DELETE).perform()
+        if attempt == "paste":
+            ActionChains(driver).key_down(Keys.CONTROL).send_keys("v").key_up(Keys.CONTROL) \
+                .perform()
+        else:
+            ActionChains(driver).send_keys(text).perform()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            shown = driver.find_element(By.CSS_SELECTOR, "[role=dialog] .view-lines").text
+            with contextlib.suppress(ValueError):
+                if json.loads(shown.replace("\u00a0", " ")) == conf:
+                    return
+            time.sleep(0.3)
     raise AssertionError(f"could not enter {text} in the JSON editor: {shown!r}")
 
 

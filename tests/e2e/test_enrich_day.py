@@ -26,14 +26,13 @@ from boeflow.enrich.schema import SUMMARY_FIELDS
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from tests.conftest import SAMPLES
+from tests.support.generation import generation_env
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-enrich-"
 DAYS = ("2024-11-06", "2024-11-13")
 EXPECTED = {"BOE-A-2024-22928", "BOE-A-2024-23543", "BOE-A-2024-23620"}
-SMALL = {"BOEFLOW_MAX_NEW_TOKENS": "200", "BOEFLOW_SUMMARY_SHORT_MAX_NEW_TOKENS": "160",
-         "BOEFLOW_SUMMARY_MAP_MAX_NEW_TOKENS": "24", "BOEFLOW_TRANSLATE_MAX_NEW_TOKENS": "32",
-         "BOEFLOW_GEN_BATCH_SIZE": "8"}
+SMALL = generation_env(gen_batch_size=8)
 
 
 def _fetch(day: str, settings: Settings) -> None:

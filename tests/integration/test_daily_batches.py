@@ -23,6 +23,7 @@ from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from tests.conftest import SAMPLES
 from tests.support.digest_fixtures import private_database
+from tests.support.generation import SMOKE_GENERATION
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-batches-"
@@ -44,9 +45,7 @@ def settings(live_settings: Settings, smoke_models_dir: Path,
                        es_url=live_settings.es_url, es_index_prefix=PREFIX,
                        pg_port=state.pg_port, pg_database=state.pg_database,
                        boe_base_url=server.url, boe_rate_limit=0.0, boe_max_attempts=1,
-                       boe_backoff_initial=0.01, max_new_tokens=16,
-                       summary_short_max_new_tokens=16, summary_map_max_new_tokens=16,
-                       summary_max_repairs=0, translate_max_new_tokens=16)
+                       boe_backoff_initial=0.01, **SMOKE_GENERATION)
 
 
 def test_plan_follows_sections_and_max_items(settings: Settings) -> None:

@@ -24,6 +24,7 @@ import httpx
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
 from boeflow.services import airflow as af
+from tests.support.generation import generation_env
 
 REPO = Path(__file__).resolve().parents[2]
 BOEFLOW = [sys.executable, "-m", "boeflow"]
@@ -57,11 +58,7 @@ def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: s
         "BOEFLOW_BOE_RATE_LIMIT": "0",
         "BOEFLOW_BOE_MAX_ATTEMPTS": "2",
         "BOEFLOW_BOE_BACKOFF_INITIAL": "0.01",
-        "BOEFLOW_MAX_NEW_TOKENS": "24",
-        "BOEFLOW_SUMMARY_SHORT_MAX_NEW_TOKENS": "24",
-        "BOEFLOW_SUMMARY_MAP_MAX_NEW_TOKENS": "24",
-        "BOEFLOW_SUMMARY_MAX_REPAIRS": "0",
-        "BOEFLOW_TRANSLATE_MAX_NEW_TOKENS": "24",
+        **generation_env(),
         "BOEFLOW_AIRFLOW_BATCH_SIZE": "1",
         "BOEFLOW_AIRFLOW_RETRY_DELAY_S": "2",
         "BOEFLOW_AIRFLOW_RETRY_MAX_DELAY_S": "10",
@@ -172,6 +169,17 @@ class LocalAirflow:
             time.sleep(3)
         raise AssertionError(f"{run_id} still {state} after {timeout}s: "
                              f"{self.describe(run_id)}")
+
+    def fail_unfinished(self) -> list[str]:
+        """Mark every run that has not finished as failed (the DAG allows one active run, so a
+        run left waiting by a failed test would hold back the next test's)."""
+        left = [str(r["dag_run_id"]) for r in self.runs() if r["state"] not in FINISHED]
+        with self.api() as client:
+            for run_id in left:
+                response = client.patch(f"/api/v2/dags/{DAG}/dagRuns/{run_id}",
+                                        json={"state": "failed"})
+                assert response.status_code == 200, response.text
+        return left
 
     def describe(self, run_id: str) -> str:
         return "; ".join(f"{t['task_id']}[{t['map_index']}]={t['state']}"

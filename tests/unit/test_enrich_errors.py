@@ -23,10 +23,10 @@ from boeflow.config import Settings
 from boeflow.embed import Embedder, EmbeddingCache, LocalBackend
 from boeflow.models.loading import ModelSetupError, load_embedder
 from tests.support.disk import tmpfs
+from tests.support.generation import generation_env
 
 BOEFLOW = Path(sys.executable).with_name("boeflow")
-SMALL_ENV = {"BOEFLOW_MAX_NEW_TOKENS": "200", "BOEFLOW_SUMMARY_SHORT_MAX_NEW_TOKENS": "160",
-             "BOEFLOW_TRANSLATE_MAX_NEW_TOKENS": "32"}
+SMALL_ENV = generation_env()
 
 
 @pytest.fixture()
