@@ -117,10 +117,6 @@ class DocumentResult:
     links: list[dict[str, str]] = field(default_factory=list)
     ranks: dict[str, int] = field(default_factory=dict)  # rank of the document per list
     smoke: bool = False
-    # The document's chunks per ranked list, and its best hit's source (for re-fusion once
-    # the details request has found its best BM25 chunks).
-    chunk_lists: dict[str, list[ChunkHit]] = field(default_factory=dict, repr=False)
-    top_source: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -190,7 +186,6 @@ def highlight_query(query: str) -> dict[str, Any]:
 # the few chunks actually shown (highlighting every candidate dominated latency).
 _SOURCE = ["doc_id", "chunk_id", "path", "heading", "title", "rango", "department",
            "section", "published", "url_pdf", "eli", "smoke"]
-_CHUNK_SOURCE = ["doc_id", "chunk_id", "path", "heading"]
 _HIGHLIGHT: dict[str, Any] = {
     "fields": {"text": {"fragment_size": 160, "number_of_fragments": 2},
                "heading": {"number_of_fragments": 0}},
@@ -340,59 +335,33 @@ class Searcher:
                             for top, chunks in list(groups.values())[:size]]
         return _documents(ranked, mode, size, chunks_per_doc)
 
-    def _details(self, query: str, mode: Mode, filters: Filters,
-                 results: list[DocumentResult], chunks_per_doc: int) -> None:
-        """One ``_msearch`` for what is shown: the BM25 query restricted to the page's
-        documents (their best chunks, with text and highlights), the text of the kNN chunks,
-        and the documents' links, read from doc values (``link_refs``/``link_from``) rather
-        than from the document records, whose sources hold whole texts."""
+    def _details(self, query: str, results: list[DocumentResult]) -> None:
+        """One ``_msearch`` for what is shown: the text and highlights of the chunks on the
+        page (each document's best chunks from the ranking lists, at most size ×
+        chunks_per_doc, so only those are highlighted: highlighting costs ~0.15 ms a chunk,
+        and re-running the BM25 query over the page's documents to highlight 60 chunks was
+        a third of a search's latency), and the documents' links, read from doc values
+        (``link_refs``/``link_from``) rather than from the document records, whose sources
+        hold whole texts."""
         highlight = {**_HIGHLIGHT, "highlight_query": highlight_query(query)}
-        searches: list[dict[str, Any]] = []
-        names: list[str] = []
-        if mode in ("bm25", "hybrid"):
-            restricted = bm25_query(query, filters)
-            restricted["bool"]["filter"] = [*restricted["bool"]["filter"], {
-                "terms": {"doc_id": [r.doc_id for r in results]}}]
-            searches += [{"index": self.names.chunks}, {
-                "query": restricted, "size": min(len(results) * chunks_per_doc * 2, 200),
-                "_source": [*_CHUNK_SOURCE, "text"], "highlight": highlight,
+        shown_ids = list(dict.fromkeys(c.chunk_id for r in results for c in r.chunks))
+        searches: list[dict[str, Any]] = [
+            {"index": self.names.chunks}, {
+                "query": {"ids": {"values": shown_ids}}, "size": len(shown_ids),
+                "_source": ["text"], "highlight": highlight, "track_total_hits": False},
+            {"index": self.names.documents}, {
+                "query": {"ids": {"values": [r.doc_id for r in results]}}, "size": len(results),
+                "_source": False, "docvalue_fields": list(LINK_FIELDS),
                 "track_total_hits": False}]
-            names.append("bm25")
-        knn_ids = [c.chunk_id for r in results for c in r.chunk_lists.get("knn", [])]
-        if knn_ids:
-            searches += [{"index": self.names.chunks}, {
-                "query": {"ids": {"values": knn_ids}}, "size": len(knn_ids),
-                "_source": [*_CHUNK_SOURCE, "text"], "highlight": highlight,
-                "track_total_hits": False}]
-            names.append("text")
-        searches += [{"index": self.names.documents}, {
-            "query": {"ids": {"values": [r.doc_id for r in results]}}, "size": len(results),
-            "_source": False, "docvalue_fields": list(LINK_FIELDS), "track_total_hits": False}]
-        names.append("links")
-        responses = dict(zip(names, self._call("msearch", searches=searches)["responses"],
-                             strict=True))
-        shown: dict[str, dict[str, Any]] = {}
-        best_bm25: dict[str, list[ChunkHit]] = {}
-        for name in ("bm25", "text"):
-            response = responses.get(name)
-            if response is None:
-                continue
-            if "error" in response:
-                error = response["error"]
-                reason = error.get("reason", error) if isinstance(error, dict) else error
-                raise SearchBackendError(f"Elasticsearch rejected the {name} details: {reason}")
-            for hit in response["hits"]["hits"]:
-                shown[hit["_id"]] = hit
-                if name == "bm25":
-                    best_bm25.setdefault(hit["_source"]["doc_id"], []).append(_chunk_hit(hit))
-        links = responses["links"]
+        texts, links = self._call("msearch", searches=searches)["responses"]
+        if "error" in texts:
+            error = texts["error"]
+            reason = error.get("reason", error) if isinstance(error, dict) else error
+            raise SearchBackendError(f"Elasticsearch rejected the text details: {reason}")
+        shown = {hit["_id"]: hit for hit in texts["hits"]["hits"]}
         by_doc = {} if "error" in links else {  # links are an extra: never fail a search
             hit["_id"]: hit.get("fields", {}) for hit in links["hits"]["hits"]}
         for result in results:
-            if best_bm25.get(result.doc_id):
-                result.chunk_lists["bm25"] = best_bm25[result.doc_id]
-            result.chunks = _fuse_chunks(result.chunk_lists, mode, chunks_per_doc)
-            result.citation = citation(result.top_source, result.chunks[0])
             for chunk in result.chunks:
                 hit = shown.get(chunk.chunk_id, {})
                 chunk.text = hit.get("_source", {}).get("text", "")
@@ -415,7 +384,7 @@ class Searcher:
         results = self.search_documents(query, mode, filters or Filters(), size,
                                         chunks_per_doc)
         if details and results:
-            self._details(query, mode, filters or Filters(), results, chunks_per_doc)
+            self._details(query, results)
         return results
 
 
@@ -461,7 +430,7 @@ def _documents(ranked: dict[str, list[tuple[dict[str, Any], list[ChunkHit]]]], m
             rango=best.get("rango"), department=best.get("department"),
             section=best.get("section"), published=best.get("published"),
             citation=citation(best, chunks[0]), chunks=chunks, ranks=ranks[doc_id],
-            smoke=bool(best.get("smoke")), chunk_lists=chunk_lists[doc_id], top_source=best))
+            smoke=bool(best.get("smoke"))))
     return results
 
 

@@ -87,6 +87,21 @@ def test_constitution_article_14_ranks_first_with_bm25(searcher: Searcher) -> No
     assert "Artículo 14" in citation["path"]
 
 
+def test_every_shown_chunk_has_its_text_and_highlights(searcher: Searcher) -> None:
+    """The details request fills exactly the chunks on the page, in every mode."""
+    for mode in ("bm25", "hybrid", "knn"):
+        results = searcher.search("artículo 14 igualdad ante la ley", mode, size=5)  # type: ignore[arg-type]
+        assert results, mode
+        for result in results:
+            for chunk in result.chunks:
+                assert chunk.text.strip(), (mode, chunk.chunk_id)
+    top = searcher.search("artículo 14 igualdad ante la ley", "hybrid", size=5)[0]
+    assert top.doc_id == "BOE-A-1978-31229"
+    assert "iguales ante la ley" in top.chunks[0].text
+    assert any("«ley»" in fragment for fragment in top.chunks[0].highlights), \
+        top.chunks[0].highlights
+
+
 def test_unaccented_query_finds_accented_text(searcher: Searcher) -> None:
     results = searcher.search("articulo 14 igualdad ante la ley constitucion", "bm25", size=3)
     assert results[0].doc_id == "BOE-A-1978-31229"
