@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     translator_model: str = PRODUCTION_TRANSLATOR
     translator_revision: str | None = None
     gen_batch_size: int = 4
+    gen_batch_tokens: int | None = Field(
+        None, ge=1, description="padded prompt tokens per generate call (longest prompt x "
+        "prompts); default 4096 on CPU, unbounded on CUDA")
     max_new_tokens: int = 512
     device: Device = "auto"
     hf_offline: bool = Field(True, description="never reach the Hugging Face hub at run time")

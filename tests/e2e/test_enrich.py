@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from boeflow.config import Settings, get_settings
 from boeflow.enrich.backends import (
+    CPU_BATCH_TOKENS,
     ContextOverflowError,
     GenerationParams,
     TransformersBackend,
@@ -178,6 +179,26 @@ def test_backend_refuses_a_prompt_over_the_context(
     with pytest.raises(ContextOverflowError):
         summarizer_backend.generate([[{"role": "user", "content": text}]],
                                     GenerationParams(max_new_tokens=8))
+
+
+def test_long_prompts_are_generated_apart_on_cpu(
+        summarizer_backend: TransformersBackend) -> None:
+    """A padded batch of long prompts takes PyTorch's slow attention path on CPU: within the
+    4096-token budget short prompts share a generate call, long ones go alone."""
+    backend = summarizer_backend
+    assert backend.batch_tokens == CPU_BATCH_TOKENS and backend.batch_size == 4
+    assert list(backend._batches([0, 1, 2, 3, 4], [3000, 2500, 600, 500, 100])) == [
+        [0], [1], [2, 3, 4]]
+    text = read_document(LEY_CONCURSAL).text
+    prompts = [[{"role": "user", "content": text[start:start + 10_000]}] for start in (0, 20_000)]
+    prompts += [[{"role": "user", "content": text[start:start + 300]}] for start in (0, 500, 900)]
+    lengths = [len(backend.tokenizer(backend.render(p), add_special_tokens=False)["input_ids"])
+               for p in prompts]
+    assert min(lengths[:2]) > CPU_BATCH_TOKENS // 2 and max(lengths[2:]) * 3 < CPU_BATCH_TOKENS
+    before = backend.generate_calls
+    outputs = backend.generate(prompts, GenerationParams(max_new_tokens=4))
+    assert backend.generate_calls - before == 3
+    assert [o.prompt_tokens for o in outputs] == lengths
 
 
 def test_prompt_injection_is_flagged_and_format_unchanged(
