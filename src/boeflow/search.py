@@ -260,8 +260,8 @@ class Searcher:
                 error = response["error"]
                 if response.get("status") == 404 or "index_not_found" in str(error):
                     raise self._missing_index()
-                reason = error.get("reason", error) if isinstance(error, dict) else error
-                raise SearchBackendError(f"Elasticsearch rejected the {name} search: {reason}")
+                raise SearchBackendError(
+                    f"Elasticsearch rejected the {name} search: {_rejection(response)}")
             out[name] = response
         return out
 
@@ -355,9 +355,8 @@ class Searcher:
                 "track_total_hits": False}]
         texts, links = self._call("msearch", searches=searches)["responses"]
         if "error" in texts:
-            error = texts["error"]
-            reason = error.get("reason", error) if isinstance(error, dict) else error
-            raise SearchBackendError(f"Elasticsearch rejected the text details: {reason}")
+            raise SearchBackendError(
+                f"Elasticsearch rejected the text details: {_rejection(texts)}")
         shown = {hit["_id"]: hit for hit in texts["hits"]["hits"]}
         by_doc = {} if "error" in links else {  # links are an extra: never fail a search
             hit["_id"]: hit.get("fields", {}) for hit in links["hits"]["hits"]}
@@ -386,6 +385,12 @@ class Searcher:
         if details and results:
             self._details(query, results)
         return results
+
+
+def _rejection(response: dict[str, Any]) -> Any:
+    """The reason of one failed ``_msearch`` response."""
+    error = response["error"]
+    return error.get("reason", error) if isinstance(error, dict) else error
 
 
 def _needs_more(hits: list[dict[str, Any]], depth: int, size: int) -> bool:

@@ -35,13 +35,14 @@ from boeflow.enrich.source import SourceDocument, SourceSection, read_document
 from boeflow.enrich.summarize import Summarizer
 from boeflow.enrich.translate import Translator, summary_structure
 from tests.conftest import DOCUMENTS
+from tests.support.generation import SMOKE_GENERATION
 
 pytestmark = pytest.mark.e2e
 
 LEY_CONCURSAL = DOCUMENTS / "BOE-A-2020-4859.xml"
 NOTICE_UV = DOCUMENTS / "BOE-B-2024-45529.xml"  # section 5B, Universitat de València
-SMALL = {"max_new_tokens": 200, "summary_short_max_new_tokens": 160,
-         "summary_map_max_new_tokens": 24, "translate_max_new_tokens": 32}
+# The shared smoke budgets; repairs keep their default unless a test sets them.
+SMALL = {k: v for k, v in SMOKE_GENERATION.items() if k != "summary_max_repairs"}
 
 
 def _settings(base: Settings, **overrides: object) -> Settings:

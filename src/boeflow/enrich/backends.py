@@ -247,7 +247,6 @@ class TransformersBackend(_TokenizerMixin):
                       time.perf_counter() - started)
         return [r for r in results if r is not None]
 
-
     def _batches(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
         """Consecutive prompts of ``order`` (longest first), at most ``batch_size`` per batch
         and, past the first, only while longest x count stays within ``batch_tokens``."""
