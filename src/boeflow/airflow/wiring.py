@@ -12,17 +12,15 @@ from typing import Any
 from airflow.sdk import Asset, Param, XComArg, get_current_context, task
 
 from boeflow.airflow.approval import DigestApproval
+from boeflow.airflow.pools import LLM_POOL
 from boeflow.config import Settings, get_settings
 from boeflow.digest.model import SECTION_ORDER
-from boeflow.services.airflow import LLM_POOL
 
 __all__ = ["BATCH_NAME", "ENRICHED", "LLM_POOL", "TRIGGER_PARAMS", "digest_tasks",
            "io_retries", "name_batch", "run_id", "settings"]
 
 # Emitted by the enrich task (extra: {"day": "YYYY-MM-DD"}); schedules boe_digest.
 ENRICHED = Asset("boeflow://boe-documents/enriched", group="boeflow")
-# GPU/LLM work (embeddings, ALIA, Aitana) runs in the pool LLM_POOL; `boeflow airflow up`
-# (and the compose init job) create it with BOEFLOW_AIRFLOW_LLM_POOL_SLOTS slots.
 
 SECTION_NAMES = {
     "1": "I. Disposiciones generales",

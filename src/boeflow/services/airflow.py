@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from boeflow.airflow.pools import LLM_POOL
 from boeflow.config import Settings
 from boeflow.services import postgres, redis
 from boeflow.services.common import (
@@ -49,7 +50,6 @@ from boeflow.services.common import (
 
 # Start order; stop runs in reverse.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
-LLM_POOL = "boeflow_llm"
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 45.0
 HEARTBEAT_MAX_AGE_S = 60.0
