@@ -88,8 +88,9 @@ def boe_daily() -> None:
         def index(batch: dict[str, Any]) -> dict[str, Any]:
             from boeflow.daily import index_batch
 
-            name_batch(batch)
-            return index_batch(batch["day"], batch["ids"], settings(), batch["batch"])
+            params = name_batch(batch)["params"]
+            return index_batch(batch["day"], batch["ids"], settings(), batch["batch"],
+                               force=bool(params.get("force")))
 
         @task(pool=LLM_POOL, outlets=[ENRICHED], map_index_template=BATCH_NAME)
         def enrich(batch: dict[str, Any], indexed: dict[str, Any]) -> dict[str, Any]:

@@ -135,9 +135,10 @@ def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | 
 
 
 def index_day(day: str, settings: Settings | None = None,
-              run_id: str | None = None) -> dict[str, Any]:
+              run_id: str | None = None, *, force: bool = False) -> dict[str, Any]:
     """parse → chunk → embed → index every fetched document of ``day``; one bad document
-    is recorded (and listed in the digest's incidencias), never fails the day."""
+    is recorded (and listed in the digest's incidencias), never fails the day. ``force``
+    re-indexes unchanged documents too (enrichment fields are kept)."""
     from boeflow.digest.collect import fetch_records, load_manifest
     from boeflow.index.client import get_client, names_for
     from boeflow.pipeline import fetched_day_files, index_files
@@ -155,7 +156,7 @@ def index_day(day: str, settings: Settings | None = None,
             if not files:
                 detail.update({"day": day, "documents": 0, "note": "nothing fetched"})
                 return dict(detail)
-            report = index_files(files, settings)
+            report = index_files(files, settings, force=force)
         result = {"day": day, **report.as_dict()}
         detail.update(result)
         manifest = load_manifest(_store(settings), when)
@@ -310,7 +311,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def index_batch(day: str, ids: list[str], settings: Settings | None = None,
-                batch: int = 0) -> dict[str, Any]:
+                batch: int = 0, *, force: bool = False) -> dict[str, Any]:
     """parse → chunk → embed → index the documents ``ids`` of ``day``. A document that
     fails is recorded (digest incidencias) and does not fail the batch; when the batch
     cannot run at all (Elasticsearch down, no model), every id is recorded as failed with
@@ -326,7 +327,7 @@ def index_batch(day: str, ids: list[str], settings: Settings | None = None,
     try:
         with tempfile.TemporaryDirectory() as workdir:
             files, missing = _batch_files(settings, when, ids, Path(workdir))
-            report = index_files(files, settings) if files else None
+            report = index_files(files, settings, force=force) if files else None
         failed = {**missing, **(dict(report.failed) if report else {})}
         with get_client(settings) as client:
             records = fetch_records(client, names_for(settings), ids)
@@ -363,7 +364,7 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
         stored = enrich_and_store(docs, settings, client, names_for(settings), failed,
                                   force=force, translate="va" in languages)
     return {"enriched": stored.enriched, "needs_attention": stored.needs_attention,
-            "failed": stored.failed}
+            "generated": stored.generated, "failed": stored.failed}
 
 
 def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,
@@ -380,7 +381,8 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
         result = _enrich_ids(day, ids, settings, wanted, force)
     except Exception as exc:
         message = _one_line(exc)
-        result = {"enriched": [], "needs_attention": [], "failed": {i: message for i in ids}}
+        result = {"enriched": [], "needs_attention": [], "generated": [],
+                  "failed": {i: message for i in ids}}
         _record_enrich_failures(settings, when, result["failed"])
         raise TaskFailed(f"enrich {day} batch {batch} ({batch_label(ids)}): {message}") from exc
     _record_enrich_failures(settings, when, result["failed"])

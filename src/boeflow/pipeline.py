@@ -95,7 +95,8 @@ def parse_and_chunk(files: Sequence[Path], settings: Settings) -> Iterator[
 
 
 def index_files(files: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
-                on_document: Callable[[str], None] | None = None) -> IndexReport:
+                on_document: Callable[[str], None] | None = None,
+                force: bool = False) -> IndexReport:
     embedder = embedder or build_embedder(settings)
     client = get_client(settings)
     setup_indices(client, settings, embedder.dimension)
@@ -111,6 +112,7 @@ def index_files(files: Sequence[Path], settings: Settings, embedder: Embedder | 
             yield doc, chunks
 
     report = index_documents(bulk_client(client, settings), names_for(settings), embedder, pairs(),
-                             smoke=settings.is_smoke, on_document=on_document)
+                             smoke=settings.is_smoke, on_document=on_document,
+                             force=force)
     report.failed.update(failures)
     return report

@@ -51,8 +51,8 @@ TRIGGER_PARAMS: dict[str, Param] = {
         description="Secciones del BOE que se procesan. Ninguna: todas."),
     "force": Param(
         False, type="boolean", title="Forzar",
-        description="Descargar de nuevo los documentos y volver a generar resúmenes y "
-        "traducciones aunque ya existan."),
+        description="Descargar e indexar de nuevo los documentos y volver a generar "
+        "resúmenes y traducciones aunque ya existan."),
     "languages": Param(
         ["es", "va"], type="array", items={"type": "string", "enum": list(LANGUAGE_NAMES)},
         uniqueItems=True, minItems=1, contains={"const": "es"}, examples=list(LANGUAGE_NAMES),

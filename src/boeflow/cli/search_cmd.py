@@ -58,6 +58,8 @@ def index(
     day: str | None = typer.Option(None, "--date", help="A fetched day YYYY-MM-DD."),
     to: str | None = typer.Option(None, "--to", help="Last day of a range."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    force: bool = typer.Option(False, "--force", help="Re-index documents even when unchanged "
+                               "(upgrades); summaries and reviews are kept."),
 ) -> None:
     """parse → chunk → embed → index a fetched day (or range) or the given files."""
     from boeflow.index.client import SearchBackendError
@@ -87,7 +89,7 @@ def index(
     try:
         with Progress(*columns, console=err_console, transient=True) as progress:
             task = progress.add_task("indexing", total=len(targets))
-            report = index_files(targets, settings,
+            report = index_files(targets, settings, force=force,
                                  on_document=lambda _id: progress.advance(task))
     except SearchBackendError as exc:
         fail(str(exc))

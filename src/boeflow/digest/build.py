@@ -113,13 +113,22 @@ def _links(item: ItemRecord, record: Mapping[str, Any], site_url: str) -> list[L
     return sorted(links, key=lambda link: order[link.relation])
 
 
+STALE_REASON = ("el texto del documento ha cambiado desde que se resumió: el resumen se "
+                "regenerará en el próximo enriquecimiento")
+
+
 def _review(record: Mapping[str, Any] | None, has_summary: bool) -> ItemReview:
     raw = (record or {}).get("review_status")
     status: ReviewState = raw if raw in ("auto_checked", "needs_attention", "failed") \
         else "not_enriched"
     if status == "auto_checked" and not has_summary:
         status = "not_enriched"
-    return ItemReview(status=status, reasons=list((record or {}).get("review_reasons") or []))
+    reasons = list((record or {}).get("review_reasons") or [])
+    if (record or {}).get("enrichment_stale") and status != "not_enriched":
+        # The text was re-indexed with new content after this summary was made.
+        status = "needs_attention"
+        reasons.insert(0, STALE_REASON)
+    return ItemReview(status=status, reasons=reasons)
 
 
 def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,

@@ -145,6 +145,7 @@ def enrichment_fields(outcome: DocumentOutcome) -> dict[str, Any]:
         "review_status": status,
         "needs_attention": outcome.needs_attention,
         "review_reasons": reasons[:MAX_REASONS],
+        "enrichment_stale": False,
         "enrichment": {
             "summarizer_model": record.model if record else None,
             "summarizer_revision": record.revision if record else None,

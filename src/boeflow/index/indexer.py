@@ -7,7 +7,11 @@
   distribution has no ``_delete_by_query``);
 * bulk requests are bounded (``chunk_size``/``max_chunk_bytes``); per-item failures are
   reported with the BOE id and the document record is not written, so a rerun retries it;
-* corrections and modifications become links on the documents they affect.
+* corrections and modifications become links on the documents they affect;
+* the indexer owns only its own fields of a ``boe-documents`` record: the record is upserted
+  (partial update), so the summary, translation and review fields that enrich writes survive
+  any re-index (``force``, a new pipeline key after a chunking change); when the document's
+  text itself changed, the record is marked ``enrichment_stale`` until enrich re-does it.
 """
 
 from __future__ import annotations
@@ -48,13 +52,14 @@ class IndexReport:
     chunks_unchanged: int = 0
     skipped_unchanged: int = 0
     deleted_stale: int = 0
+    enrichment_stale: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"documents": self.documents, "chunks": self.chunks, "embedded": self.embedded,
                 "chunks_unchanged": self.chunks_unchanged,
                 "skipped_unchanged": self.skipped_unchanged, "deleted_stale": self.deleted_stale,
-                "failed": dict(self.failed)}
+                "enrichment_stale": self.enrichment_stale, "failed": dict(self.failed)}
 
 
 def content_hash(doc: ParsedDocument, chunks: list[Chunk]) -> str:
@@ -62,6 +67,13 @@ def content_hash(doc: ParsedDocument, chunks: list[Chunk]) -> str:
     for chunk in chunks:
         digest.update(chunk.id.encode("utf-8"))
     return digest.hexdigest()[:32]
+
+
+def source_hash(doc: ParsedDocument) -> str:
+    """The hash of what enrichment is made from: the parsed document itself, independent of
+    how it is chunked (a chunking change must not make a summary stale)."""
+    data = doc.model_dump_json(exclude={"references"}).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _now() -> str:
@@ -124,6 +136,7 @@ def document_source(doc: ParsedDocument, chunks: list[Chunk], pipeline_key: str,
         "n_chunks": len(chunks),
         "n_units": len(doc.units),
         "content_hash": digest,
+        "source_hash": source_hash(doc),
         "pipeline_key": pipeline_key,
         "source_format": doc.source_format,
         "language": doc.language,
@@ -161,9 +174,11 @@ def existing_chunks(client: Elasticsearch, names: IndexNames,
 
 def _stored_documents(client: Elasticsearch, names: IndexNames,
                       doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """{document id: content_hash and pipeline_key of its record} in one ``mget``."""
+    """{document id: the indexer's hashes and the review status of its record} in one
+    ``mget``."""
     docs = client.mget(index=names.documents, ids=list(doc_ids),
-                       source_includes=["content_hash", "pipeline_key"])["docs"]
+                       source_includes=["content_hash", "pipeline_key", "source_hash",
+                                        "review_status"])["docs"]
     return {doc["_id"]: doc.get("_source") or {} for doc in docs if doc.get("found")}
 
 
@@ -174,6 +189,14 @@ class _Pending:
     to_embed: list[Chunk]
     stale: set[str]
     digest: str
+    enrichment_stale: bool = False
+
+
+def _enrichment_stale(record: dict[str, Any], doc: ParsedDocument) -> bool:
+    """True when the record was enriched from another text than ``doc``'s (a record of an
+    older layout without ``source_hash`` counts as changed: enrich then re-stores it, from
+    its cache when the text is in fact the same)."""
+    return bool(record.get("review_status")) and record.get("source_hash") != source_hash(doc)
 
 
 def _reason(result: dict[str, Any]) -> str:
@@ -219,12 +242,15 @@ def index_documents(
     items: Iterable[tuple[ParsedDocument, list[Chunk]]],
     smoke: bool = False,
     on_document: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> IndexReport:
     """Index documents in batches: one ``mget`` of the document records and one search of
     existing chunks per batch, vectors sent as base64 float32, chunk writes and stale-chunk
     deletes in bounded bulk requests, document records only after their chunks succeeded,
     one refresh at the end. An Elasticsearch that stops answering ends the run with
-    :class:`IndexingInterrupted`; a rerun resumes (finished documents are skipped)."""
+    :class:`IndexingInterrupted`; a rerun resumes (finished documents are skipped).
+    ``force`` re-indexes unchanged documents too (for upgrades): every chunk is re-sent,
+    its vector from the embedding cache."""
     report = IndexReport()
     pipeline_key = f"{PIPELINE_VERSION}|{embedder.model_key}"
     touched: list[ParsedDocument] = []
@@ -241,18 +267,21 @@ def index_documents(
         for doc, chunks in batch:
             digest = content_hash(doc, chunks)
             record = stored.get(doc.id, {})
-            if (record.get("content_hash") == digest
+            if (not force and record.get("content_hash") == digest
                     and record.get("pipeline_key") == pipeline_key):
                 report.skipped_unchanged += 1
                 report.chunks_unchanged += len(chunks)
                 continue
-            group.append(_Pending(doc, chunks, [], set(), digest))
+            stale_enrichment = _enrichment_stale(record, doc)
+            report.enrichment_stale += stale_enrichment
+            group.append(_Pending(doc, chunks, [], set(), digest, stale_enrichment))
         previous = existing_chunks(client, names, [p.doc.id for p in group])
         for pending in group:
             have = previous.get(pending.doc.id, set())
             # Chunk ids hash their content; reuse them only when the record proves they were
             # embedded by this pipeline (a run killed before the record re-sends them all).
-            reuse = stored.get(pending.doc.id, {}).get("pipeline_key") == pipeline_key
+            reuse = (not force
+                     and stored.get(pending.doc.id, {}).get("pipeline_key") == pipeline_key)
             pending.to_embed = [c for c in pending.chunks if not (reuse and c.id in have)]
             pending.stale = have - {c.id for c in pending.chunks}
             report.chunks_unchanged += len(pending.chunks) - len(pending.to_embed)
@@ -316,10 +345,14 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
             report.failed[pending.doc.id] = failed[pending.doc.id]
             continue
         report.deleted_stale += len(pending.stale)
-        doc_actions.append({"_op_type": "index", "_index": names.documents,
-                            "_id": pending.doc.id,
-                            "_source": document_source(pending.doc, pending.chunks,
-                                                       pipeline_key, pending.digest, smoke)})
+        fields = document_source(pending.doc, pending.chunks, pipeline_key, pending.digest,
+                                 smoke)
+        if pending.enrichment_stale:
+            fields["enrichment_stale"] = True
+        # An upsert of the indexer's own fields: what enrich and review wrote stays.
+        doc_actions.append({"_op_type": "update", "_index": names.documents,
+                            "_id": pending.doc.id, "retry_on_conflict": RETRY_ON_CONFLICT,
+                            "doc": fields, "doc_as_upsert": True})
         touched.append(pending.doc)
     for doc_id, reason in _bulk(client, doc_actions).items():
         report.failed[doc_id] = reason

@@ -164,6 +164,7 @@ def documents_mapping() -> dict[str, Any]:
             "n_chunks": {"type": "integer"},
             "n_units": {"type": "integer"},
             "content_hash": _KW,
+            "source_hash": _KW,
             "pipeline_key": _KW,
             "source_format": _KW,
             "language": _KW,
@@ -182,6 +183,8 @@ def documents_mapping() -> dict[str, Any]:
             "needs_attention": {"type": "boolean"},
             "review_reasons": _KW,
             "enrichment": {"type": "object", "enabled": False},
+            # Set by the indexer when the text changed since it was enriched; enrich clears it.
+            "enrichment_stale": {"type": "boolean"},
         },
     }
 
