@@ -19,11 +19,13 @@ The result is plain data (:func:`links_for`), the JSON of ``boeflow links``, sto
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from elasticsearch import ApiError, Elasticsearch, TransportError
 from lxml import etree
 
 from boeflow.boe.consolidada import (
@@ -36,8 +38,14 @@ from boeflow.boe.consolidada import (
     title_key,
 )
 from boeflow.boe.document import Reference, parse_document_meta
+from boeflow.boe.store import RawStore
 from boeflow.citations import BY_ID
+from boeflow.config import Settings
+from boeflow.errors import BoeflowError
+from boeflow.index.mapping import IndexNames
 from boeflow.textnorm import fold
+
+log = logging.getLogger(__name__)
 
 AMENDING = ("modifica", "añade", "suprime", "deroga", "corrige")
 CITING = ("de_conformidad", "cita")
@@ -245,3 +253,48 @@ def links_for(root: etree._Element, consolidada: ConsolidadaClient) -> dict[str,
             entry["error"] = error
         references.append(entry)
     return {"boe_id": meta.id, "references": references}
+
+
+def _needs_links(record: dict[str, Any]) -> bool:
+    """An item that acts on other norms and whose links are missing or still pending."""
+    if not any(ref.get("direction") == "anterior" for ref in record.get("references") or []):
+        return False
+    stored = record.get("legal_links")
+    if not stored:
+        return True
+    return any(block.get("status") == "pending_consolidation"
+               for ref in stored.get("references", []) for block in ref.get("blocks", []))
+
+
+def refresh_links(day: date, settings: Settings, store: RawStore, es: Elasticsearch,
+                  names: IndexNames, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Compute the links of the day's items that act on other norms (from their fetched
+    XML in the raw store), store them on their ``boe-documents`` records (``legal_links``)
+    and in ``records``; items already linked and fully consolidated are left alone. A
+    failure is recorded per item, never raised: the digest is built without that card."""
+    from boeflow.boe.http import BoeClient, ClientConfig, FetchError
+    from boeflow.boe.store import day_prefix
+    from boeflow.xmlsafe import parse_xml_bytes
+
+    wanted = [boe_id for boe_id, record in records.items() if _needs_links(record)]
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    if not wanted:
+        return {"linked": done, "failed": failed}
+    with BoeClient(ClientConfig.from_settings(settings)) as client:
+        consolidada = ConsolidadaClient(client, store)
+        for boe_id in wanted:
+            key = f"{day_prefix(day)}/items/{boe_id}.xml"
+            try:
+                if not store.exists(key):
+                    failed[boe_id] = "no XML of the item in the raw store"
+                    continue
+                result = links_for(parse_xml_bytes(store.read(key)), consolidada)
+                es.update(index=names.documents, id=boe_id, doc={"legal_links": result})
+            except (BoeflowError, FetchError, ValueError, ApiError, TransportError) as exc:
+                failed[boe_id] = " ".join(str(exc).split())[:300]
+                log.warning("links of %s: %s", boe_id, failed[boe_id])
+                continue
+            records[boe_id]["legal_links"] = result
+            done.append(boe_id)
+    return {"linked": done, "failed": failed}

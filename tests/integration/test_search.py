@@ -313,8 +313,8 @@ def test_stemming_meets_other_inflections_and_exact_words_still_win(
     names = names_for(es_settings)
     # No chunk holds these words, only other forms ("embarazo", "campamento",
     # "desescombro"): exact and folded fields cannot match them, the stem field can.
+    # ("campamentos" left this list when RDL 7/2024, which has the word, joined the samples.)
     for word, doc_id in (("embarazadas", "BOE-A-2024-23543"),
-                         ("campamentos", "BOE-B-2025-20771"),
                          ("desescombrar", "BOE-B-2024-43583")):
         assert _matching_documents(client, names, {"match": {"text_folded": word}}) == 0
         results = searcher.search(word, "bm25", size=3)
