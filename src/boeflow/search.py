@@ -449,6 +449,25 @@ class Searcher:
                       for hit in hits}
             best = max(len(organ_words & titles[i]) for i in ids)
             ids = [i for i in ids if len(organ_words & titles[i]) == best]
+        if not ids and prefix:
+            ids = self._cited_by_others(prefix)
+        return ids
+
+    def _cited_by_others(self, prefix: str) -> list[str]:
+        """A norm the index does not hold, named by the references of documents it does
+        hold: the analysis of an item that corrects or cites "la Orden DSA/383/2020, de 29
+        de abril" gives that order's BOE id."""
+        body: dict[str, Any] = {"query": {"match_phrase": {"text_folded": prefix}},
+                                "size": 20, "_source": ["references"],
+                                "track_total_hits": False}
+        hits = self._call("search", index=self.names.documents, **body)["hits"]["hits"]
+        named = re.compile(r"(?<![\w/])" + re.escape(prefix) + r"(?![\d/])")
+        ids: list[str] = []
+        for hit in hits:
+            for ref in hit.get("_source", {}).get("references", []):
+                target = ref.get("target_id")
+                if target and target not in ids and named.search(fold(ref.get("text") or "")):
+                    ids.append(target)
         return ids
 
     def _pin(self, query: str, filters: Filters, results: list[DocumentResult],
