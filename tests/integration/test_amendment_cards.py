@@ -154,3 +154,28 @@ def test_word_diff_marks_only_the_change() -> None:
     long = " ".join(f"w{n}" for n in range(100))
     skipped = word_diff(long, long + " fin")
     assert [p.op for p in skipped] == ["skip", "equal", "insert"]
+
+
+def test_a_de_conformidad_card_is_collapsed_with_the_text_in_force(
+        day: dict[str, Any]) -> None:
+    """RDL 6/2024 acts "de conformidad con el art. 23 de la Ley 17/2015", a law the recorded
+    API lacks; pointed at art. 21 of the recorded Ley 39/2015 instead, the card is folded and
+    holds the article as in force on 2024-11-06."""
+    from boeflow.digest.amendments import cards
+
+    source = (DOCUMENTS / "BOE-A-2024-22928.xml").read_bytes()
+    changed = source.replace(
+        b'referencia="BOE-A-2015-7730" orden="3060">\n          <palabra codigo="440">DE '
+        b'CONFORMIDAD con</palabra>\n          <texto>el art. 23 de la Ley 17/2015',
+        b'referencia="BOE-A-2015-10565" orden="3060">\n          <palabra codigo="440">DE '
+        b'CONFORMIDAD con</palabra>\n          <texto>el art. 21 de la Ley 39/2015', 1)
+    assert changed != source
+    with BoeClient(ClientConfig.from_settings(day["settings"])) as client:
+        links = links_for(parse_xml_bytes(changed), ConsolidadaClient(client))
+    card = next(c for c in cards(links) if c.relation == "de_conformidad")
+    assert card.collapsed and card.target == "BOE-A-2015-10565"
+    [block] = card.blocks
+    assert block.title == "Artículo 21" and block.status == "consolidated"
+    assert block.before and block.before.startswith("Artículo 21. Obligación de resolver")
+    assert block.after is None and block.diff == []
+    assert [c.collapsed for c in cards(links)][-1]  # folded cards come last

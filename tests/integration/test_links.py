@@ -200,3 +200,14 @@ def test_cli_links_json_and_clear_errors(server: BoeServer, tmp_path: Path) -> N
         failed = run(*args)
         assert failed.returncode == 1
         assert expected in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_indice_and_analisis_of_a_recorded_law(server: BoeServer, tmp_path: Path) -> None:
+    store = RawStore(tmp_path)
+    with BoeClient(config(server.url)) as client:
+        consolidada = ConsolidadaClient(client, store)
+        index = consolidada.indice("BOE-A-2013-12887")
+        assert index[:2] == [("preambulo", ""), ("tpreliminar", "TÍTULO PRELIMINAR")]
+        assert ("a1", "Artículo 1") in index
+        assert b"<referencias>" in consolidada.analisis(LBRL)
+    assert store.exists("consolidada/BOE-A-2013-12887/20260102T105216Z/indice.xml")

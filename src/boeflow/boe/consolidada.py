@@ -142,7 +142,7 @@ def parse_metadatos(content: bytes, boe_id: str) -> Law:
 
 def parse_block(node: etree._Element) -> Block:
     block = Block(id=node.get("id", ""), tipo=node.get("tipo", ""),
-                  titulo=node.get("titulo", ""))
+                  titulo=" ".join(node.get("titulo", "").split()))  # NBSPs occur
     for version in node.iterfind("version"):
         block.versions.append(Version(
             id_norma=version.get("id_norma", ""),
@@ -228,7 +228,8 @@ class ConsolidadaClient:
         law = self._laws.get(boe_id) or self.metadatos(boe_id)
         root = parse_xml_bytes(self._cached(boe_id, law.updated, "indice", "/texto/indice"))
         _check_status(root, boe_id)
-        return [((node.findtext("id") or "").strip(), (node.findtext("titulo") or "").strip())
+        return [((node.findtext("id") or "").strip(), " ".join((node.findtext("titulo") or "")
+                                                                .split()))
                 for node in root.iterfind("data/bloque")]
 
     def block(self, boe_id: str, block_id: str) -> Block | None:
