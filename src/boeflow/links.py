@@ -283,7 +283,7 @@ def refresh_links(day: date, settings: Settings, store: RawStore, es: Elasticsea
         return {"linked": done, "failed": failed}
     with BoeClient(ClientConfig.from_settings(settings)) as client:
         consolidada = ConsolidadaClient(client, store)
-        for boe_id in wanted:
+        for n, boe_id in enumerate(wanted):
             key = f"{day_prefix(day)}/items/{boe_id}.xml"
             try:
                 if not store.exists(key):
@@ -291,7 +291,15 @@ def refresh_links(day: date, settings: Settings, store: RawStore, es: Elasticsea
                     continue
                 result = links_for(parse_xml_bytes(store.read(key)), consolidada)
                 es.update(index=names.documents, id=boe_id, doc={"legal_links": result})
-            except (BoeflowError, FetchError, ValueError, ApiError, TransportError) as exc:
+            except FetchError as exc:
+                # The API is unreachable: nothing is stored (the next build retries) and
+                # the other items are not tried (each would wait out the same retries).
+                reason = "consolidated legislation API unreachable: " + " ".join(
+                    str(exc).split())[:250]
+                failed.update({other: reason for other in wanted[n:]})
+                log.warning("links of %s: %s", ", ".join(wanted[n:]), reason)
+                break
+            except (BoeflowError, ValueError, ApiError, TransportError) as exc:
                 failed[boe_id] = " ".join(str(exc).split())[:300]
                 log.warning("links of %s: %s", boe_id, failed[boe_id])
                 continue

@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from boeflow.boe.consolidada import ConsolidadaClient
 from boeflow.boe.fetch import Fetcher, FetchOptions
 from boeflow.boe.http import BoeClient, ClientConfig
-from boeflow.boe.replay import BoeServer
+from boeflow.boe.replay import BoeServer, Fault
 from boeflow.boe.store import RawStore
 from boeflow.config import Settings
 from boeflow.digest.amendments import word_diff
@@ -134,6 +134,15 @@ def test_refresh_links_stores_them_on_the_record(day: dict[str, Any],
     record = _record(RDL)
     es.index(index=names.documents, id=RDL, document=record, refresh=True)
     records = fetch_records(es, names, [RDL])
+    # The API failing (HTTP 500 on the LBRL): nothing stored, the item recorded as failed.
+    metadatos = "/datosabiertos/api/legislacion-consolidada/id/BOE-A-1985-5392/metadatos"
+    day["server"].persistent[metadatos] = Fault("status", status=500)
+    try:
+        down = refresh_links(DAY, settings, day["store"], es, names, records)
+    finally:
+        del day["server"].persistent[metadatos]
+    assert down["linked"] == [] and "API unreachable: HTTP 500" in down["failed"][RDL]
+    assert "legal_links" not in fetch_records(es, names, [RDL])[RDL]
     first = refresh_links(DAY, settings, day["store"], es, names, records)
     assert first == {"linked": [RDL], "failed": {}}
     es.indices.refresh(index=names.documents)

@@ -22,7 +22,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from boeflow.boe.http import BoeClient, FetchError, NotFound
+from boeflow.boe.http import BoeClient, NotFound
 from boeflow.boe.ids import require_boe_id
 from boeflow.boe.store import RawStore
 from boeflow.errors import BoeflowError
@@ -180,12 +180,12 @@ class ConsolidadaClient:
         return API.format(boe_id=require_boe_id(boe_id, "law")) + suffix
 
     def _get(self, boe_id: str, suffix: str) -> bytes:
+        """The body; LawNotFound on 404. Other fetch failures (network, 5xx after the
+        retries) propagate as FetchError: they say nothing about the law."""
         try:
             return self.client.fetch(self._url(boe_id, suffix), "xml").content
         except NotFound:
             raise LawNotFound(f"{boe_id}: not in the consolidated legislation API") from None
-        except FetchError as exc:
-            raise ConsolidadaError(f"{boe_id}{suffix}: {exc}") from None
 
     def _cached(self, boe_id: str, updated: str, name: str, suffix: str) -> bytes:
         key = None
