@@ -56,7 +56,7 @@ def _print(result: dict[str, Any]) -> None:
     if not result["references"]:
         err_console.print("  no references to other norms")
     for ref in result["references"]:
-        title = ref["target_title"] or ref["target"]
+        title = ref["target_title"] or ref["text"] or ref["target"]
         err_console.print(f"  {ref['relation'].upper()} {ref['target']} — {title[:100]}",
                           highlight=False, markup=False)
         if ref.get("error"):
