@@ -479,6 +479,9 @@ def build_digest_day(day: str, settings: Settings | None = None,
         watchlists = load_watchlists(settings.digest_watchlists_file)
         with get_client(settings) as client, state(settings) as conn:
             inputs = collect(when, settings, store, client, names, conn)
+            from boeflow.links import refresh_links
+
+            detail["links"] = refresh_links(when, settings, store, client, names, inputs.records)
             draft = build_draft(inputs, smoke=settings.is_smoke)
             if watchlists and draft.status == "draft":
                 query = (hybrid_query(settings, client, names)

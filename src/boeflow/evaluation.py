@@ -5,13 +5,16 @@ per line. A relevant entry is a BOE id (any chunk of that document counts) or
 ``ID::HEADING`` (a chunk of that document whose heading starts with HEADING). Public Spanish
 legal QA sets can be converted to this format and run with ``--set FILE``.
 
-Two sets ship with boeflow: ``known_items`` (title and first-sentence queries, built by
+Three sets ship with boeflow: ``known_items`` (title and first-sentence queries, built by
 :func:`build_known_items`) and ``natural_queries`` (paraphrases a user would type, written
-by hand over the samples). Queries whose relevant entries are all BOE ids are run through
-the document search users see (``Searcher.search``: collapsed per document); the others
-through the chunk ranking. Recall@k is the share of a query's relevant entries found in
-the top k (at most k of them can be), averaged over queries; MRR@10 uses the first
-relevant result.
+by hand over the samples), and ``citations`` (BOE ids, ELI URIs, norm citations with their
+abbreviations and acronyms, resolutions by date and organ, corrections of errors, citations
+inside free text: the relevant entry is the cited norm, or the document that modifies it
+when the cited norm itself is not indexed). Queries whose relevant entries are all BOE ids
+are run through the document search users see (``Searcher.search``: collapsed per
+document); the others through the chunk ranking. Recall@k is the share of a query's
+relevant entries found in the top k (at most k of them can be), averaged over queries;
+MRR@10 uses the first relevant result.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from boeflow.types import ParsedDocument
 KS = (1, 5, 10)
 KNOWN_ITEMS = "known_items.jsonl"
 NATURAL_QUERIES = "natural_queries.jsonl"
-SHIPPED_SETS = {"known_items": KNOWN_ITEMS, "natural_queries": NATURAL_QUERIES}
+CITATION_QUERIES = "citation_queries.jsonl"
+SHIPPED_SETS = {"known_items": KNOWN_ITEMS, "natural_queries": NATURAL_QUERIES,
+                "citations": CITATION_QUERIES}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ a citation and its links.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +22,13 @@ from typing import Any, Literal
 from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, NotFoundError, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 
+from boeflow.citations import (
+    MONTHS,
+    Citation,
+    find_citations,
+    resolve_offline,
+    strip_citations,
+)
 from boeflow.embed import Embedder
 from boeflow.errors import BoeflowError
 from boeflow.index.client import SearchBackendError
@@ -333,7 +341,174 @@ class Searcher:
                 groups.setdefault(doc_id, (hit, []))[1].append(_chunk_hit(hit))
             ranked[name] = [(top, chunks[:chunks_per_doc])
                             for top, chunks in list(groups.values())[:size]]
-        return _documents(ranked, mode, size, chunks_per_doc)
+        results = _documents(ranked, mode, size, chunks_per_doc)
+        cited = self.citation_groups(query, filters)
+        if cited:
+            results = self._pin(query, filters, results, cited, size, chunks_per_doc)
+        return results
+
+    # --- citations ----------------------------------------------------------------------
+
+    def citation_groups(self, query: str, filters: Filters | None = None) -> list[list[str]]:
+        """The documents a query's citations point at, in the order they are shown first:
+        the cited norms, their corrections, the documents that modify or repeal them, those
+        that cite them (corrections first when the query asks for the "corrección de errores
+        de…"). Empty when the query cites nothing the index knows."""
+        citations = find_citations(query)
+        if not citations:
+            return []
+        targets: list[str] = []
+        for cited in citations:
+            targets.extend(t for t in self._resolve(cited) if t not in targets)
+        if not targets:
+            return []
+        clauses = (filters or Filters()).clauses()
+        exist_body = {"query": {"bool": {"filter": [{"ids": {"values": targets}}, *clauses]}},
+                      "size": len(targets), "_source": False, "track_total_hits": False}
+        related_body = {
+            "query": {"bool": {"filter": [{"terms": {"references.target_id": targets}},
+                                          *clauses]}},
+            "size": 500, "_source": ["references"], "track_total_hits": False,
+            "sort": [{"published": {"order": "desc", "unmapped_type": "date"}}]}
+        exist, related = self._call("msearch", searches=[
+            {"index": self.names.documents}, exist_body,
+            {"index": self.names.documents}, related_body])["responses"]
+        present = {hit["_id"] for hit in exist.get("hits", {}).get("hits", [])}
+        cited_ids = [t for t in targets if t in present]
+        # Free-text words that name a reference's own word ("convalida" for "PUBLICA Acuerdo
+        # de convalidación"): the query asks for that related document, not the norm.
+        qualifiers = {w[:6] for w in _WORDS.findall(fold(strip_citations(query, citations)))
+                      if len(w) >= 5}
+        named: list[str] = []
+        corrections: list[str] = []
+        modifiers: list[str] = []
+        citers: list[str] = []
+        for hit in related.get("hits", {}).get("hits", []):
+            refs = [ref for ref in hit["_source"].get("references", [])
+                    if ref.get("target_id") in targets
+                    and ref.get("direction", "anterior") == "anterior"]
+            relations = {ref.get("relation") for ref in refs}
+            if hit["_id"] in cited_ids or not relations:
+                continue
+            words = {w[:6] for ref in refs for w in _WORDS.findall(fold(ref.get("word") or ""))
+                     if len(w) >= 5}
+            if words & qualifiers:
+                named.append(hit["_id"])
+            elif "corrige" in relations:
+                corrections.append(hit["_id"])
+            elif relations & {"modifica", "deroga"}:
+                modifiers.append(hit["_id"])
+            else:
+                citers.append(hit["_id"])
+        if any(c.correction for c in citations):
+            return [g for g in (named, corrections, cited_ids, modifiers, citers) if g]
+        return [g for g in (named, cited_ids, corrections, modifiers, citers) if g]
+
+    def _resolve(self, cited: Citation) -> list[str]:
+        """BOE ids a citation names: known ids directly, the rest looked up in boe-documents
+        (ELI, rango + official number or title prefix, resolution date + organ)."""
+        known = resolve_offline(cited)
+        if known:
+            return [known]
+        ids = self._lookup(cited)
+        if not ids and cited.rango in _STATE_RANGO:
+            # "decreto ley 6/2024" as people write it: the State's Real Decreto-ley.
+            rango = _STATE_RANGO[cited.rango]
+            ids = self._lookup(Citation(**{**cited.__dict__, "rango": rango}))
+        return ids
+
+    def _lookup(self, cited: Citation) -> list[str]:
+        prefix = ""
+        if cited.rango and cited.number:
+            prefix = fold(f"{cited.rango} {cited.number}")
+        elif cited.kind == "resolucion" and cited.day:
+            prefix = fold(f"resolución de {cited.day.day} de "
+                          f"{MONTHS[cited.day.month - 1]} de {cited.day.year}")
+        should: list[dict[str, Any]] = []
+        if cited.eli:  # an ELI names one norm whatever its rango
+            should.append({"term": {"eli": cited.eli}})
+        if prefix and cited.rango:
+            should.append({"bool": {"filter": [{"term": {"rango": cited.rango}}],
+                                    "must": [{"match_phrase": {"title_folded": prefix}}]}})
+        if not should:
+            return []
+        body: dict[str, Any] = {"query": {"bool": {"should": should, "minimum_should_match": 1}},
+                                "size": 50, "_source": ["title", "eli"],
+                                "track_total_hits": False}
+        hits = self._call("search", index=self.names.documents, **body)["hits"]["hits"]
+        ids: list[str] = []
+        for hit in hits:
+            source = hit.get("_source", {})
+            title = fold(source.get("title") or "")
+            by_eli = bool(cited.eli) and source.get("eli") == cited.eli
+            if by_eli or (prefix and re.match(re.escape(prefix) + r"(?![\d/])", title)):
+                ids.append(hit["_id"])
+        if cited.kind == "resolucion" and cited.organ and len(ids) > 1:
+            organ_words = set(_WORDS.findall(fold(cited.organ))) - _ORGAN_STOP
+            titles = {hit["_id"]: set(_WORDS.findall(fold(hit["_source"].get("title", ""))))
+                      for hit in hits}
+            best = max(len(organ_words & titles[i]) for i in ids)
+            ids = [i for i in ids if len(organ_words & titles[i]) == best]
+        if not ids and prefix:
+            ids = self._cited_by_others(prefix)
+        return ids
+
+    def _cited_by_others(self, prefix: str) -> list[str]:
+        """A norm the index does not hold, named by the references of documents it does
+        hold: the analysis of an item that corrects or cites "la Orden DSA/383/2020, de 29
+        de abril" gives that order's BOE id."""
+        body: dict[str, Any] = {"query": {"match_phrase": {"text_folded": prefix}},
+                                "size": 20, "_source": ["references"],
+                                "track_total_hits": False}
+        hits = self._call("search", index=self.names.documents, **body)["hits"]["hits"]
+        named = re.compile(r"(?<![\w/])" + re.escape(prefix) + r"(?![\d/])")
+        ids: list[str] = []
+        for hit in hits:
+            for ref in hit.get("_source", {}).get("references", []):
+                target = ref.get("target_id")
+                if target and target not in ids and named.search(fold(ref.get("text") or "")):
+                    ids.append(target)
+        return ids
+
+    def _pin(self, query: str, filters: Filters, results: list[DocumentResult],
+             groups: list[list[str]], size: int, chunks_per_doc: int) -> list[DocumentResult]:
+        """Cited documents first (group by group, each group in the free-text ranking's order),
+        then the rest of the ranking."""
+        by_id = {r.doc_id: r for r in results}
+        normal_rank = {r.doc_id: n for n, r in enumerate(results)}
+        pinned: list[str] = []
+        for group in groups:
+            ordered = sorted(group, key=lambda d: normal_rank.get(d, len(results)))
+            pinned.extend(d for d in ordered if d not in pinned)
+        pinned = pinned[:size]
+        missing = [d for d in pinned if d not in by_id]
+        if missing:
+            by_id.update({r.doc_id: r for r in self._pinned_results(query, filters, missing,
+                                                                     chunks_per_doc)})
+        shown = [by_id[d] for d in pinned if d in by_id]
+        for n, result in enumerate(shown, start=1):
+            result.ranks = {**result.ranks, "citation": n}
+        kept = {r.doc_id for r in shown}
+        return (shown + [r for r in results if r.doc_id not in kept])[:size]
+
+    def _pinned_results(self, query: str, filters: Filters, doc_ids: list[str],
+                        chunks_per_doc: int) -> list[DocumentResult]:
+        """Cited documents the free-text ranking did not reach: each with its chunks that best
+        match the query (its first chunks when none do)."""
+        bodies = {doc_id: {
+            "query": {"bool": {"filter": [{"term": {"doc_id": doc_id}}, *filters.clauses()],
+                               "should": [bm25_query(query, Filters())]}},
+            "size": chunks_per_doc, "_source": _SOURCE, "track_total_hits": False,
+            "sort": ["_score", {"start": "asc"}]} for doc_id in doc_ids}
+        responses = self._msearch(bodies)
+        out = []
+        for doc_id in doc_ids:
+            hits = responses[doc_id]["hits"]["hits"]
+            if not hits:
+                continue  # filtered out
+            ranked = {"bm25": [(hits[0], [_chunk_hit(h) for h in hits])]}
+            out.extend(_documents(ranked, "bm25", 1, chunks_per_doc))
+        return out
 
     def _details(self, query: str, results: list[DocumentResult]) -> None:
         """One ``_msearch`` for what is shown: the text and highlights of the chunks on the
@@ -385,6 +560,12 @@ class Searcher:
         if details and results:
             self._details(query, results)
         return results
+
+
+_WORDS = re.compile(r"\w+")
+_STATE_RANGO = {"Decreto": "Real Decreto", "Decreto-ley": "Real Decreto-ley",
+                "Decreto Legislativo": "Real Decreto Legislativo"}
+_ORGAN_STOP = frozenset(("de", "del", "la", "el", "los", "las", "y", "para", "en"))
 
 
 def _rejection(response: dict[str, Any]) -> Any:

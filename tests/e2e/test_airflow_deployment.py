@@ -457,7 +457,7 @@ def _backfill(deployment: LocalAirflow, start: str, end: str, conf: dict[str, An
 
 BACKFILL_WEEK = ["2024-11-06", "2024-11-07", "2024-11-08", "2024-11-09", "2024-11-11",
                  "2024-11-12", "2024-11-13"]  # Monday-Saturday: no run on Sunday the 10th
-RECORDED = ["2024-11-06", "2024-11-13", "2025-03-07"]  # the BOEs the replay server has
+RECORDED = ["2024-11-06", "2024-11-12", "2024-11-13", "2025-03-07"]  # the BOEs the replay has
 
 
 def test_backfill_processes_each_recorded_day_once(deployment: LocalAirflow) -> None:

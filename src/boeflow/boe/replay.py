@@ -6,6 +6,9 @@ injects faults on demand.
 * ``/diario_boe/xml.php?id=BOE-S-YYYYMMDD`` → the legacy sumario; ``?id=BOE-A|B-…`` →
   ``documents/<id>.xml``.
 * ``/boe/dias/YYYY/MM/DD/pdfs/<id>.pdf`` → ``pdf/<id>.pdf``.
+* ``/datosabiertos/api/legislacion-consolidada/id/<id>/metadatos|analisis|texto|texto/indice``
+  → ``consolidada/<id>/metadatos|analisis|texto|indice.xml``; ``…/texto/bloque/<block>`` is
+  cut out of ``texto.xml``; a law or block not recorded answers the API's 404 payload.
 
 Anything not recorded answers 404. Every response carries an ETag and honours
 ``If-None-Match``. Only binds 127.0.0.1; every sleep is bounded.
@@ -257,12 +260,40 @@ class BoeServer:
             if re.fullmatch(r"BOE-[A-Z]-\d{4}-\d+", boe_id) and file.exists():
                 return Served(file.read_bytes(), "text/xml; charset=UTF-8")
             return None
+        consolidada = re.fullmatch(
+            r"/datosabiertos/api/legislacion-consolidada/id/(BOE-[A-Z]-\d{4}-\d+)/"
+            r"(metadatos|analisis|texto|texto/indice|texto/bloque/([A-Za-z0-9_-]+))",
+            parts.path)
+        if consolidada:
+            return self._consolidada(*consolidada.groups())
         pdf = re.fullmatch(r"/boe/dias/\d{4}/\d{2}/\d{2}/pdfs/(BOE-[A-Z]-\d{4}-\d+)\.pdf",
                            parts.path)
         if pdf and (self.samples / "pdf" / f"{pdf.group(1)}.pdf").exists():
             return Served((self.samples / "pdf" / f"{pdf.group(1)}.pdf").read_bytes(),
                           "application/pdf")
         return None
+
+    def _consolidada(self, boe_id: str, what: str, block_id: str | None) -> Served | None:
+        folder = self.samples / "consolidada" / boe_id
+        xml = "application/xml; charset=utf-8"
+        if block_id is None:
+            name = "indice" if what == "texto/indice" else what
+            file = folder / f"{name}.xml"
+            return Served(file.read_bytes(), xml) if file.exists() else None
+        texto = folder / "texto.xml"
+        if not texto.exists():
+            return None
+        root = parse_xml_bytes(texto.read_bytes())
+        node = next((b for b in root.iterfind("data/texto/bloque")
+                     if b.get("id") == block_id), None)
+        if node is None:
+            return None
+        response = etree.Element("response")
+        status = etree.SubElement(response, "status")
+        etree.SubElement(status, "code").text = "200"
+        etree.SubElement(status, "text").text = "ok"
+        etree.SubElement(response, "data").append(copy.deepcopy(node))
+        return Served(etree.tostring(response, xml_declaration=True, encoding="utf-8"), xml)
 
     def next_fault(self, path: str) -> Fault | None:
         # Persistent faults win over overrides and recordings: a hostile path stays hostile.
@@ -348,7 +379,8 @@ class BoeServer:
                     return
                 if served is None:
                     log(404, True)
-                    if path.startswith("/datosabiertos/api/boe/sumario/"):
+                    if path.startswith(("/datosabiertos/api/boe/sumario/",
+                                        "/datosabiertos/api/legislacion-consolidada/")):
                         payload = NOT_FOUND_JSON if "json" in accept else NOT_FOUND_XML
                         kind = "json" if "json" in accept else "xml"
                         self._send(404, payload, f"application/{kind}; charset=utf-8")

@@ -10,6 +10,7 @@ from boeflow.cli import (
     digest_cmd,
     enrich_cmd,
     fetch_cmd,
+    links_cmd,
     models_cmd,
     parse_cmd,
     pipeline_cmd,
@@ -32,6 +33,7 @@ app.add_typer(airflow_cmd.app, name="airflow")
 digest_cmd.register(app)
 enrich_cmd.register(app)
 fetch_cmd.register(app)
+links_cmd.register(app)
 parse_cmd.register(app)
 pipeline_cmd.register(app)
 search_cmd.register(app)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from boeflow.boe.manifest import DayManifest, ItemRecord
+from boeflow.digest.amendments import cards
 from boeflow.digest.model import (
     COMPACT_SECTIONS,
     SECTION_ORDER,
@@ -139,6 +140,7 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
     if entry.first_page is not None:
         pages = (str(entry.first_page) if entry.last_page in (None, entry.first_page)
                  else f"{entry.first_page}-{entry.last_page}")
+    amendments = cards(record.get("legal_links"))
     return Item(
         boe_id=entry.id, rango=record.get("rango") or entry.rango, epigrafe=entry.epigrafe,
         title_es=entry.title or str(record.get("title") or ""),
@@ -146,8 +148,9 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
         summary_es=summary_es, summary_va=summary_from(record.get("summary_va")),
         url_pdf=entry.url_pdf or record.get("url_pdf"), url_html=entry.url_html,
         url_xml=entry.url_xml, eli=record.get("eli"), pages=pages,
-        links=_links(entry, record, site_url), review=_review(record or None, bool(summary_es)),
-        compact=entry.section in COMPACT_SECTIONS or summary_es is None,
+        links=_links(entry, record, site_url), amendments=amendments,
+        review=_review(record or None, bool(summary_es)),
+        compact=(entry.section in COMPACT_SECTIONS or summary_es is None) and not amendments,
         smoke=bool(record.get("smoke", smoke)))
 
 

@@ -21,7 +21,8 @@ from boeflow.state.db import Connection
 _RECORD_FIELDS = ["doc_id", "title", "rango", "department", "section", "published", "materias",
                   "url_pdf", "eli", "references", "linked_from", "summary", "summary_text",
                   "summary_va", "title_va", "review_status", "needs_attention",
-                  "review_reasons", "smoke", "content_hash", "enrichment_stale"]
+                  "review_reasons", "smoke", "content_hash", "enrichment_stale",
+                  "legal_links"]
 
 
 def load_manifest(store: RawStore, day: date) -> DayManifest | None:

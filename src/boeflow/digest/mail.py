@@ -51,8 +51,8 @@ def digest_mails(digest: Digest, recipients: list[str],
             html=html, text=text))
     matches = {w.name: w.matches for w in digest.watchlists}
     for watch in watchlists:
-        if not watch.recipients:
-            continue
+        if not watch.recipients or watch.law_id:
+            continue  # follow-a-law lists: one message per recipient (below)
         found = matches.get(watch.name, [])
         lines = [f"Vigilancia «{watch.name}»: {len(found)} coincidencias el {day}", ""]
         lines += [f"- {m.boe_id} {m.title}" for m in found] or ["- Sin coincidencias hoy."]
@@ -60,4 +60,6 @@ def digest_mails(digest: Digest, recipients: list[str],
             channel=f"mail:watchlist:{watch.name}", recipients=sorted(set(watch.recipients)),
             subject=f"BOE del {day} · Vigilancia «{watch.name}»: {len(found)} coincidencias",
             html=html, text="\n".join(lines) + "\n\n" + text))
-    return mails
+    from boeflow.digest.follow import follow_mails
+
+    return mails + follow_mails(digest, watchlists)

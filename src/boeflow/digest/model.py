@@ -45,6 +45,44 @@ class Link(BaseModel):
     text: str = ""
 
 
+class DiffPart(BaseModel):
+    """A run of words of a before/after difference."""
+
+    op: Literal["equal", "delete", "insert", "skip"] = Field(
+        description="skip: a long unchanged run left out (its word count in text)")
+    text: str
+
+
+class BlockCard(BaseModel):
+    """One block of a law an item changes (or acts in accordance with)."""
+
+    block_id: str | None = None
+    title: str
+    status: Literal["consolidated", "pending_consolidation", "not_found"]
+    before: str | None = Field(None, description="text in force before the item")
+    after: str | None = Field(None, description="text the item introduced")
+    before_version: str | None = Field(None, description="id_norma of the before version")
+    after_version: str | None = None
+    after_from_item: bool = Field(False, description="the new wording is the item's own "
+                                  "quoted text (not yet in the consolidated law)")
+    diff: list[DiffPart] = Field(default_factory=list)
+
+
+class AmendmentCard(BaseModel):
+    """What an item does to another law, block by block (``boeflow links``)."""
+
+    relation: str = Field(description="modifica | añade | suprime | deroga | corrige | "
+                          "de_conformidad | cita")
+    target: str
+    target_title: str | None = None
+    url: str = Field(description="the consolidated law: its ELI, else the BOE's page")
+    text: str = Field("", description="the reference as the item's analysis words it")
+    in_consolidated: bool = Field(True, description="the law is in the consolidated "
+                                  "legislation API")
+    collapsed: bool = Field(description="shown folded (acting in accordance with a block)")
+    blocks: list[BlockCard] = Field(default_factory=list)
+
+
 class Edit(BaseModel):
     """A reviewer's correction of a summary text, re-checked automatically."""
 
@@ -78,6 +116,7 @@ class Item(BaseModel):
     eli: str | None = None
     pages: str | None = None
     links: list[Link] = Field(default_factory=list)
+    amendments: list[AmendmentCard] = Field(default_factory=list)
     review: ItemReview
     compact: bool = Field(description="listed compactly (title and link only)")
     smoke: bool = False

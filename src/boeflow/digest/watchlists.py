@@ -24,8 +24,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from boeflow.digest import follow
+from boeflow.digest.follow import RELATIONS, FollowRelation
 from boeflow.digest.model import Digest, Item, WatchlistResult, WatchMatch
 from boeflow.textnorm import fold
 
@@ -46,6 +48,15 @@ class Watchlist(BaseModel):
     query: str | None = None
     query_hits: int = Field(5, ge=1, le=50, description="top hybrid results kept")
     recipients: list[str] = Field(default_factory=list)
+    # Follow a law (boeflow.digest.follow): BOE id, ELI or citation, and the relations.
+    law: str | None = None
+    relations: list[FollowRelation] = Field(default_factory=lambda: list(RELATIONS))
+    law_id: str | None = Field(None, description="the followed law's BOE id (resolved)")
+
+    @model_validator(mode="after")
+    def _resolve_law(self) -> Watchlist:
+        self.law_id = follow.resolve(self.law) if self.law else None
+        return self
 
     def criteria(self) -> list[str]:
         out = [f"palabras: {', '.join(self.keywords)}"] if self.keywords else []
@@ -53,6 +64,8 @@ class Watchlist(BaseModel):
         out += [f"rangos: {', '.join(self.rangos)}"] if self.rangos else []
         out += [f"materias: {', '.join(self.materias)}"] if self.materias else []
         out += [f"búsqueda: «{self.query}»"] if self.query else []
+        out += [follow.describe(self.law, self.law_id, self.relations)] if self.law and \
+            self.law_id else []
         return out
 
 
@@ -117,6 +130,8 @@ def run_watchlists(digest: Digest, watchlists: list[Watchlist],
             materias = {fold(m).lower() for m in records.get(item.boe_id, {}).get("materias")
                         or []}
             reasons += [f"materia «{m}»" for m in watch.materias if fold(m).lower() in materias]
+            reasons += follow.law_reasons(watch.law_id, watch.relations,
+                                          records.get(item.boe_id, {}))
             if reasons:
                 why.setdefault(item.boe_id, []).extend(reasons)
         by_id = {i.boe_id: i for i in items}

@@ -159,6 +159,8 @@ def documents_mapping() -> dict[str, Any]:
                                            "source_title": {"type": "text", "index": False}}},
             "link_refs": _LINK_KEY,
             "link_from": _LINK_KEY,
+            # Issue 22: `boeflow links` of the item (blocks before/after), added in place.
+            "legal_links": {"type": "object", "enabled": False},
             "text": _TEXT,
             "text_folded": _TEXT,
             "n_chunks": {"type": "integer"},
