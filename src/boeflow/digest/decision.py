@@ -293,3 +293,14 @@ def answer_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: boo
     answer["reviewer"] = str(user.get("name") or user.get("id") or "") or None
     answer["reviewer_id"] = str(user["id"]) if user.get("id") is not None else None
     return answer
+
+
+def decision_from_row(day: str, row: Mapping[str, Any]) -> Decision:
+    """A decision as recorded in ``review_decisions`` (to finish its publication)."""
+    return Decision(day=day, draft_hash=row["draft_hash"], decision=row["decision"],
+                    reviewer=row.get("reviewer"), reviewer_id=row.get("reviewer_id"),
+                    decided_at=row.get("decided_at"), note=row.get("note"),
+                    excluded=list(row.get("excluded") or []),
+                    edits={k: str(v["resumen"] if isinstance(v, Mapping) else v)
+                           for k, v in dict(row.get("edits") or {}).items()},
+                    notes=dict(row.get("notes") or {}))
