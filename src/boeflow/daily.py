@@ -603,7 +603,8 @@ def _publish(settings: Settings, store: Any, draft: Any,
     if pending is not None and pointer is not None and pointer.version == pending["version"]:
         # Switched to but not finished (a crash, a refusal): readers already get this
         # version, so it is finished first, whatever is asked now.
-        finished = _finish_version(settings, store, when, int(pending["version"]))
+        finished = {**_finish_version(settings, store, when, int(pending["version"])),
+                    "resumed": True}
         pending = None
     try:
         if answer is None:
@@ -635,6 +636,8 @@ def _publish(settings: Settings, store: Any, draft: Any,
         current = latest_digest(conn, when)
         if decision.publishes and pending is None and current is not None \
                 and current["content_key"] == content_key:
+            if finished is not None and finished["version"] == current["version"]:
+                return {**finished, "resumed": True}  # this very decision, now finished
             update_day(conn, when, status="published", digest_status="published")
             return {"day": day, "published": False, "reason": "already_published",
                     "version": current["version"], **_decision_fields(decision)}
