@@ -244,6 +244,57 @@ def review_day(day: str, settings: Settings | None = None,
     return result
 
 
+# --- the same records for the CLI's steps (a day processed without Airflow) ---------------
+
+def record_fetched(day: str, settings: Settings, summary: Mapping[str, Any]) -> None:
+    """What the fetch task records (documents, the day, the task's outcome), for a day
+    fetched by ``boeflow fetch``."""
+    from boeflow.digest.collect import load_manifest
+    from boeflow.state.db import state
+    from boeflow.state.records import record_fetch, record_task
+
+    when = date.fromisoformat(day)
+    detail = dict(summary)
+    with state(settings) as conn:
+        record_fetch(conn, when, load_manifest(_store(settings), when), detail)
+        record_task(conn, when, "fetch", "failed" if detail.get("status") == "error"
+                    else "success", detail=detail, error=detail.get("error"))
+
+
+def record_indexed(day: str, settings: Settings, failed: Mapping[str, str]) -> None:
+    """What the index task records, for a day indexed by ``boeflow index --date``:
+    each document's content hash in Elasticsearch, or why it failed."""
+    from boeflow.digest.collect import fetch_records, load_manifest
+    from boeflow.index.client import get_client, names_for
+    from boeflow.state.db import state
+    from boeflow.state.records import record_index, record_task
+
+    when = date.fromisoformat(day)
+    manifest = load_manifest(_store(settings), when)
+    ids = [i.id for i in manifest.items] if manifest else []
+    with get_client(settings) as client:
+        records = fetch_records(client, names_for(settings), ids)
+    mine = {i: reason for i, reason in failed.items() if i in set(ids)}
+    with state(settings) as conn:
+        record_index(conn, when, {i: r.get("content_hash") for i, r in records.items()}, mine)
+        record_task(conn, when, "index", "failed" if mine and not records else "success",
+                    detail={"indexed": len(records), "failed": mine})
+
+
+def record_enriched(day: str, settings: Settings, result: Mapping[str, Any]) -> None:
+    """What the enrich and review tasks record, for a day enriched by ``boeflow enrich``."""
+    from boeflow.state.db import state
+    from boeflow.state.records import record_task
+
+    when = date.fromisoformat(day)
+    failed = dict(result.get("failed") or {})
+    with state(settings) as conn:
+        record_task(conn, when, "enrich", "failed" if failed and not result.get("enriched")
+                    else "success", detail=dict(result), error=result.get("error"))
+    if "error" not in result:
+        review_day(day, settings, enriched={"failed": failed})
+
+
 # --- batches: the DAG's per-document work (dynamic task mapping) ---------------------------
 
 LANGUAGES = ("es", "va")

@@ -414,36 +414,66 @@ def _phase(env: Env, version: int) -> str:
     return "switched" if pointer and pointer.version == version else "decided"
 
 
-def test_kill_9_of_digest_approve_at_random_points(env: Env) -> None:
+def _publish_task(env: Env) -> str | None:
+    with connect(env.settings) as conn:
+        row = conn.execute("SELECT status FROM task_runs WHERE day = %s AND task = 'publish'",
+                           (WHEN,)).fetchone()
+    return str(row["status"]) if row else None
+
+
+def test_kill_9_of_digest_approve_at_random_points(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round approves a new decision with ``boeflow digest approve`` in a subprocess,
+    SIGKILLs it at a random moment of its work (from its first write, the publish task's
+    ``running`` row, to its end), then reruns the same command (in this process: the same
+    CLI function, without paying the interpreter's start again)."""
+    from typer.testing import CliRunner
+
+    from boeflow.cli import app
+    from boeflow.config import get_settings
+
     seed = int(os.environ.get("BOEFLOW_KILL_SEED", str(random.SystemRandom().randrange(10**6))))
     rng = random.Random(seed)
     ids = [i.boe_id for i in env.draft.all_items() if i.boe_id != A]
     phases: Counter[str] = Counter()
     with smtp_server() as (port, inbox):
-        def run(n: int, kill_after: float | None) -> float:
-            args = ["digest", "approve", "--date", DAY, "--draft-hash", env.draft.draft_hash,
-                    "--exclude", ids[n], "--reviewer", "ana", "--json"]
-            start = time.monotonic()
-            proc = subprocess.Popen(env.command(*args), env=env.env(port),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            if kill_after is not None:
-                try:
-                    proc.wait(kill_after)
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                proc.communicate()
-                return time.monotonic() - start
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, f"seed {seed}: {err}"
-            assert json.loads(out)["version"] == n + 1
-            return time.monotonic() - start
+        for name, value in env.env(port).items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
 
-        full = run(0, None)  # v1, uninterrupted: how long a whole run takes
+        def args(n: int) -> list[str]:
+            return ["digest", "approve", "--date", DAY, "--draft-hash", env.draft.draft_hash,
+                    "--exclude", ids[n], "--reviewer", "ana", "--json"]
+
+        def killed(n: int, after: float | None) -> float:
+            """Run round ``n`` in a subprocess; SIGKILL it ``after`` seconds into its work
+            (None: let it finish). Returns how long its work took."""
+            proc = subprocess.Popen(env.command(*args(n)), env=env.env(port),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            while proc.poll() is None and _publish_task(env) != "running":
+                time.sleep(0.01)
+            started = time.monotonic()
+            try:
+                proc.wait(after)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate()
+            if after is None:
+                assert proc.returncode == 0, f"seed {seed}: {err}"
+                assert json.loads(out)["version"] == n + 1
+            return time.monotonic() - started
+
+        def rerun(n: int) -> None:
+            result = CliRunner().invoke(app, args(n))
+            assert result.exit_code == 0, (seed, n, result.output, result.exception)
+            assert json.loads(result.stdout)["version"] == n + 1
+
+        work = killed(0, None)  # v1, uninterrupted: how long the work takes
         one_version(env, [ids[0]])
         for n in range(1, KILLS + 1):
-            run(n, rng.uniform(0.25, 1.05) * full)
+            killed(n, rng.uniform(0, 1.1 * work))
             phases[_phase(env, n + 1)] += 1
-            run(n, None)  # the rerun finishes the same version
+            rerun(n)
             assert one_version(env, [ids[n]]) == n + 1, f"seed {seed}, kill {n}"
             per_version = Counter((m["Message-ID"].split(".")[2], tuple(r))
                                   for r, m in inbox.messages)
@@ -457,6 +487,6 @@ def test_kill_9_of_digest_approve_at_random_points(env: Env) -> None:
     assert [d["version"] for d in status["digests"]] == list(range(1, KILLS + 2))
     assert {(d["version"], d["recipient"]): d["status"] for d in status["deliveries"]} == {
         (v, r): "sent" for v in range(1, KILLS + 2) for r in READERS}
-    print(f"kill test seed {seed}: phases at the kill {dict(phases)}")
+    print(f"kill test seed {seed}: work {work:.1f} s; phases at the kill {dict(phases)}")
     # The random points reached the interesting places, not only the interpreter's start.
     assert len(phases) >= 3, (seed, phases)
