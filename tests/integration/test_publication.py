@@ -415,9 +415,14 @@ def _phase(env: Env, version: int) -> str:
 
 
 def _publish_task(env: Env) -> str | None:
+    import psycopg
+
     with connect(env.settings) as conn:
-        row = conn.execute("SELECT status FROM task_runs WHERE day = %s AND task = 'publish'",
-                           (WHEN,)).fetchone()
+        try:
+            row = conn.execute("SELECT status FROM task_runs WHERE day = %s AND task = "
+                               "'publish'", (WHEN,)).fetchone()
+        except psycopg.errors.UndefinedTable:  # the first run has not created the schema
+            return None
     return str(row["status"]) if row else None
 
 
