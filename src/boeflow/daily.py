@@ -555,15 +555,15 @@ def build_digest_day(day: str, settings: Settings | None = None,
     return result
 
 
-def review_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool
-                     ) -> dict[str, Any] | None:
+def review_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool,
+                     shown_hash: str | None = None) -> dict[str, Any] | None:
     """The reviewer's answer from the Airflow approval step's result, in the form
     ``publish_day`` validates (``boeflow.digest.decision.answer_from_hitl``); None when the
     step did not ask (nothing to review)."""
     from boeflow.digest.decision import DecisionError, answer_from_hitl
 
     try:
-        return answer_from_hitl(response, publish_on_timeout)
+        return answer_from_hitl(response, publish_on_timeout, shown_hash)
     except DecisionError as exc:
         raise TaskFailed(str(exc)) from None
 

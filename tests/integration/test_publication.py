@@ -475,11 +475,17 @@ def test_kill_9_of_digest_approve_at_random_points(
 
         work = killed(0, None)  # v1, uninterrupted: how long the work takes
         one_version(env, [ids[0]])
+        spent: Counter[str] = Counter()
         for n in range(1, KILLS + 1):
+            t0 = time.monotonic()
             killed(n, rng.uniform(0, 1.1 * work))
+            t1 = time.monotonic()
             phases[_phase(env, n + 1)] += 1
             rerun(n)
+            t2 = time.monotonic()
             assert one_version(env, [ids[n]]) == n + 1, f"seed {seed}, kill {n}"
+            spent.update({"killed run": t1 - t0, "rerun": t2 - t1,
+                          "checks": time.monotonic() - t2})
             per_version = Counter((m["Message-ID"].split(".")[2], tuple(r))
                                   for r, m in inbox.messages)
             assert per_version == {(f"v{v}", (rcpt,)): 1 for v in range(1, n + 2)
@@ -492,6 +498,7 @@ def test_kill_9_of_digest_approve_at_random_points(
     assert [d["version"] for d in status["digests"]] == list(range(1, KILLS + 2))
     assert {(d["version"], d["recipient"]): d["status"] for d in status["deliveries"]} == {
         (v, r): "sent" for v in range(1, KILLS + 2) for r in READERS}
-    print(f"kill test seed {seed}: work {work:.1f} s; phases at the kill {dict(phases)}")
+    print(f"kill test seed {seed}: work {work:.1f} s; phases at the kill {dict(phases)}; "
+          f"time spent {({k: round(v, 1) for k, v in spent.items()})}")
     # The random points reached the interesting places, not only the interpreter's start.
     assert len(phases) >= 3, (seed, phases)

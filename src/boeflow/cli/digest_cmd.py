@@ -117,9 +117,14 @@ def show(
         print_json(summary)
         return
     version = summary["published_version"]
-    out.print(f"{when}: {summary['status']}"
-              + (f" · publicado: versión {version}" if version else " · sin publicar"),
-              markup=False)
+    if summary["status"] == "no_publication":
+        line = "sin BOE ese día"
+    elif version:
+        line = f"publicado (versión {version})" + (
+            f"; {summary['status']}" if summary["status"] != "published" else "")
+    else:
+        line = f"pendiente ({summary['status'] or 'sin revisar'})"
+    out.print(f"{when}: {line}", markup=False)
     if summary["draft_hash"]:
         out.print(f"  borrador: {summary['draft_hash']}", markup=False)
     if version:

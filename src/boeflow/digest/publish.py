@@ -186,7 +186,9 @@ def index_digest(client: Elasticsearch, names: IndexNames, digest: Digest,
         {"_op_type": "index", "_index": names.digests, "_id": d["_id"],
          "_source": {k: v for k, v in d.items() if k != "_id"}} for d in docs]
     actions += [{"_op_type": "delete", "_index": names.digests, "_id": i} for i in stale]
-    helpers.bulk(client, actions, refresh="wait_for")
+    # A record already gone is fine: a run killed mid-publication may have sent these very
+    # deletes, still being applied when its rerun searched.
+    helpers.bulk(client, actions, refresh="wait_for", ignore_status=(404,))
     return len(docs)
 
 
