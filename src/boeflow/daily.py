@@ -848,16 +848,22 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
                                     status="sending", subject=mail.subject,
                                     message_id=mail.message_id or "")
                 error = None
-                try:
-                    send(mail)
-                except Exception as exc:  # recorded, then retried by Airflow
-                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                    failed[label] = error
                 with state(settings) as conn:
-                    record_delivery(conn, when, version, group.channel, recipient,
-                                    status="failed" if error else "sent",
-                                    subject=mail.subject, message_id=mail.message_id or "",
-                                    error=error)
+                    try:
+                        # "sent" is written first and committed the moment SMTP accepts the
+                        # message: a crash can only fall between the server's answer and
+                        # this commit (one round trip) to leave a sent message unrecorded.
+                        with conn.transaction():
+                            record_delivery(conn, when, version, group.channel, recipient,
+                                            status="sent", subject=mail.subject,
+                                            message_id=mail.message_id or "")
+                            send(mail)
+                    except Exception as exc:  # recorded, then retried by Airflow
+                        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                        failed[label] = error
+                        record_delivery(conn, when, version, group.channel, recipient,
+                                        status="failed", subject=mail.subject,
+                                        message_id=mail.message_id or "", error=error)
                 if error is None:
                     sent.append(label)
         detail.update({"day": day, "version": version, "sent": sent, "skipped": skipped,

@@ -399,39 +399,57 @@ def test_cli_approve_and_show(env: Env) -> None:
 KILLS = 30
 
 
-def _phase(env: Env, version: int) -> str:
-    """How far the killed run got with ``version``."""
-    pointer = read_pointer(daily._store(env.settings), WHEN)
-    with connect(env.settings) as conn:
-        rows = conn.execute("SELECT status FROM digests WHERE day = %s AND version = %s",
-                            (WHEN, version)).fetchall()
-        sent = conn.execute("SELECT count(*) AS n FROM deliveries WHERE day = %s AND "
-                            "version = %s", (WHEN, version)).fetchone()
-    if not rows:
-        return "not decided"
-    if rows[0]["status"] == "published":
-        return "delivering" if sent and sent["n"] else "published"
-    return "switched" if pointer and pointer.version == version else "decided"
+STEPS = ("started", "decided", "files", "switched", "indexed", "published", "sending",
+         "sent")
 
 
-def _publish_task(env: Env) -> str | None:
+def _step(env: Env, version: int) -> int:
+    """How far a run publishing ``version`` has got: an index into STEPS (-1: not started)."""
     import psycopg
 
+    folder = env.raw / "digests" / "2024" / "11" / "06" / f"v{version}"
     with connect(env.settings) as conn:
         try:
-            row = conn.execute("SELECT status FROM task_runs WHERE day = %s AND task = "
-                               "'publish'", (WHEN,)).fetchone()
+            task = conn.execute("SELECT status FROM task_runs WHERE day = %s AND task = "
+                                "'publish'", (WHEN,)).fetchone()
+            row = conn.execute("SELECT status FROM digests WHERE day = %s AND version = %s",
+                               (WHEN, version)).fetchone()
+            mails = conn.execute("SELECT count(*) FILTER (WHERE status = 'sent') AS sent, "
+                                 "count(*) AS n FROM deliveries WHERE day = %s AND "
+                                 "version = %s", (WHEN, version)).fetchone()
         except psycopg.errors.UndefinedTable:  # the first run has not created the schema
-            return None
-    return str(row["status"]) if row else None
+            return -1
+    if mails and mails["sent"]:
+        return STEPS.index("sent")
+    if mails and mails["n"]:
+        return STEPS.index("sending")
+    if row and row["status"] == "published":
+        return STEPS.index("published")
+    pointer = read_pointer(daily._store(env.settings), WHEN)
+    if pointer is not None and pointer.version == version:
+        client = get_client(env.settings)
+        try:
+            found = client.options(ignore_status=404).get(index=f"{PREFIX}boe-digests", id=DAY)
+        finally:
+            client.close()
+        indexed = (found.get("_source") or {}).get("version") == version
+        return STEPS.index("indexed" if indexed else "switched")
+    if (folder / "digest.md").exists():
+        return STEPS.index("files")
+    if row:
+        return STEPS.index("decided")
+    return STEPS.index("started") if task and task["status"] == "running" else -1
 
 
 def test_kill_9_of_digest_approve_at_random_points(
         env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each round approves a new decision with ``boeflow digest approve`` in a subprocess,
-    SIGKILLs it at a random moment of its work (from its first write, the publish task's
-    ``running`` row, to its end), then reruns the same command (in this process: the same
-    CLI function, without paying the interpreter's start again)."""
+    """Each round approves a new decision with ``boeflow digest approve`` in a subprocess
+    and SIGKILLs it at a random point: a random step of the publication (STEPS: decided,
+    files written, pointer switched, indexed, published, e-mails being sent…) plus a random
+    0-200 ms, so that every stage is hit, in between too. Then it reruns the same command
+    (in this process: the same CLI function, without paying the interpreter's start
+    again) and checks that the day is exactly one complete version everywhere, with one
+    e-mail per recipient per version."""
     from typer.testing import CliRunner
 
     from boeflow.cli import app
@@ -450,37 +468,39 @@ def test_kill_9_of_digest_approve_at_random_points(
             return ["digest", "approve", "--date", DAY, "--draft-hash", env.draft.draft_hash,
                     "--exclude", ids[n], "--reviewer", "ana", "--json"]
 
-        def killed(n: int, after: float | None) -> float:
-            """Run round ``n`` in a subprocess; SIGKILL it ``after`` seconds into its work
-            (None: let it finish). Returns how long its work took."""
+        def killed(n: int, target: int | None) -> str:
+            """Run round ``n`` in a subprocess; SIGKILL it a random instant (0-200 ms) after
+            it reaches step ``target`` of STEPS (None: let it finish). Returns the step it
+            had reached when it died."""
             proc = subprocess.Popen(env.command(*args(n)), env=env.env(port),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            while proc.poll() is None and _publish_task(env) != "running":
-                time.sleep(0.01)
-            started = time.monotonic()
-            try:
-                proc.wait(after)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
-            if after is None:
+            if target is not None:
+                while proc.poll() is None and _step(env, n + 1) < target:
+                    time.sleep(0.005)
+                try:
+                    proc.wait(rng.uniform(0, 0.2))
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=120)
+            if target is None:
                 assert proc.returncode == 0, f"seed {seed}: {err}"
                 assert json.loads(out)["version"] == n + 1
-            return time.monotonic() - started
+            reached = _step(env, n + 1)
+            return "finished" if proc.returncode == 0 else STEPS[reached] if reached >= 0 \
+                else "not started"
 
         def rerun(n: int) -> None:
             result = CliRunner().invoke(app, args(n))
             assert result.exit_code == 0, (seed, n, result.output, result.exception)
             assert json.loads(result.stdout)["version"] == n + 1
 
-        work = killed(0, None)  # v1, uninterrupted: how long the work takes
+        killed(0, None)  # v1, uninterrupted
         one_version(env, [ids[0]])
         spent: Counter[str] = Counter()
         for n in range(1, KILLS + 1):
             t0 = time.monotonic()
-            killed(n, rng.uniform(0, 1.1 * work))
+            phases[killed(n, rng.randrange(len(STEPS)))] += 1
             t1 = time.monotonic()
-            phases[_phase(env, n + 1)] += 1
             rerun(n)
             t2 = time.monotonic()
             assert one_version(env, [ids[n]]) == n + 1, f"seed {seed}, kill {n}"
@@ -498,7 +518,7 @@ def test_kill_9_of_digest_approve_at_random_points(
     assert [d["version"] for d in status["digests"]] == list(range(1, KILLS + 2))
     assert {(d["version"], d["recipient"]): d["status"] for d in status["deliveries"]} == {
         (v, r): "sent" for v in range(1, KILLS + 2) for r in READERS}
-    print(f"kill test seed {seed}: work {work:.1f} s; phases at the kill {dict(phases)}; "
+    print(f"kill test seed {seed}: steps reached at the kill {dict(phases)}; "
           f"time spent {({k: round(v, 1) for k, v in spent.items()})}")
-    # The random points reached the interesting places, not only the interpreter's start.
-    assert len(phases) >= 3, (seed, phases)
+    # The random points were spread over the publication's steps.
+    assert len(set(phases) & set(STEPS)) >= 4, (seed, phases)
