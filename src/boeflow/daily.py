@@ -800,7 +800,9 @@ def message_id(day: date, version: int, channel: str, recipient: str) -> str:
     return f"<boeflow.{day:%Y%m%d}.v{version}.{tag}@boeflow.local>"
 
 
-Sender = Callable[[Any], None]  # sends one boeflow.digest.mail.OutgoingMail
+# Sends one boeflow.digest.mail.OutgoingMail; may return what closes the session, called
+# once the delivery is recorded.
+Sender = Callable[[Any], Any]
 
 
 def deliver_day(day: str, settings: Settings | None = None, send: Sender | None = None,
@@ -848,6 +850,7 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
                                     status="sending", subject=mail.subject,
                                     message_id=mail.message_id or "")
                 error = None
+                finish: Any = None
                 with state(settings) as conn:
                     try:
                         # "sent" is written first and committed the moment SMTP accepts the
@@ -857,13 +860,15 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
                             record_delivery(conn, when, version, group.channel, recipient,
                                             status="sent", subject=mail.subject,
                                             message_id=mail.message_id or "")
-                            send(mail)
+                            finish = send(mail)
                     except Exception as exc:  # recorded, then retried by Airflow
                         error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                         failed[label] = error
                         record_delivery(conn, when, version, group.channel, recipient,
                                         status="failed", subject=mail.subject,
                                         message_id=mail.message_id or "", error=error)
+                if callable(finish):  # the rest of the SMTP session, once recorded
+                    finish()
                 if error is None:
                     sent.append(label)
         detail.update({"day": day, "version": version, "sent": sent, "skipped": skipped,

@@ -98,25 +98,42 @@ def _flag(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("1", "true", "yes")
 
 
-def smtp_send(connection: dict[str, Any], sender: str) -> Callable[[OutgoingMail], None]:
+def smtp_send(connection: dict[str, Any], sender: str
+              ) -> Callable[[OutgoingMail], Callable[[], None]]:
     """Send one ``OutgoingMail`` through the SMTP server of an Airflow SMTP Connection's
     fields, with the SMTP provider's meaning of them (SSL unless ``disable_ssl``, STARTTLS
-    unless ``disable_tls``, login when given, ``timeout`` seconds)."""
+    unless ``disable_tls``, login when given, ``timeout`` seconds). It returns as soon as
+    the server has accepted the message, with the rest of the session (QUIT) to call once
+    that is recorded: the window where a crash leaves a sent message unrecorded is kept to
+    the server's answer and the record's commit."""
     extra = connection.get("extra") or {}
     use_ssl = not _flag(extra.get("disable_ssl", False))
     host = str(connection.get("host") or "localhost")
     port = int(connection.get("port") or (465 if use_ssl else 587))
     timeout = float(extra.get("timeout", 30))
 
-    def send(mail: OutgoingMail) -> None:
+    def send(mail: OutgoingMail) -> Callable[[], None]:
         client = (smtplib.SMTP_SSL(host, port, timeout=timeout) if use_ssl
                   else smtplib.SMTP(host, port, timeout=timeout))
-        with client:
+        try:
             if not use_ssl and not _flag(extra.get("disable_tls", False)):
                 client.starttls()
             if connection.get("login"):
                 client.login(str(connection["login"]), str(connection.get("password") or ""))
             client.send_message(mail.message(sender), from_addr=sender,
                                 to_addrs=mail.recipients)
+        except BaseException:
+            client.close()
+            raise
+
+        def finish() -> None:
+            try:
+                client.quit()
+            except smtplib.SMTPException:
+                pass  # the message is accepted; a server that hangs up early is no error
+            finally:
+                client.close()
+
+        return finish
 
     return send
