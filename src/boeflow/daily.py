@@ -568,21 +568,28 @@ def review_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: boo
         raise TaskFailed(str(exc)) from None
 
 
+_LOCK_SPACE = 0x626F65  # "boe"
+_FEED_LOCK = 0  # the feed is shared by every day
+
+
 @contextmanager
-def _publication_lock(settings: Settings, when: date) -> Iterator[None]:
-    """One publisher per day at a time (an Airflow retry and the CLI, say): a PostgreSQL
-    session lock, released when the process ends however it ends."""
+def _publication_lock(settings: Settings, when: date | None) -> Iterator[None]:
+    """One publisher per day at a time (an Airflow retry and the CLI, say), or with
+    ``when=None`` one feed writer at a time (waiting for it): a PostgreSQL session lock,
+    released when the process ends however it ends."""
     from boeflow.state.db import connect
 
     conn = connect(settings)
     try:
         conn.autocommit = True
-        key = int(when.strftime("%Y%m%d"))
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
-                           (0x626F65, key)).fetchone()
-        if not (row and row["ok"]):
-            raise TaskFailed(f"another publication of {when} is running; try again when it "
-                             "has finished")
+        if when is None:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_SPACE, _FEED_LOCK))
+        else:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                               (_LOCK_SPACE, int(when.strftime("%Y%m%d")))).fetchone()
+            if not (row and row["ok"]):
+                raise TaskFailed(f"another publication of {when} is running; try again when "
+                                 "it has finished")
         yield
     finally:
         conn.close()
@@ -737,7 +744,13 @@ def _write_version(settings: Settings, store: Any, draft: Any, decision: Decisio
     """Steps 2-4 of ``publish_day`` for a decided ``version``."""
     from boeflow.digest.build import apply_review
     from boeflow.digest.collect import edit_checker
-    from boeflow.digest.publish import Pointer, read_pointer, switch_version, write_digest
+    from boeflow.digest.publish import (
+        Pointer,
+        read_pointer,
+        remove_stale_temps,
+        switch_version,
+        write_digest,
+    )
     from boeflow.index.client import get_client, names_for
 
     when = draft.date
@@ -748,6 +761,7 @@ def _write_version(settings: Settings, store: Any, draft: Any, decision: Decisio
                 final = apply_review(draft, decision.review_input(),
                                      edit_checker(settings, client, names_for(settings)))
             final.version = version
+            remove_stale_temps(store, when, version)
             paths = write_digest(store, final)
             switch_version(store, when, Pointer(version=version, draft_hash=draft.draft_hash,
                                                 content_key=decision.content_key(),
@@ -774,7 +788,8 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
                              "digest.json is missing")
         with get_client(settings) as client:
             index_digest(client, names_for(settings), final, paths)
-        write_feed(store, settings.digest_feed_url, settings.digest_site_url)
+        with _publication_lock(settings, None):
+            write_feed(store, settings.digest_feed_url, settings.digest_site_url)
         with state(settings) as conn:
             finish_publication(conn, when, version, content_hash=content_hash(final),
                                paths=paths, items=final.header.items,
