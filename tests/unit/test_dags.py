@@ -53,7 +53,7 @@ def test_boe_daily_shape(dagbag: object) -> None:
     approve = dag.get_task("approve")
     assert approve.options == ["Publicar", "Rechazar"]
     assert approve.defaults == ["Rechazar"]  # nothing is published without a human
-    assert set(approve.params) == {"excluir", "correcciones", "notas", "nota"}
+    assert set(approve.params) == {"excluir", "correcciones", "notas", "nota", "draft_hash"}
     assert approve.response_timeout.total_seconds() == 48 * 3600
     assert [o.uri for o in dag.get_task("lote.enrich").outlets] == [
         "boeflow://boe-documents/enriched"]
