@@ -12,6 +12,7 @@ from rich.console import Console
 
 from boeflow.cli.common import fail, parse_day, print_json
 from boeflow.config import get_settings
+from boeflow.digest.render import local_time
 
 app = typer.Typer(help="The reviewed daily digest (Markdown, HTML, JSON).",
                   no_args_is_help=True)
@@ -107,7 +108,7 @@ def show(
                   "pending": f"pendiente ({summary['digest_status'] or 'sin revisar'})"}
     out.print(f"{when}: {state_line[summary['state']]}")
     for decision in decisions:
-        out.print(f"  revisión {decision['decided_at']:%Y-%m-%d %H:%M}: {decision['decision']}"
+        out.print(f"  revisión {local_time(decision['decided_at'])}: {decision['decision']}"
                   f" por {decision['reviewer'] or '—'}; excluidos: "
                   f"{', '.join(decision['excluded']) or 'ninguno'}; corregidos: "
                   f"{', '.join(decision['edits']) or 'ninguno'}"
