@@ -151,21 +151,27 @@ def extract_eli(root: etree._Element, dropped: list[str] | None = None) -> str |
     eli = root.find("metadata-eli")
     if eli is None:
         return None
+    refused: list[str] = []
+    found = None
     for node in eli.iter():
         for key, value in node.attrib.items():
-            if key.endswith("about") and "/eli/" in value:
+            if found is None and key.endswith("about") and "/eli/" in value:
                 try:
-                    return check_boe_url(str(value), path_prefix="/eli/")
+                    found = check_boe_url(str(value), path_prefix="/eli/")
                 except UnsafeUrl as exc:
-                    if dropped is not None:
-                        dropped.append(f"ELI descartado: {exc}")
-    serialised = etree.tostring(eli, encoding="unicode")
-    for match in re.finditer(r"https?://(?:www\.)?boe\.es/eli/[^\s\"'<>]+", serialised):
-        try:
-            return check_boe_url(match.group(0), path_prefix="/eli/")
-        except UnsafeUrl:
-            continue
-    return None
+                    refused.append(str(exc))
+    if found is None:
+        serialised = etree.tostring(eli, encoding="unicode")
+        for match in re.finditer(r"https?://(?:www\.)?boe\.es/eli/[^\s\"'<>]+", serialised):
+            try:
+                found = check_boe_url(match.group(0), path_prefix="/eli/")
+                break
+            except UnsafeUrl as exc:
+                refused.append(str(exc))
+    if found is None and refused and dropped is not None:
+        more = f" (y {len(refused) - 1} más)" if len(refused) > 1 else ""
+        dropped.append(f"ELI descartado: {refused[0]}{more}")
+    return found
 
 
 def document_pdf_url(url: str | None, base: str = BOE_SITE,

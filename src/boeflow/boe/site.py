@@ -32,6 +32,23 @@ _URL_CHARS = re.compile(r"[A-Za-z0-9._~/?=&%+:,;@()-]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
+def defanged(value: str) -> str:
+    """A refused URL as it may be printed in a digest: quoted, cut, and with every ':' and
+    '.' bracketed, so no Markdown renderer or mail client turns it back into a live link
+    (``'https[:]//evil[.]example/x'``)."""
+    return shown(value).replace(":", "[:]").replace(".", "[.]")
+
+
+_URL_IN_TEXT = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*:(?://)?|www\.)[^\s'\"<>]+")
+
+
+def defang_urls(text: str) -> str:
+    """Free text (an error line shown as an incidencia) with every URL in it defanged like
+    ``defanged``: a reason is read, never clicked, whatever a mail client linkifies."""
+    return _URL_IN_TEXT.sub(lambda m: m.group(0).replace(":", "[:]").replace(".", "[.]"),
+                            text)
+
+
 class UnsafeUrl(ValueError):
     """A URL that may not be shown as a link to the BOE; the message says why (Spanish, as
     it ends up in the digest's incidencias)."""
@@ -46,16 +63,16 @@ def check_boe_url(url: str, *, path_prefix: str = "/") -> str:
     if len(text) > MAX_URL_LENGTH:
         raise UnsafeUrl(f"URL de más de {MAX_URL_LENGTH} caracteres")
     if not _URL_CHARS.fullmatch(text) or _BAD_ESCAPE.search(text):
-        raise UnsafeUrl(f"{shown(text)} contiene caracteres que no tiene una URL del BOE")
+        raise UnsafeUrl(f"{defanged(text)} contiene caracteres que no tiene una URL del BOE")
     parts = urlsplit(urljoin(BOE_ORIGIN + "/", text))
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
-        raise UnsafeUrl(f"{shown(text)} no es https (esquema {scheme or 'ninguno'!r})")
+        raise UnsafeUrl(f"{defanged(text)} no es https (esquema {scheme or 'ninguno'!r})")
     host = parts.netloc.lower()
     if host not in BOE_HOSTS:
-        raise UnsafeUrl(f"{shown(text)} no está en {', '.join(sorted(BOE_HOSTS))}")
+        raise UnsafeUrl(f"{defanged(text)} no está en el sitio del BOE")
     if not parts.path.startswith(path_prefix):
-        raise UnsafeUrl(f"{shown(text)} no empieza por {path_prefix}")
+        raise UnsafeUrl(f"{defanged(text)} no empieza por {path_prefix}")
     return urlunsplit(("https", host, parts.path, parts.query, ""))
 
 
@@ -80,7 +97,7 @@ def check_site_origin(value: str) -> str:
     parts = urlsplit(value.strip())
     if (parts.scheme.lower() != "https" or parts.netloc.lower() not in BOE_HOSTS
             or parts.path.strip("/") or parts.query or parts.fragment):
-        raise UnsafeUrl(f"{shown(value)} is not https://<host> with a host in "
+        raise UnsafeUrl(f"{defanged(value)} is not https://<host> with a host in "
                         f"{', '.join(sorted(BOE_HOSTS))}")
     return f"https://{parts.netloc.lower()}"
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from boeflow.boe.site import BOE_HOSTS, check_boe_url
+from boeflow.boe.site import BOE_HOSTS, check_boe_url, defang_urls
 
 SCHEMA_VERSION = 1
 DigestStatus = Literal["draft", "published", "no_publication"]
@@ -134,7 +134,9 @@ class Section(BaseModel):
 class Incidencia(BaseModel):
     boe_id: str | None = Field(description="null for problems of the whole day")
     stage: Stage
-    reason: str
+    reason: Annotated[str, AfterValidator(defang_urls)] = Field(
+        description="why; any URL in it defanged (https[:]//evil[.]example) so it cannot "
+        "become a link")
     title: str | None = None
 
 

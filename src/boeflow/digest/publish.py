@@ -186,10 +186,10 @@ def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
                     + (f", {digest.header.excluded} excluidos" if digest.header.excluded
                        else "")
                     + (f" (resumen parcial, {selection.label})" if selection else ""))
+        # One link per entry: feedgen 1.0.0 writes an entry link's href only (no rel, no
+        # type), so a second link would read as a second alternate.
         entry.link(href=feed_entry_link(feed_url, site_url, day), rel="alternate",
                    type="text/html")
-        if https_feed:
-            entry.link(href=day_url(day, site_url), rel="related")
         entry.updated(updated)
         entry.published(updated)
         lines = [f"{s.name}: {s.items}" for s in digest.header.sections]
