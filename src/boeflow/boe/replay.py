@@ -473,7 +473,7 @@ def _set(parent: etree._Element, tag: str, value: str) -> None:
 def _section(item: etree._Element) -> str:
     """The section code of a sumario item (``seccion/@codigo`` above it)."""
     for ancestor in item.iterancestors("seccion"):
-        return ancestor.get("codigo", "")
+        return str(ancestor.get("codigo", ""))
     return ""
 
 
