@@ -96,6 +96,8 @@ def click_every_link(driver: webdriver.Chrome, page: Path) -> Clicks:
     driver.execute_cdp_cmd("Page.enable", {})
     driver.execute_cdp_cmd("Network.enable", {})
     driver.get(uri)
+    if (text := _alert(driver)) is not None:
+        result.scripts.append(f"on load: alert({text})")
     count = len(driver.find_elements(By.CSS_SELECTOR, "a[href]"))
     result.links = count
     fresh = False
@@ -106,7 +108,7 @@ def click_every_link(driver: webdriver.Chrome, page: Path) -> Clicks:
             except UnexpectedAlertPresentException as exc:  # a script ran as the page left
                 result.scripts.append(f"on leaving: {exc.alert_text}")
             if (text := _alert(driver)) is not None:
-                result.scripts.append(f"on load: {text}")
+                result.scripts.append(f"on load: alert({text})")
             driver.execute_script("document.querySelectorAll('details').forEach("
                                   "function (d) { d.open = true; });")
         driver.get_log("performance")  # drop what the load logged
