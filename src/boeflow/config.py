@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from boeflow.boe.site import BOE_ORIGIN, check_site_origin
 
 Profile = Literal["production", "smoke"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -104,7 +106,9 @@ class Settings(BaseSettings):
     service_user: str = Field("boeflow", description="unprivileged OS user running services")
 
     # BOE source
-    boe_base_url: str = "https://www.boe.es"
+    boe_base_url: str = Field(BOE_ORIGIN, description="where BOE URLs are fetched from (the "
+                              "replay server in tests); links shown to readers always point "
+                              "at the BOE site itself")
 
     # --- BOE fetching (issue 3: boeflow.boe.fetch, `boeflow fetch`) ---------------------
     raw_store_url: str | None = Field(None, description="fsspec URL or path of the raw store "
@@ -231,10 +235,26 @@ class Settings(BaseSettings):
     digest_mail_from: str = Field("boeflow@localhost", description="From: of digest e-mails")
     digest_smtp_conn_id: str = Field("boeflow_smtp",
                                      description="Airflow Connection with the SMTP server")
-    digest_site_url: str = Field("https://www.boe.es", description="base of the links to "
-                                 "BOE items in digests (always the real BOE site)")
-    digest_feed_url: str = Field("urn:boeflow:digests", description="id/link of the Atom "
-                                 "feed; set to where digests/feed.xml is served")
+    digest_site_url: str = Field(BOE_ORIGIN, description="base of the links to BOE items in "
+                                 "digests: https on a BOE host (boeflow.boe.site.BOE_HOSTS), "
+                                 "no path")
+    digest_feed_url: str = Field("urn:boeflow:digests", description="id of the Atom feed; "
+                                 "set to the https URL where digests/feed.xml is served and "
+                                 "entries link to the digest pages next to it")
+
+    @field_validator("digest_site_url")
+    @classmethod
+    def _boe_site(cls, value: str) -> str:
+        return check_site_origin(value)
+
+    @field_validator("digest_feed_url")
+    @classmethod
+    def _feed_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme.lower() == "urn" or (parts.scheme.lower() == "https" and parts.netloc
+                                              and "@" not in parts.netloc):
+            return value.strip()
+        raise ValueError(f"{value[:100]!r} is neither a urn: nor an https:// URL")
     # --- end digest ---
 
     # --- Elasticsearch: search, indexing, cluster (issue 13; bounds from issue 9) ---------

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from boeflow.boe.site import BOE_TIMEZONE as BOE_TIMEZONE  # one definition, re-exported
 from boeflow.config import Settings, get_settings
 from boeflow.digest.decision import PUBLISH, REJECT, Decision
 
@@ -61,9 +62,6 @@ def _recorded(settings: Settings, day: str, task: str,
 
 def _settings(settings: Settings | None) -> Settings:
     return settings or get_settings()
-
-
-BOE_TIMEZONE = "Europe/Madrid"
 
 
 def resolve_day(requested: str | None, logical_date: str | None) -> str:

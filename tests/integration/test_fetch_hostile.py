@@ -206,8 +206,29 @@ def test_repeated_identifiers_give_one_row_each(layout: tuple[Path, Path]) -> No
     assert summary["days"][0]["status"] == "published"
 
 
+def test_script_and_data_urls_in_the_sumario_are_never_requested(
+        layout: tuple[Path, Path]) -> None:
+    """javascript:/data:/off-host values in url_xml/url_pdf/url_html (the digest's link tests
+    in tests/integration/test_digest_links.py use the same day): the fetch refuses the
+    javascript: url_xml before any request and fetches the genuine items as usual."""
+    cwd, data = layout
+    with BoeServer(SAMPLES) as server:
+        planted = server.make_hostile("hostile_links", NOV6)
+        result = run_fetch(server, cwd, data, "--formats", "xml")
+        paths = [r.path for r in server.requests()]
+    assert "Traceback" not in result.stderr
+    assert not any("javascript" in p.lower() or "alert" in p for p in paths), paths
+    day = manifest(data)
+    rows = {row.id: row for row in day.items}
+    refused = [row for row in rows.values() if row.url_xml == "javascript:alert(10)"]
+    assert len(refused) == 1
+    error = refused[0].files["xml"].error
+    assert error and "outside the BOE site" in error
+    assert rows[planted[0]].files["xml"].ok  # the item whose document lies about its ELI
+
+
 def test_every_hostile_mode_is_covered_here() -> None:
     covered: set[HostileMode] = {"traversal_ids", "offhost_redirect", "offhost_urls",
                                  "redirect_loop", "header_trickle", "deep_json",
-                                 "duplicate_ids"}
+                                 "duplicate_ids", "hostile_links"}
     assert covered == set(HOSTILE_MODES)

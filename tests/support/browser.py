@@ -13,7 +13,10 @@ from selenium.webdriver.chrome.service import Service
 
 
 @contextmanager
-def headless_chromium(window: tuple[int, int], lang: str) -> Iterator[webdriver.Chrome]:
+def headless_chromium(window: tuple[int, int], lang: str, *, extra_args: tuple[str, ...] = (),
+                      logs: bool = False) -> Iterator[webdriver.Chrome]:
+    """``extra_args``: more Chromium switches; ``logs``: keep the browser console and the
+    DevTools performance log (network requests, navigations) for ``driver.get_log``."""
     chromium = shutil.which("chromium")
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
@@ -22,8 +25,10 @@ def headless_chromium(window: tuple[int, int], lang: str) -> Iterator[webdriver.
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={window[0]},{window[1]}", f"--lang={lang}"):
+                f"--window-size={window[0]},{window[1]}", f"--lang={lang}", *extra_args):
         options.add_argument(arg)
+    if logs:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.implicitly_wait(0)
     try:

@@ -16,8 +16,12 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from boeflow.boe.ids import BOE_ID as BOE_ID  # re-exported for older imports
+from boeflow.boe.site import BOE_ORIGIN, UnsafeUrl, check_boe_url
 
-BOE_SITE = "https://www.boe.es"
+BOE_SITE = BOE_ORIGIN  # the one definition is boeflow.boe.site
+# How the warnings of links dropped while parsing begin (ParsedDocument.warnings): the digest
+# lists them as incidencias of the item.
+DROPPED_LINK_WARNINGS = ("ELI descartado:", "enlace PDF descartado:")
 
 Direction = Literal["anterior", "posterior"]
 Relation = Literal["corrige", "corregido_por", "modifica", "modificado_por", "deroga",
@@ -63,6 +67,8 @@ class DocumentMeta:
     materias: list[str] = field(default_factory=list)
     alertas: list[str] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
+    # Links the document claims that are not https URLs of the BOE site: dropped, with why.
+    dropped_links: list[str] = field(default_factory=list)
 
     @property
     def corrects(self) -> list[str]:
@@ -137,17 +143,50 @@ def extract_references(root: etree._Element) -> list[Reference]:
     return refs
 
 
-def extract_eli(root: etree._Element) -> str | None:
+def extract_eli(root: etree._Element, dropped: list[str] | None = None) -> str | None:
+    """The document's ELI from ``<metadata-eli>``: the first ``rdf:about`` that is an ELI of
+    the BOE site (``https://www.boe.es/eli/…``). Claims that mention ``/eli/`` but are not
+    (``javascript:…//www.boe.es/eli/…``, another host) are never taken; each is appended to
+    ``dropped`` with the reason."""
     eli = root.find("metadata-eli")
     if eli is None:
         return None
+    refused: list[str] = []
+    found = None
     for node in eli.iter():
         for key, value in node.attrib.items():
-            if key.endswith("about") and "/eli/" in value:
-                return str(value)
-    serialised = etree.tostring(eli, encoding="unicode")
-    match = re.search(r"https?://www\.boe\.es/eli/[^\s\"<]+", serialised)
-    return match.group(0) if match else None
+            if found is None and key.endswith("about") and "/eli/" in value:
+                try:
+                    found = check_boe_url(str(value), path_prefix="/eli/")
+                except UnsafeUrl as exc:
+                    refused.append(str(exc))
+    if found is None:
+        serialised = etree.tostring(eli, encoding="unicode")
+        for match in re.finditer(r"https?://(?:www\.)?boe\.es/eli/[^\s\"'<>]+", serialised):
+            try:
+                found = check_boe_url(match.group(0), path_prefix="/eli/")
+                break
+            except UnsafeUrl as exc:
+                refused.append(str(exc))
+    if found is None and refused and dropped is not None:
+        more = f" (y {len(refused) - 1} más)" if len(refused) > 1 else ""
+        dropped.append(f"ELI descartado: {refused[0]}{more}")
+    return found
+
+
+def document_pdf_url(url: str | None, base: str = BOE_SITE,
+                     dropped: list[str] | None = None) -> str | None:
+    """A document's ``url_pdf`` (site-relative or absolute) as an https URL of the BOE site;
+    None, with the reason appended to ``dropped``, for anything else."""
+    resolved = absolute_url(url, base)
+    if resolved is None:
+        return None
+    try:
+        return check_boe_url(resolved)
+    except UnsafeUrl as exc:
+        if dropped is not None:
+            dropped.append(f"enlace PDF descartado: {exc}")
+        return None
 
 
 def parse_document_meta(root: etree._Element, base_url: str = BOE_SITE) -> DocumentMeta:
@@ -158,6 +197,7 @@ def parse_document_meta(root: etree._Element, base_url: str = BOE_SITE) -> Docum
     doc_id = _child_text(meta, "identificador")
     if not doc_id:
         raise ValueError("BOE document without <metadatos>/<identificador>")
+    dropped: list[str] = []
     section = _child_text(meta, "seccion")
     subsection = _child_text(meta, "subseccion")
     if section and subsection and not section.endswith(subsection):
@@ -171,11 +211,12 @@ def parse_document_meta(root: etree._Element, base_url: str = BOE_SITE) -> Docum
         published=parse_boe_date(_child_text(meta, "fecha_publicacion")),
         disposition_date=parse_boe_date(_child_text(meta, "fecha_disposicion")),
         official_number=_child_text(meta, "numero_oficial"),
-        url_pdf=absolute_url(_child_text(meta, "url_pdf"), base_url),
+        url_pdf=document_pdf_url(_child_text(meta, "url_pdf"), base_url, dropped),
         url_xml=f"{base_url.rstrip('/')}/diario_boe/xml.php?id={doc_id}",
         url_html=f"{base_url.rstrip('/')}/diario_boe/txt.php?id={doc_id}",
-        eli=extract_eli(root),
+        eli=extract_eli(root, dropped),
         materias=[_text(m) for m in root.iterfind("analisis/materias/materia") if _text(m)],
         alertas=[_text(a) for a in root.iterfind("analisis/alertas/alerta") if _text(a)],
         references=extract_references(root),
+        dropped_links=dropped,
     )

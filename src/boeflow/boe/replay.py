@@ -46,10 +46,30 @@ FaultKind = Literal["status", "timeout", "reset", "truncate", "truncate_no_lengt
                     "retry_after", "slow", "content_type", "malformed", "redirect",
                     "trickle_headers"]
 HostileMode = Literal["traversal_ids", "offhost_redirect", "offhost_urls", "redirect_loop",
-                      "header_trickle", "deep_json", "duplicate_ids"]
+                      "header_trickle", "deep_json", "duplicate_ids", "hostile_links"]
 HOSTILE_MODES: tuple[HostileMode, ...] = (
     "traversal_ids", "offhost_redirect", "offhost_urls", "redirect_loop", "header_trickle",
-    "deep_json", "duplicate_ids")
+    "deep_json", "duplicate_ids", "hostile_links")
+# Links a hostile sumario or document may carry, for the digest's link tests (issue 17):
+# script and data URLs, other hosts in every disguise, and a value that breaks out of a
+# Markdown link and an HTML attribute. Each calls alert(), so a browser shows any that runs.
+MARKDOWN_BREAKOUT = ("https://www.boe.es/x) <img src=x onerror=alert(4)> "
+                     "[y](javascript:alert(7)")
+HOSTILE_ITEM_LINKS: tuple[tuple[str, str], ...] = (
+    # (sumario element, value)
+    ("url_pdf", "data:text/html,<script>alert(5)</script>"),
+    ("url_html", "javascript:alert(6)//www.boe.es/diario_boe/txt.php"),
+    ("url_pdf", 'https://www.boe.es/x.pdf" onmouseover="alert(9)'),
+    ("url_html", "https://www.boe.es@127.0.0.1/phish"),
+    ("url_pdf", "//evil.example/boe/dias/x.pdf"),
+    ("url_html", "https://www.boe.es.evil.example/diario_boe/txt.php"),
+    ("url_xml", "javascript:alert(10)"),
+    ("url_pdf", "JaVaScRiPt:alert(11)"),
+    ("url_html", "java\tscript:alert(12)"),
+)
+# What the served document of a recorded item claims instead of its ELI and PDF.
+HOSTILE_ELI_PREFIX = "javascript:alert(3)//www.boe.es/eli/"
+HOSTILE_DOCUMENT_PDF = "data:text/html;base64,PHNjcmlwdD5hbGVydCgyKTwvc2NyaXB0Pg=="
 # The longest a trickling response may last: the server's sleeps stay bounded.
 TRICKLE_MAX_SECONDS = 120.0
 
@@ -223,6 +243,8 @@ class BoeServer:
                 b"}" * depth + b"}"
             self.overrides[api] = Served(body, "application/json")
             return planted
+        elif mode == "hostile_links":
+            planted = self._hostile_links(items, day)
         elif mode == "duplicate_ids":
             first = items[0]
             parent = first.getparent()
@@ -232,6 +254,39 @@ class BoeServer:
         self.overrides[api] = Served(etree.tostring(root, xml_declaration=True,
                                                     encoding="utf-8"),
                                      "application/xml; charset=utf-8")
+        return planted
+
+    def _hostile_links(self, items: list[etree._Element], day: date) -> list[str]:
+        """Script, data and off-host URLs in the sumario's url_pdf/url_html/url_xml, a
+        Markdown breakout in a recorded item's url_html, and that item's document served with
+        ``rdf:about="javascript:…//www.boe.es/eli/…"`` and a ``data:`` url_pdf. The recorded
+        items keep their url_xml, so they are fetched, parsed and shown in full."""
+        recorded = [item for item in items if (
+            self.samples / "documents" / f"{_text(item, 'identificador')}.xml").exists()]
+        if not recorded:
+            raise ValueError(f"no recorded document on {day} to serve with a hostile ELI")
+        planted: list[str] = []
+        first = recorded[0]
+        first_id = _text(first, "identificador")
+        _set(first, "url_html", MARKDOWN_BREAKOUT)
+        _set(first, "url_pdf", "javascript:alert(1)//www.boe.es/boe/dias/x.pdf")
+        document = (self.samples / "documents" / f"{first_id}.xml").read_text(encoding="utf-8")
+        document = document.replace('="https://www.boe.es/eli/', f'="{HOSTILE_ELI_PREFIX}')
+        document = re.sub(r"<url_pdf>[^<]*</url_pdf>",
+                          f"<url_pdf>{HOSTILE_DOCUMENT_PDF}</url_pdf>", document, count=1)
+        self.overrides[f"/diario_boe/xml.php?id={first_id}"] = Served(
+            document.encode("utf-8"), "text/xml; charset=UTF-8")
+        planted.append(first_id)
+        for item in recorded[1:]:
+            # Genuine links in other spellings: upgraded and kept, not dropped.
+            item_id = _text(item, "identificador")
+            _set(item, "url_pdf", f"HTTP://WWW.BOE.ES/boe/dias/{day:%Y/%m/%d}/pdfs/{item_id}.pdf")
+            planted.append(item_id)
+        victims = [item for item in items if item not in recorded
+                   and _section(item) in {_section(r) for r in recorded}]
+        for item, (tag, value) in zip(victims, HOSTILE_ITEM_LINKS, strict=False):
+            _set(item, tag, value)
+            planted.append(_text(item, "identificador"))
         return planted
 
     # --- routing ------------------------------------------------------------------------
@@ -445,6 +500,13 @@ def _set(parent: etree._Element, tag: str, value: str) -> None:
     if node is None:
         node = etree.SubElement(parent, tag)
     node.text = value
+
+
+def _section(item: etree._Element) -> str:
+    """The section code of a sumario item (``seccion/@codigo`` above it)."""
+    for ancestor in item.iterancestors("seccion"):
+        return str(ancestor.get("codigo", ""))
+    return ""
 
 
 def _text(parent: etree._Element, tag: str) -> str:

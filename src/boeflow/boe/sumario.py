@@ -26,11 +26,11 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from lxml import etree
 
 from boeflow.boe.document import BOE_SITE, parse_boe_date
+from boeflow.boe.site import BOE_HOSTS as BOE_HOSTS  # the one definition; re-exported
 from boeflow.errors import BoeflowError
 from boeflow.xmlsafe import parse_xml_bytes
 
 SumarioSource = Literal["api-xml", "api-json", "legacy"]
-BOE_HOSTS = frozenset({"www.boe.es", "boe.es"})
 
 
 class SumarioFormatError(BoeflowError, ValueError):
@@ -111,8 +111,9 @@ def rebase_url(url: str, base_url: str) -> str:
     Raises ValueError for URLs on any other host: we only follow what the BOE lists.
     """
     parts = urlsplit(url)
-    if parts.netloc and parts.netloc.lower() not in BOE_HOSTS:
-        raise ValueError(f"refusing to follow a URL outside the BOE site: {url}")
+    if (parts.netloc and parts.netloc.lower() not in BOE_HOSTS) or \
+            parts.scheme.lower() not in ("", "http", "https"):
+        raise ValueError(f"refusing to follow a URL outside the BOE site: {url[:200]}")
     base = urlsplit(base_url.rstrip("/"))
     return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
 

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from boeflow.cli.common import fail, parse_day, print_json
 from boeflow.config import get_settings
+from boeflow.digest.render import local_time
 
 app = typer.Typer(help="The reviewed daily digest (Markdown, HTML, JSON).",
                   no_args_is_help=True)
@@ -128,7 +129,10 @@ def show(
     if summary["draft_hash"]:
         out.print(f"  borrador: {summary['draft_hash']}", markup=False)
     if version:
-        out.print(f"  revisión: {summary['decision']} por {summary['reviewer'] or '—'}; "
+        when_decided = (f" el {local_time(summary['published_at'])}"
+                        if summary["published_at"] else "")
+        out.print(f"  revisión{when_decided}: {summary['decision']} por "
+                  f"{summary['reviewer'] or '—'}; "
                   f"excluidos: {', '.join(summary['excluded']) or 'ninguno'}; corregidos: "
                   f"{', '.join(summary['edited']) or 'ninguno'}", markup=False)
     if summary["publishing"]:

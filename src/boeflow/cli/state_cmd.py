@@ -8,6 +8,7 @@ from rich.console import Console
 
 from boeflow.cli.common import fail, parse_day, print_json
 from boeflow.config import get_settings
+from boeflow.digest.render import local_time
 
 db_app = typer.Typer(help="boeflow's PostgreSQL schema.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -65,9 +66,9 @@ def status(
             out.print(f"    {f['boe_id']} [{f['stage']}] {f['error']}", markup=False)
     for dec in result["decisions"]:
         out.print(f"  review: {dec['decision']} by {dec['reviewer'] or '—'} at "
-                  f"{dec['decided_at']:%Y-%m-%d %H:%M}", markup=False)
+                  f"{local_time(dec['decided_at'])}", markup=False)
     for dig in result["digests"]:
-        out.print(f"  digest v{dig['version']} published {dig['published_at']:%Y-%m-%d %H:%M}"
+        out.print(f"  digest v{dig['version']} published {local_time(dig['published_at'])}"
                   f": {', '.join(dig['paths'].values())}", markup=False)
     for dl in result["deliveries"]:
         out.print(f"  {dl['channel']}: {dl['status']} ({dl['attempts']} attempts)"

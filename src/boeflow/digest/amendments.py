@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from boeflow.boe.ids import is_boe_id
+from boeflow.boe.site import BOE_ORIGIN, safe_boe_url
 from boeflow.digest.model import AmendmentCard, BlockCard, DiffPart
 
 CHANGING = ("modifica", "añade", "suprime", "deroga", "corrige")
@@ -56,6 +58,18 @@ def _version(side: Mapping[str, Any] | None) -> str | None:
     return str((side.get("version") or {}).get("id_norma") or "") or None if side else None
 
 
+def _law_url(ref: Mapping[str, Any]) -> str:
+    """The law's ELI or page, validated to https on the BOE site like every link of the
+    digest (``boeflow.boe.site``); else its consolidated page built from its validated id."""
+    for candidate in (ref.get("target_eli"), ref.get("target_url")):
+        url = safe_boe_url(str(candidate)) if candidate else None
+        if url:
+            return url
+    target = str(ref.get("target") or "")
+    return (f"{BOE_ORIGIN}/buscar/act.php?id={target}" if is_boe_id(target)
+            else f"{BOE_ORIGIN}/buscar/legislacion.php")
+
+
 def cards(legal_links: Mapping[str, Any] | None) -> list[AmendmentCard]:
     """Cards for the references that change a law or act in accordance with one of its
     blocks; plain citations and references without blocks give none."""
@@ -80,8 +94,7 @@ def cards(legal_links: Mapping[str, Any] | None) -> list[AmendmentCard]:
             relation=relation, target=str(ref.get("target")),
             target_title=ref.get("target_title"), text=str(ref.get("text") or ""),
             in_consolidated=not ref.get("error"),
-            url=str(ref.get("target_eli") or ref.get("target_url")
-                    or f"https://www.boe.es/buscar/act.php?id={ref.get('target')}"),
+            url=_law_url(ref),
             collapsed=relation in COLLAPSED, blocks=blocks))
     # What changes a law comes first, then what acts in accordance with one.
     return sorted(out, key=lambda card: card.collapsed)

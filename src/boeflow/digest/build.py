@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
+from boeflow.boe.document import DROPPED_LINK_WARNINGS
+from boeflow.boe.ids import is_boe_id
 from boeflow.boe.manifest import DayManifest, ItemRecord
+from boeflow.boe.site import BOE_ORIGIN, UnsafeUrl, check_boe_url, item_html_url, item_xml_url
 from boeflow.digest.amendments import cards
 from boeflow.digest.model import (
     COMPACT_SECTIONS,
@@ -33,6 +36,7 @@ from boeflow.digest.model import (
     ReviewState,
     Section,
     SectionCount,
+    Selection,
     Stage,
     Summary,
     WatchlistResult,
@@ -54,7 +58,10 @@ class DayInputs:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     # index/enrich errors by BOE id
     failures: dict[str, tuple[Stage, str]] = field(default_factory=dict)
-    site_url: str = "https://www.boe.es"
+    site_url: str = BOE_ORIGIN
+    # items the day's sumario lists, by section code (None: unknown); more than the
+    # manifest holds means the run was limited by sections or max_items
+    listed: dict[str, int] | None = None
 
 
 @dataclass
@@ -87,7 +94,8 @@ def summary_from(value: Any) -> Summary | None:
 
 
 def item_url(site_url: str, boe_id: str) -> str:
-    return f"{site_url.rstrip('/')}/diario_boe/txt.php?id={boe_id}"
+    """The BOE page of an item, built from the BOE origin and its validated id."""
+    return item_html_url(boe_id, site_url)
 
 
 def _links(item: ItemRecord, record: Mapping[str, Any], site_url: str) -> list[Link]:
@@ -95,7 +103,7 @@ def _links(item: ItemRecord, record: Mapping[str, Any], site_url: str) -> list[L
     seen: set[tuple[str, str]] = set()
 
     def add(relation: str, target: str, text: str) -> None:
-        if relation in SHOWN_RELATIONS and (relation, target) not in seen:
+        if relation in SHOWN_RELATIONS and is_boe_id(target) and (relation, target) not in seen:
             seen.add((relation, target))
             links.append(Link(relation=relation, target_id=target, text=text,
                               url=item_url(site_url, target)))
@@ -132,8 +140,56 @@ def _review(record: Mapping[str, Any] | None, has_summary: bool) -> ItemReview:
     return ItemReview(status=status, reasons=reasons)
 
 
+@dataclass
+class _Urls:
+    """An item's links to the BOE, and why any the inputs offered was dropped."""
+
+    pdf: str | None = None
+    html: str | None = None
+    xml: str | None = None
+    eli: str | None = None
+    dropped: list[Incidencia] = field(default_factory=list)
+
+
+def _item_urls(entry: ItemRecord, record: Mapping[str, Any], site_url: str) -> _Urls:
+    """HTML and XML links built from the BOE origin and the validated id; the PDF and the
+    ELI (they hold the date and the rango) validated to https on the BOE hosts. Whatever is
+    refused is an incidencia of the item (``fetch``: listed so by the sumario; ``parse``:
+    claimed so by the document)."""
+    urls = _Urls()
+
+    def drop(stage: Stage, what: str, reason: str) -> None:
+        urls.dropped.append(Incidencia(boe_id=entry.id, stage=stage, title=entry.title,
+                                       reason=f"enlace {what} descartado: {reason}"))
+
+    def valid(stage: Stage, what: str, value: Any, prefix: str = "/") -> str | None:
+        if value in (None, ""):
+            return None
+        try:
+            return check_boe_url(str(value), path_prefix=prefix)
+        except UnsafeUrl as exc:
+            drop(stage, what, str(exc))
+            return None
+
+    if is_boe_id(entry.id):
+        urls.html, urls.xml = item_html_url(entry.id, site_url), item_xml_url(entry.id, site_url)
+    # What the sumario listed is checked even where the link is built from the id: a hostile
+    # value is worth a line in the incidencias.
+    valid("fetch", "HTML", entry.url_html)
+    valid("fetch", "XML", entry.url_xml)
+    urls.pdf = valid("fetch", "PDF", entry.url_pdf)
+    from_document = valid("parse", "PDF", record.get("url_pdf"))
+    urls.pdf = urls.pdf or from_document
+    urls.eli = valid("parse", "ELI", record.get("eli"), "/eli/")
+    for warning in record.get("parse_warnings") or []:
+        if str(warning).startswith(DROPPED_LINK_WARNINGS):
+            urls.dropped.append(Incidencia(boe_id=entry.id, stage="parse", title=entry.title,
+                                           reason=str(warning)))
+    return urls
+
+
 def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
-          smoke: bool) -> Item:
+          smoke: bool, urls: _Urls) -> Item:
     record = record or {}
     summary_es = summary_from(record.get("summary"))
     pages = None
@@ -146,8 +202,7 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
         title_es=entry.title or str(record.get("title") or ""),
         title_va=record.get("title_va") or None,
         summary_es=summary_es, summary_va=summary_from(record.get("summary_va")),
-        url_pdf=entry.url_pdf or record.get("url_pdf"), url_html=entry.url_html,
-        url_xml=entry.url_xml, eli=record.get("eli"), pages=pages,
+        url_pdf=urls.pdf, url_html=urls.html, url_xml=urls.xml, eli=urls.eli, pages=pages,
         links=_links(entry, record, site_url), amendments=amendments,
         review=_review(record or None, bool(summary_es)),
         compact=(entry.section in COMPACT_SECTIONS or summary_es is None) and not amendments,
@@ -217,11 +272,16 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
         if dept is None:
             dept = depts[key] = Department(name=entry.department, code=entry.department_code)
             section.departments.append(dept)
-        item = _item(entry, inputs.records.get(entry.id), inputs.site_url, smoke)
+        record = inputs.records.get(entry.id)
+        urls = _item_urls(entry, record or {}, inputs.site_url)
+        incidencias.extend(urls.dropped)
+        item = _item(entry, record, inputs.site_url, smoke, urls)
         (dept.compact if item.compact else dept.items).append(item)
     order = {code: n for n, (code, _) in enumerate(SECTION_ORDER)}
     sections = sorted(by_section.values(), key=lambda s: order.get(s.code, len(order)))
     items = [i for s in sections for d in s.departments for i in (*d.items, *d.compact)]
+    position = {entry.id: n for n, entry in enumerate(manifest.items)}
+    incidencias.sort(key=lambda n: position.get(n.boe_id or "", -1))
     header = Header(
         date=inputs.day,
         boe_numbers=manifest.sumario.sumario_ids if manifest.sumario else [],
@@ -231,12 +291,32 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
         summarised=sum(1 for i in items if i.summary_es is not None),
         needs_attention=sum(1 for i in items
                             if i.review.status in ("needs_attention", "failed")),
-        incidencias=len(incidencias))
+        incidencias=len(incidencias),
+        selection=selection(inputs.listed, [s.code for s in sections], len(items)))
     digest = Digest(date=inputs.day, status="draft", watermark=WATERMARK, header=header,
                     watchlists=watchlists or [], sections=sections, incidencias=incidencias,
                     generated_at=generated, smoke=smoke)
     digest.draft_hash = draft_hash(digest)
     return digest
+
+
+def _spanish_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} y {words[-1]}"
+
+
+def selection(listed: Mapping[str, int] | None, sections: list[str],
+              items: int) -> Selection | None:
+    """What part of the day's sumario a digest of ``items`` items from ``sections`` covers;
+    None when it is the whole day (or the sumario's size is unknown)."""
+    total = sum(listed.values()) if listed else 0
+    if not listed or items >= total:
+        return None
+    labels = dict(SECTION_ORDER)
+    shown = [labels.get(code, code) for code in sections]
+    where = ((f"sección {shown[0]}" if len(shown) == 1 else
+              f"secciones {_spanish_list(shown)}") if shown else "ninguna sección")
+    return Selection(sections=shown, items=items, listed=total,
+                     label=f"selección: {where}; {items} de {total} elementos")
 
 
 def draft_hash(digest: Digest) -> str:

@@ -22,7 +22,7 @@ _RECORD_FIELDS = ["doc_id", "title", "rango", "department", "section", "publishe
                   "url_pdf", "eli", "references", "linked_from", "summary", "summary_text",
                   "summary_va", "title_va", "review_status", "needs_attention",
                   "review_reasons", "smoke", "content_hash", "enrichment_stale",
-                  "legal_links"]
+                  "legal_links", "parse_warnings"]
 
 
 def load_manifest(store: RawStore, day: date) -> DayManifest | None:
@@ -30,6 +30,25 @@ def load_manifest(store: RawStore, day: date) -> DayManifest | None:
     if not store.exists(path):
         return None
     return DayManifest.model_validate_json(store.read(path))
+
+
+def listed_items(store: RawStore, manifest: DayManifest | None) -> dict[str, int] | None:
+    """Items the day's stored sumario lists, by section (each id once): what a complete
+    digest of the day holds. None when there is no readable sumario."""
+    from boeflow.boe.sumario import NoPublication, SumarioFormatError, parse_sumario
+
+    record = manifest.sumario if manifest else None
+    if manifest is None or manifest.status != "published" or record is None or \
+            not record.path or record.source not in ("api-xml", "api-json", "legacy"):
+        return None
+    try:
+        sumario = parse_sumario(store.read(record.path), record.source)  # type: ignore[arg-type]
+    except (OSError, NoPublication, SumarioFormatError, ValueError):
+        return None
+    sections: dict[str, set[str]] = {}
+    for item in sumario.items:
+        sections.setdefault(item.section, set()).add(item.id)
+    return {code: len(ids) for code, ids in sections.items()}
 
 
 def fetch_records(client: Elasticsearch, names: IndexNames,
@@ -67,7 +86,8 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
     manifest = load_manifest(store, day)
     ids = [item.id for item in manifest.items] if manifest else []
     return DayInputs(day=day, manifest=manifest, records=fetch_records(client, names, ids),
-                     failures=recorded_failures(conn, day), site_url=settings.digest_site_url)
+                     failures=recorded_failures(conn, day), site_url=settings.digest_site_url,
+                     listed=listed_items(store, manifest))
 
 
 def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:

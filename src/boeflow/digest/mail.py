@@ -54,18 +54,22 @@ def digest_mails(digest: Digest, recipients: list[str],
     html = render_email_html(digest)
     text = render_markdown(digest)
     day = f"{digest.date:%d/%m/%Y}"
+    selection = digest.header.selection
+    what = (f"resumen parcial ({digest.header.items} elementos; {selection.label})"
+            if selection else f"resumen diario ({digest.header.items} elementos)")
     mails: list[OutgoingMail] = []
     if recipients:
         mails.append(OutgoingMail(
             channel="mail:digest", recipients=sorted(set(recipients)),
-            subject=f"BOE del {day}: resumen diario ({digest.header.items} elementos)",
+            subject=f"BOE del {day}: {what}",
             html=html, text=text))
     matches = {w.name: w.matches for w in digest.watchlists}
     for watch in watchlists:
         if not watch.recipients or watch.law_id:
             continue  # follow-a-law lists: one message per recipient (below)
         found = matches.get(watch.name, [])
-        lines = [f"Vigilancia «{watch.name}»: {len(found)} coincidencias el {day}", ""]
+        lines = [f"Vigilancia «{watch.name}»: {len(found)} coincidencias el {day}"
+                 + (f" (resumen parcial, {selection.label})" if selection else ""), ""]
         lines += [f"- {m.boe_id} {m.title}" for m in found] or ["- Sin coincidencias hoy."]
         mails.append(OutgoingMail(
             channel=f"mail:watchlist:{watch.name}", recipients=sorted(set(watch.recipients)),

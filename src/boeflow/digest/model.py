@@ -6,10 +6,13 @@ a test keeps the file in step with the code).
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from boeflow.boe.site import BOE_HOSTS, check_boe_url, defang_urls
 
 SCHEMA_VERSION = 1
 DigestStatus = Literal["draft", "published", "no_publication"]
@@ -24,6 +27,25 @@ SECTION_ORDER: tuple[tuple[str, str], ...] = (
 # Sections where a title is enough (appointments, announcements): always listed compactly.
 COMPACT_SECTIONS = frozenset({"2B", "4", "5A", "5B", "5C"})
 WATERMARK = "BORRADOR — pendiente de revisión"
+
+# Links to the BOE: safe by construction. A digest cannot hold a URL that is not https on
+# a BOE host (javascript:, data:, another host, a space or angle bracket are refused when
+# the model is built or read back), so no template can render one.
+_HOSTS = "|".join(re.escape(h) for h in sorted(BOE_HOSTS))
+BOE_URL_PATTERN = rf"^https://({_HOSTS})/[A-Za-z0-9._~/?=&%+:,;@()-]*$"
+ELI_PATTERN = rf"^https://({_HOSTS})/eli/[A-Za-z0-9._~/?=&%+:,;@()-]*$"
+
+
+def _boe_url(value: str) -> str:
+    return check_boe_url(value)
+
+
+def _eli(value: str) -> str:
+    return check_boe_url(value, path_prefix="/eli/")
+
+
+BoeUrl = Annotated[str, Field(pattern=BOE_URL_PATTERN), AfterValidator(_boe_url)]
+EliUrl = Annotated[str, Field(pattern=ELI_PATTERN), AfterValidator(_eli)]
 
 
 class Summary(BaseModel):
@@ -41,7 +63,7 @@ class Link(BaseModel):
     relation: str = Field(description="corrige | corregido_por | modifica | modificado_por | "
                           "deroga | derogado_por")
     target_id: str
-    url: str
+    url: BoeUrl
     text: str = ""
 
 
@@ -110,10 +132,10 @@ class Item(BaseModel):
     title_va: str | None = None
     summary_es: Summary | None = None
     summary_va: Summary | None = None
-    url_pdf: str | None = None
-    url_html: str | None = None
-    url_xml: str | None = None
-    eli: str | None = None
+    url_pdf: BoeUrl | None = None
+    url_html: BoeUrl | None = Field(None, description="built from the BOE id")
+    url_xml: BoeUrl | None = Field(None, description="built from the BOE id")
+    eli: EliUrl | None = None
     pages: str | None = None
     links: list[Link] = Field(default_factory=list)
     amendments: list[AmendmentCard] = Field(default_factory=list)
@@ -151,7 +173,9 @@ class Section(BaseModel):
 class Incidencia(BaseModel):
     boe_id: str | None = Field(description="null for problems of the whole day")
     stage: Stage
-    reason: str
+    reason: Annotated[str, AfterValidator(defang_urls)] = Field(
+        description="why; any URL in it defanged (https[:]//evil[.]example) so it cannot "
+        "become a link")
     title: str | None = None
 
 
@@ -190,6 +214,19 @@ class SectionCount(BaseModel):
     items: int
 
 
+class Selection(BaseModel):
+    """The digest covers part of the day's sumario: the run was limited by sections or
+    ``max_items``. Absent (null) when the digest holds every item the sumario lists."""
+
+    sections: list[str] = Field(description="labels of the sections with items in the "
+                                "digest, e.g. ['I', 'III']")
+    items: int = Field(description="items of the sumario in the digest (before the "
+                       "reviewer's exclusions)")
+    listed: int = Field(description="items the day's sumario lists")
+    label: str = Field(description="e.g. 'selección: secciones I y III; 12 de 219 "
+                       "elementos'")
+
+
 class Header(BaseModel):
     date: date
     boe_numbers: list[str] = Field(default_factory=list, description="sumario ids, e.g. "
@@ -200,6 +237,8 @@ class Header(BaseModel):
     needs_attention: int = 0
     incidencias: int = 0
     excluded: int = 0
+    selection: Selection | None = Field(None, description="set when the digest is partial "
+                                        "(a run limited by sections or max_items)")
 
 
 class Digest(BaseModel):

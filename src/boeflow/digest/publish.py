@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from elasticsearch import Elasticsearch, helpers
 from pydantic import BaseModel
 
+from boeflow.boe.site import check_site_origin, day_url
 from boeflow.boe.store import RawStore
 from boeflow.digest.model import Digest
 from boeflow.digest.render import FORMATS, render
@@ -153,7 +155,9 @@ def digest_documents(digest: Digest, paths: dict[str, str]) -> list[dict[str, An
     docs: list[dict[str, Any]] = [{
         "_id": day, "digest_id": day, "kind": "digest", "date": day, "language": "es",
         "status": digest.status, "version": digest.version,
-        "title": f"BOE {day}: {digest.header.items} elementos",
+        "title": f"BOE {day}: {digest.header.items} elementos" + (
+            f" (resumen parcial, {digest.header.selection.label})"
+            if digest.header.selection else ""),
         "body": " ".join(i.title_es for i in digest.all_items())[:30000],
         "items": [i.boe_id for i in digest.all_items()],
         "decision": decision.decision if decision else None,
@@ -216,17 +220,40 @@ def published_days(store: RawStore) -> list[date]:
     return sorted(days)
 
 
+def feed_entry_link(feed_url: str, site_url: str, day: date,
+                    page: str | None = None) -> str:
+    """The absolute link of a day's feed entry: the published page next to the feed
+    (``page``, its store path ``digests/YYYY/MM/DD/vN/digest.html``, resolved against the
+    feed's directory) when the feed has an https URL, else the BOE's own page of that day.
+    Never relative: a reader resolves a relative link against the feed's URL, and
+    ``digests/…`` from ``…/digests/feed.xml`` is ``…/digests/digests/…``."""
+    if urlsplit(feed_url).scheme.lower() == "https":
+        relative = (page or f"digests/{day:%Y/%m/%d}/digest.html").removeprefix("digests/")
+        return urljoin(feed_url, relative)
+    return day_url(day, site_url)
+
+
+def feed_entry_id(feed_url: str, day: date, version: int) -> str:
+    """Stable per day and version: rebuilding the feed never changes an entry's id."""
+    return f"{feed_url.rstrip('/')}/{day:%Y/%m/%d}/v{version}"
+
+
 def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
     """Rebuild ``digests/feed.xml`` from the published digests (newest first, bounded);
-    return the number of entries. Callers serialise feed writers (``boeflow.daily`` holds a
-    PostgreSQL lock around it)."""
+    return the number of entries. Links are absolute, times in Madrid time. Callers
+    serialise feed writers (``boeflow.daily`` holds a PostgreSQL lock around it)."""
     from feedgen.feed import FeedGenerator
+
+    from boeflow.digest.render import madrid
 
     feed = FeedGenerator()
     feed.id(feed_url)
     feed.title("boeflow — resumen diario del BOE")
     feed.subtitle("Resúmenes diarios revisados del Boletín Oficial del Estado")
-    feed.link(href=feed_url if feed_url.startswith("http") else site_url, rel="alternate")
+    https_feed = urlsplit(feed_url).scheme.lower() == "https"
+    if https_feed:
+        feed.link(href=feed_url, rel="self", type="application/atom+xml")
+    feed.link(href=check_site_origin(site_url) + "/", rel="alternate")
     feed.language("es")
     feed.author({"name": "boeflow"})
     feed.rights("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
@@ -244,18 +271,26 @@ def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
         decision = digest.decision
         updated = (decision.decided_at if decision and decision.decided_at
                    else digest.generated_at)
-        updated = updated if updated.tzinfo else updated.replace(tzinfo=UTC)
+        updated = madrid(updated)
         latest = max(latest, updated)
         entry = feed.add_entry()
-        entry.id(f"{feed_url.rstrip('/')}/{day:%Y/%m/%d}/v{digest.version or 1}")
+        entry.id(feed_entry_id(feed_url, day, digest.version or 1))
+        selection = digest.header.selection
         entry.title(f"BOE del {day:%d/%m/%Y}: {digest.header.items} elementos"
                     + (f", {digest.header.excluded} excluidos" if digest.header.excluded
-                       else ""))
-        entry.link(href=current_paths(store, day).get("html", ""), rel="alternate",
+                       else "")
+                    + (f" (resumen parcial, {selection.label})" if selection else ""))
+        # One link per entry: feedgen 1.0.0 writes an entry link's href only (no rel, no
+        # type), so a second link would read as a second alternate.
+        entry.link(href=feed_entry_link(feed_url, site_url, day,
+                                        current_paths(store, day).get("html")),
+                   rel="alternate",
                    type="text/html")
         entry.updated(updated)
         entry.published(updated)
         lines = [f"{s.name}: {s.items}" for s in digest.header.sections]
+        if selection:
+            lines.insert(0, f"Resumen parcial, no es el BOE completo del día ({selection.label})")
         if decision and decision.reviewer:
             lines.append(f"Revisado por {decision.reviewer}")
         entry.summary("; ".join(lines))

@@ -3,13 +3,18 @@ Jinja2 templates from ``boeflow/digest/templates``."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from boeflow.boe.ids import is_boe_id
+from boeflow.boe.site import BOE_TIMEZONE
 from boeflow.digest.model import Digest, Item
 
 Format = Literal["md", "html", "json"]
@@ -33,13 +38,68 @@ def fecha(value: date) -> str:
     return f"{_WEEKDAYS[value.weekday()]} {value.day} de {_MONTHS[value.month - 1]} de {value.year}"
 
 
+def madrid(value: datetime) -> datetime:
+    """``value`` in the BOE's time zone (a naive value is taken as UTC)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(BOE_TIMEZONE))
+
+
+def _offset(local: datetime) -> str:
+    offset = local.strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}"
+
+
 def instante(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M %Z").strip()
+    """A time as readers in Spain read it: Madrid time with its offset, e.g.
+    ``14 de noviembre de 2024, 00:30 (UTC+01:00)``."""
+    local = madrid(value)
+    return (f"{local.day} de {_MONTHS[local.month - 1]} de {local.year}, "
+            f"{local:%H:%M} ({_offset(local)})")
+
+
+def local_time(value: datetime) -> str:
+    """The short form for command output: ``2024-11-14 00:30 (UTC+01:00)``, Madrid time."""
+    local = madrid(value)
+    return f"{local:%Y-%m-%d %H:%M} ({_offset(local)})"
 
 
 def md(value: object) -> str:
     """Text safe inside Markdown: one line, special characters escaped."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def md_url(value: object) -> str:
+    """A link target safe inside Markdown: ``<…>`` (so parentheses, which ELIs have, cannot
+    end it), with anything that could end or break it percent-encoded. The URLs of a digest
+    are validated BOE URLs already (boeflow.boe.site); this holds for any string."""
+    text = "".join(ch if ch.isascii() and ch.isprintable() and ch not in " <>\\`\"'"
+                   else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in str(value))
+    return f"<{text}>"
+
+
+def anchor(boe_id: str) -> str:
+    """The in-page anchor of an item: its id in lower case, or (an identifier that is not a
+    BOE id, from a hostile sumario) a hash of it, so no id can break out of an attribute or
+    a Markdown link."""
+    if is_boe_id(boe_id):
+        return boe_id.lower()
+    return "item-" + hashlib.sha256(boe_id.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()
+                                         ).decode("ascii") + "'"
+
+
+def content_security_policy(style: str | None) -> str:
+    """The digest's policy: nothing loaded, no script at all (``javascript:`` URLs included),
+    no forms, no base URL, no plugins; styles: the page's own ``<style>`` by its hash, or
+    (``style`` None: an e-mail, whose styles are inlined into attributes) inline styles."""
+    styles = _csp_hash(style) if style is not None else "'unsafe-inline'"
+    return ("default-src 'none'; script-src 'none'; object-src 'none'; "
+            f"style-src {styles}; img-src 'none'; font-src 'none'; connect-src 'none'; "
+            "media-src 'none'; frame-src 'none'; child-src 'none'; worker-src 'none'; "
+            "manifest-src 'none'; base-uri 'none'; form-action 'none'")
 
 
 def enlaces(item: Item) -> list[tuple[str, str]]:
@@ -56,7 +116,8 @@ def environment() -> Environment:
                                                    default_for_string=False, default=False),
                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False,
                       keep_trailing_newline=True)
-    env.filters.update(fecha=fecha, instante=instante, md=md, enlaces=enlaces,
+    env.filters.update(fecha=fecha, instante=instante, md=md, md_url=md_url, anchor=anchor,
+                       enlaces=enlaces,
                        decision=lambda v: _DECISIONS.get(v, v),
                        estado=lambda v: _STATES.get(v, v),
                        relacion=lambda v: _RELATIONS.get(v, v))
@@ -68,10 +129,21 @@ def render_markdown(digest: Digest) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+@lru_cache(maxsize=1)
+def page_css() -> str:
+    """The page's style sheet (``digest.css.jinja``), inlined in a ``<style>`` element whose
+    hash the page's content-security policy names."""
+    return environment().get_template("digest.css.jinja").render().strip()
+
+
 def render_html(digest: Digest, *, email: bool = False) -> str:
-    """The page; ``email`` leaves out what mail clients drop (the language switch and the
-    print script: both languages stay visible)."""
-    return environment().get_template("digest.html.jinja").render(digest=digest, email=email)
+    """The page, with a restrictive content-security policy (no script, nothing fetched);
+    ``email`` leaves out what mail clients drop (the language switch: both languages stay
+    visible)."""
+    css = page_css()
+    return environment().get_template("digest.html.jinja").render(
+        digest=digest, email=email, css=css,
+        csp=content_security_policy(None if email else css))
 
 
 def render_email_html(digest: Digest) -> str:

@@ -140,6 +140,7 @@ def document_source(doc: ParsedDocument, chunks: list[Chunk], pipeline_key: str,
         "pipeline_key": pipeline_key,
         "source_format": doc.source_format,
         "language": doc.language,
+        "parse_warnings": doc.warnings[:20],
     }
 
 

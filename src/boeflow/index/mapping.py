@@ -171,6 +171,9 @@ def documents_mapping() -> dict[str, Any]:
             "source_format": _KW,
             "language": _KW,
             "url_xml": {"type": "keyword", "index": False},
+            # ParsedDocument.warnings: anomalies repaired while parsing (links dropped as
+            # unsafe among them), listed as incidencias of the item in the digest.
+            "parse_warnings": {"type": "keyword", "index": False},
             # Filled by the enrich/review stages (boeflow.enrich.day.enrichment_fields):
             # summary and summary_va share one structure; summary_va is searchable.
             "summary": {"type": "object", "enabled": False},

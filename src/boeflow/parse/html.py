@@ -12,8 +12,9 @@ import re
 
 from bs4 import BeautifulSoup, Tag
 
-from boeflow.boe.document import absolute_url
+from boeflow.boe.document import absolute_url, document_pdf_url
 from boeflow.boe.ids import BOE_ID
+from boeflow.boe.site import UnsafeUrl, check_boe_url
 from boeflow.parse.errors import ParseError
 from boeflow.parse.limits import ParseLimits
 from boeflow.parse.meta import rango_and_number, spanish_date
@@ -179,11 +180,18 @@ def parse_html(data: bytes, source: str, limits: ParseLimits | None = None) -> P
     pdf_link = soup.find("a", href=re.compile(r"\.pdf$"))
     eli_link = soup.find("a", href=re.compile(r"/eli/"))
     text, units = build_units(blocks)
+    dropped: list[str] = []
+    eli = None
+    if isinstance(eli_link, Tag):
+        try:
+            eli = check_boe_url(str(eli_link["href"]), path_prefix="/eli/")
+        except UnsafeUrl as exc:
+            dropped.append(f"ELI descartado: {exc}")
     return ParsedDocument(
         id=name, title=title, rango=rango, official_number=number,
         department=_metadata_value(soup, "departamento"),
         section=None, published=published,
-        url_pdf=absolute_url(str(pdf_link["href"])) if isinstance(pdf_link, Tag) else None,
-        eli=str(eli_link["href"]) if isinstance(eli_link, Tag) else None,
-        source_format="html", units=units, text=text,
+        url_pdf=(document_pdf_url(str(pdf_link["href"]), dropped=dropped)
+                 if isinstance(pdf_link, Tag) else None),
+        eli=eli, source_format="html", units=units, text=text, warnings=dropped,
     )

@@ -216,5 +216,5 @@ def parse_xml(data: bytes, source: str, limits: ParseLimits | None = None) -> Pa
         official_number=meta.official_number, materias=meta.materias,
         references=[ReferenceOut.model_validate(ref.as_dict()) for ref in meta.references],
         source_format="xml", units=units, text=text,
-        warnings=[encoding_warning] if encoding_warning else [],
+        warnings=([encoding_warning] if encoding_warning else []) + meta.dropped_links,
     )
