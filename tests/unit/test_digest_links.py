@@ -31,11 +31,12 @@ from boeflow.boe.replay import (
     MARKDOWN_BREAKOUT,
 )
 from boeflow.boe.site import BOE_HOSTS, UnsafeUrl, check_boe_url, check_site_origin
+from boeflow.boe.store import RawStore
 from boeflow.config import Settings
 from boeflow.digest.build import ReviewInput, apply_review, selection
 from boeflow.digest.mail import digest_mails
 from boeflow.digest.model import Digest, Item, ItemReview
-from boeflow.digest.publish import write_digest, write_feed
+from boeflow.digest.publish import Pointer, switch_version, write_digest, write_feed
 from boeflow.digest.render import (
     instante,
     md_url,
@@ -238,6 +239,14 @@ def test_page_and_mail_have_a_script_free_content_security_policy(
     assert_only_boe_links(email, "mail html")
 
 
+def publish_files(store: RawStore, digest: Digest) -> None:
+    """The file half of a publication: the version's files, then the day's pointer."""
+    paths = write_digest(store, digest)
+    switch_version(store, digest.date, Pointer(version=digest.version or 1,
+                                               draft_hash=digest.draft_hash or "",
+                                               content_key="test", paths=paths))
+
+
 def test_a_limited_run_is_labelled_partial_everywhere(tmp_path: Path) -> None:
     limited = hostile_day(tmp_path / "limited", hostile=False, max_items=12)
     label = "selección: secciones I y III; 12 de 219 elementos"
@@ -257,7 +266,7 @@ def test_a_limited_run_is_labelled_partial_everywhere(tmp_path: Path) -> None:
     assert "resumen parcial" in BeautifulSoup(render_html(final), "html.parser").title.string
     subject = digest_mails(final, ["a@example.org"], [])[0].subject
     assert subject == f"BOE del 13/11/2024: resumen parcial (12 elementos; {label})"
-    write_digest(limited.store, final)
+    publish_files(limited.store, final)
     write_feed(limited.store, "urn:boeflow:digests", "https://www.boe.es")
     feed = feedparser.parse(limited.store.read("digests/feed.xml"))
     assert "resumen parcial" in feed.entries[0].title and label in feed.entries[0].title
@@ -294,12 +303,12 @@ def test_times_are_madrid_time_with_the_offset(day: HostileDay, published: Diges
 def test_feed_links_are_absolute_and_entry_ids_stable(day: HostileDay,
                                                       published: Digest) -> None:
     store = day.store
-    write_digest(store, published)
+    publish_files(store, published)
     feed_url = "https://digests.example.org/boe/digests/feed.xml"
     write_feed(store, feed_url, "https://www.boe.es")
     first = feedparser.parse(store.read("digests/feed.xml"))
     entry = first.entries[0]
-    page = "https://digests.example.org/boe/digests/2024/11/13/digest.html"
+    page = "https://digests.example.org/boe/digests/2024/11/13/v1/digest.html"
     assert entry.link == page
     assert urljoin(feed_url, entry.link) == page  # absolute: no …/digests/digests/…
     assert [link.href for link in entry.links] == [page]
@@ -309,7 +318,7 @@ def test_feed_links_are_absolute_and_entry_ids_stable(day: HostileDay,
     assert feedparser.parse(store.read("digests/feed.xml")).entries[0].id == entry.id
     second = published.model_copy(deep=True)
     second.version = 2
-    write_digest(store, second)
+    publish_files(store, second)
     write_feed(store, feed_url, "https://www.boe.es")
     assert feedparser.parse(store.read("digests/feed.xml")).entries[0].id == \
         f"{feed_url}/2024/11/13/v2"
