@@ -237,6 +237,10 @@ class Settings(BaseSettings):
     digest_watchlists_file: Path | None = Field(
         None, description="TOML file with [[watchlist]] tables (name, materias, departments, "
         "rangos, keywords, query, recipients)")
+    digest_watch_min_similarity: float = Field(
+        0.6, ge=-1.0, le=1.0, description="cosine similarity a watchlist query's kNN match "
+        "needs (with BM25 agreement); belongs to the embedding model, see docs/digest.md. "
+        "Not used with a smoke embedder: queries are then BM25 only")
     digest_recipients: list[str] = Field(
         default_factory=list, description="addresses that receive every published digest")
     digest_mail_from: str = Field("boeflow@localhost", description="From: of digest e-mails")
