@@ -72,7 +72,7 @@ class DeadlineConnection(psycopg.Connection[dict[str, Any]]):
             raise StateError(
                 f"{self.where} did not answer within {limit:g} s (BOEFLOW_PG_STATEMENT_TIMEOUT "
                 f"+ {DEADLINE_GRACE_S:g} s): the server or the network to it is stalled; "
-                "nothing more was written") from None
+                "the connection was closed") from None
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,11 @@ def upgrade(conn: Connection, sql_dir: Path = SQL_DIR) -> list[str]:
     pending = migrations(sql_dir)
     applied: list[str] = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        except psycopg.errors.QueryCanceled:
+            raise StateError("another process has been migrating the schema for longer than "
+                             "BOEFLOW_PG_STATEMENT_TIMEOUT; retry when it is done") from None
         conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
                             version    text PRIMARY KEY,
                             name       text NOT NULL,
@@ -179,7 +183,7 @@ def state(settings: Settings) -> Iterator[Connection]:
             _UPGRADED.add(key)
         with conn.transaction():
             yield conn
-    except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as exc:
+    except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
         raise _lost(settings, exc) from None
     finally:
         conn.close()
