@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from boeflow import daily
+from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer, Served
 from boeflow.config import Settings
 from boeflow.index.client import drop_indices, get_client
@@ -28,6 +29,7 @@ from boeflow.state.records import day_status
 from tests.conftest import SAMPLES
 from tests.support.digest_fixtures import private_database
 from tests.support.tcp_proxy import StallingProxy
+from tests.unit.test_digest import _nov6, fetched  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-state-"
@@ -151,6 +153,34 @@ def test_cli_on_a_stalled_postgres_exits_with_one_line(
     assert len(lines) == 1 and "did not answer within 7 s" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert elapsed < 30, elapsed
+
+
+def test_publish_on_a_postgres_stalled_mid_publication_is_one_line(
+        state_settings: Settings, fetched: dict[str, DayManifest],  # noqa: F811
+        tmp_path: Path) -> None:
+    """Finding 8's `digest publish`: PostgreSQL stops answering when the published version
+    is recorded (after the files, Elasticsearch and the feed). Before, the command hung."""
+    from boeflow.digest.publish import write_digest
+
+    settings = state_settings.model_copy(update={"data_dir": tmp_path / "data",
+                                                 "es_index_prefix": PREFIX})
+    write_digest(daily._store(settings), _nov6(fetched), draft=True)
+    with StallingProxy(settings.pg_port, stall_on=b"INSERT INTO digests") as proxy:
+        started = time.monotonic()
+        result = _cli(["digest", "publish", "--date", "2024-11-06", "--without-review"],
+                      settings, timeout=120, BOEFLOW_PG_PORT=str(proxy.port),
+                      BOEFLOW_PG_STATEMENT_TIMEOUT="2", BOEFLOW_PG_CONNECT_TIMEOUT="2",
+                      BOEFLOW_DATA_DIR=str(settings.data_dir),
+                      BOEFLOW_ES_INDEX_PREFIX=PREFIX)
+        elapsed = time.monotonic() - started
+        assert proxy.stalled.is_set()
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: publish 2024-11-06: PostgreSQL at 127.0.0.1:"), lines[0]
+    assert "did not answer within 7 s" in lines[0] and "Traceback" not in result.stderr
+    assert elapsed < 60, elapsed
+    drop_indices(get_client(settings), IndexNames(PREFIX))
 
 
 def _replay(settings: Settings, server: BoeServer, data: Path, models: Path) -> Settings:
