@@ -413,3 +413,30 @@ def test_a_query_match_needs_coverage_or_similarity_with_bm25_agreement() -> Non
     assert hits[1].reason() == "búsqueda semántica: similitud 0.81, 1 de 3 palabras"
     assert [h.boe_id for h in query_hits(words, lexical, [("B", 0.55)], 0.6)] == ["A"]
     assert query_hits(set(), lexical, semantic, 0.6) == []  # only stopwords
+
+
+@pytest.mark.parametrize(("second", "expected"), [
+    ('name = "Transporte"\nquery = "' + "transporte público " * 130 + '"',
+     "watchlist #2 «Transporte»: query is 2469 characters long, at most 500"),
+    ('name = "Vigilancia\\r\\nerror: forged"\nkeywords = ["x"]',
+     "watchlist #2 «Vigilancia\\r\\nerror: forged»: the name contains a control character "
+     "(CR, LF, tab…); use one line of text"),
+])
+def test_digest_build_names_the_watchlist_on_one_line(tmp_path: Path, second: str,
+                                                      expected: str) -> None:
+    """Finding 5: one query over the length limit failed the whole build with the search's
+    "query too long" and no watchlist named; finding 9: a CR/LF name split the lines."""
+    import os
+    import subprocess
+    import sys
+
+    path = _watch_file(tmp_path, '[[watchlist]]\nname = "DANA"\nkeywords = ["DANA"]\n\n'
+                                 f"[[watchlist]]\n{second}\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("boeflow")), "digest", "build", "--date",
+         "2024-11-06"], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "BOEFLOW_DIGEST_WATCHLISTS_FILE": str(path),
+             "BOEFLOW_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: watchlist file {path}: {expected}"], \
+        done.stderr
