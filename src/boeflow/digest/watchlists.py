@@ -114,7 +114,7 @@ def query_hits(words: set[str], lexical: Sequence[tuple[str, set[str]]],
     embedder; ``min_similarity``: the kNN floor (None: kNN off)."""
     if not words:
         return []
-    matched = {doc: max(len(words & passage), 0) for doc, passage in lexical}
+    matched = {doc: len(words & passage) for doc, passage in lexical}
     similarity = dict(semantic)
     hits: dict[str, QueryHit] = {}
     for doc, count in matched.items():
