@@ -103,6 +103,17 @@ class Settings(BaseSettings):
                                    description="loopback default, override in production")
     pg_database: str = "boeflow"
     pg_airflow_database: str = Field("airflow", description="Airflow metadata database")
+    # --- PostgreSQL deadlines (issue 17: a stalled server is one line, never a hang) ---
+    pg_connect_timeout: int = Field(10, ge=2, le=600, description="seconds to open a "
+                                    "connection, authentication included (libpq connect_timeout)")
+    pg_statement_timeout: float = Field(
+        30.0, gt=0, le=86_400, description="seconds one SQL statement may run, lock waits "
+        "included (the server's statement_timeout); the client gives up on a server silent "
+        "for this + 5 s (boeflow.state.db.DEADLINE_GRACE_S)")
+    pg_idle_in_transaction_timeout: float = Field(
+        600.0, gt=0, le=86_400, description="seconds a session may sit idle inside a "
+        "transaction before the server ends it (idle_in_transaction_session_timeout)")
+    # --- end PostgreSQL deadlines ---
     service_user: str = Field("boeflow", description="unprivileged OS user running services")
 
     # BOE source
@@ -230,6 +241,10 @@ class Settings(BaseSettings):
     digest_watchlists_file: Path | None = Field(
         None, description="TOML file with [[watchlist]] tables (name, materias, departments, "
         "rangos, keywords, query, recipients)")
+    digest_watch_min_similarity: float = Field(
+        0.6, ge=-1.0, le=1.0, description="cosine similarity a watchlist query's kNN match "
+        "needs (with BM25 agreement); belongs to the embedding model, see docs/digest.md. "
+        "Not used with a smoke embedder: queries are then BM25 only")
     digest_recipients: list[str] = Field(
         default_factory=list, description="addresses that receive every published digest")
     digest_mail_from: str = Field("boeflow@localhost", description="From: of digest e-mails")

@@ -50,8 +50,13 @@ def _recorded(settings: Settings, day: str, task: str,
         yield detail
     except Exception as exc:
         message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
-        with state(settings) as conn:
-            record_task(conn, when, task, "failed", detail=detail, error=message, run_id=run_id)
+        try:
+            with state(settings) as conn:
+                record_task(conn, when, task, "failed", detail=detail, error=message,
+                            run_id=run_id)
+        except StateError:  # PostgreSQL is gone: keep the first error's line
+            raise TaskFailed(f"{task} {day}: {message} (this failure could not be recorded "
+                             "in PostgreSQL either)") from None
         if isinstance(exc, TaskFailed):
             raise
         raise TaskFailed(f"{task} {day}: {message}") from exc

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,14 +19,17 @@ from pathlib import Path
 import pytest
 
 from boeflow import daily
+from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer, Served
 from boeflow.config import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
-from boeflow.state.db import StateError, connect, migrations, upgrade
+from boeflow.state.db import StateError, connect, migrations, state, upgrade
 from boeflow.state.records import day_status
 from tests.conftest import SAMPLES
 from tests.support.digest_fixtures import private_database
+from tests.support.tcp_proxy import StallingProxy
+from tests.unit.test_digest import _nov6, fetched  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-state-"
@@ -36,11 +41,12 @@ def state_settings(live_settings: Settings) -> Iterator[Settings]:
         yield settings
 
 
-def _cli(args: list[str], settings: Settings) -> subprocess.CompletedProcess[str]:
+def _cli(args: list[str], settings: Settings, timeout: float = 120,
+         **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BOEFLOW_PG_DATABASE": settings.pg_database,
-           "BOEFLOW_PG_PORT": str(settings.pg_port)}
+           "BOEFLOW_PG_PORT": str(settings.pg_port), **env_extra}
     return subprocess.run([str(Path(sys.executable).with_name("boeflow")), *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def test_db_upgrade_twice_is_a_no_op(state_settings: Settings) -> None:
@@ -69,6 +75,112 @@ def test_migration_files_are_numbered_without_gaps(tmp_path: Path) -> None:
 def test_unreachable_postgres_is_one_clear_line(live_settings: Settings) -> None:
     with pytest.raises(StateError, match=r"PostgreSQL is not reachable at 127\.0\.0\.1:1 "):
         connect(live_settings.model_copy(update={"pg_port": 1}))
+
+
+def test_connections_carry_the_documented_timeouts(state_settings: Settings) -> None:
+    settings = state_settings.model_copy(update={"pg_statement_timeout": 7.5,
+                                                 "pg_idle_in_transaction_timeout": 90.0})
+    with connect(settings) as conn:
+        shown = {name: conn.execute(f"SHOW {name}").fetchone()[name]  # type: ignore[index]
+                 for name in ("statement_timeout", "idle_in_transaction_session_timeout")}
+        assert conn.info.get_parameters()["connect_timeout"] == "10"
+        # The client's own socket: keepalives and a user timeout against a vanished peer.
+        sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 12_500
+        finally:
+            sock.close()  # a duplicate of the connection's descriptor
+    assert shown["statement_timeout"] == "7500ms"
+    assert shown["idle_in_transaction_session_timeout"] == "90s"
+
+
+@pytest.mark.timeout(60)  # before the fix: a hang
+def test_a_slow_statement_is_cancelled_by_the_statement_timeout(
+        state_settings: Settings) -> None:
+    settings = state_settings.model_copy(update={"pg_statement_timeout": 1.0})
+    started = time.monotonic()
+    with pytest.raises(StateError, match=r"ran longer than 1 s and was cancelled "
+                                         r"\(BOEFLOW_PG_STATEMENT_TIMEOUT\)"), \
+            state(settings) as conn:
+        conn.execute("SELECT pg_sleep(30)")
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.timeout(60)  # before the fix: a hang
+def test_a_postgres_stalled_mid_session_is_one_line_within_the_deadline(
+        state_settings: Settings) -> None:
+    """Finding 8: the server (here a proxy in front of it) accepts the query and never
+    answers. Before, the client waited forever: no statement timeout can fire on a server
+    that never received the statement, and the kernel keeps acknowledging keepalives."""
+    with StallingProxy(state_settings.pg_port) as proxy:
+        settings = state_settings.model_copy(update={"pg_port": proxy.port,
+                                                     "pg_statement_timeout": 2.0})
+        started = time.monotonic()
+        with pytest.raises(StateError) as raised, state(settings) as conn:
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+            proxy.stall()
+            conn.execute("SELECT 2")
+        elapsed = time.monotonic() - started
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"PostgreSQL at 127.0.0.1:{proxy.port} did not answer within "
+                              "7 s (BOEFLOW_PG_STATEMENT_TIMEOUT + 5 s)"), message
+    assert 6.5 < elapsed < 20, elapsed
+
+
+@pytest.mark.parametrize("command", [["status", "--date", "2024-11-06"],
+                                     ["digest", "show", "--date", "2024-11-06"]])
+def test_cli_on_a_stalled_postgres_exits_with_one_line(
+        state_settings: Settings, command: list[str]) -> None:
+    """`boeflow status` and `digest show` against a PostgreSQL that stops answering after
+    the migrations (at the day's first query): one line on stderr, exit 1, within the
+    documented deadline; before, they hung (> 150 s in the finding)."""
+    with connect(state_settings) as conn:
+        upgrade(conn)
+        conn.execute("INSERT INTO days (day, status) VALUES ('2024-11-06', 'pending')")
+    with StallingProxy(state_settings.pg_port, stall_on=b"FROM days WHERE day") as proxy:
+        started = time.monotonic()
+        result = _cli(command, state_settings, timeout=60, BOEFLOW_PG_PORT=str(proxy.port),
+                      BOEFLOW_PG_STATEMENT_TIMEOUT="2")
+        elapsed = time.monotonic() - started
+        assert proxy.stalled.is_set()
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did not answer within 7 s" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < 30, elapsed
+
+
+def test_publish_on_a_postgres_stalled_mid_publication_is_one_line(
+        state_settings: Settings, fetched: dict[str, DayManifest],  # noqa: F811
+        tmp_path: Path) -> None:
+    """Finding 8's `digest publish`: PostgreSQL stops answering when the published version
+    is recorded (after the files, Elasticsearch and the feed). Before, the command hung."""
+    from boeflow.digest.publish import write_digest
+
+    settings = state_settings.model_copy(update={"data_dir": tmp_path / "data",
+                                                 "es_index_prefix": PREFIX})
+    write_digest(daily._store(settings), _nov6(fetched), draft=True)
+    with StallingProxy(settings.pg_port, stall_on=b"INSERT INTO digests") as proxy:
+        started = time.monotonic()
+        result = _cli(["digest", "publish", "--date", "2024-11-06", "--without-review"],
+                      settings, timeout=120, BOEFLOW_PG_PORT=str(proxy.port),
+                      BOEFLOW_PG_STATEMENT_TIMEOUT="2", BOEFLOW_PG_CONNECT_TIMEOUT="2",
+                      BOEFLOW_DATA_DIR=str(settings.data_dir),
+                      BOEFLOW_ES_INDEX_PREFIX=PREFIX)
+        elapsed = time.monotonic() - started
+        assert proxy.stalled.is_set()
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: publish 2024-11-06: PostgreSQL at 127.0.0.1:"), lines[0]
+    assert "did not answer within 7 s" in lines[0] and "Traceback" not in result.stderr
+    assert elapsed < 60, elapsed
+    drop_indices(get_client(settings), IndexNames(PREFIX))
 
 
 def _replay(settings: Settings, server: BoeServer, data: Path, models: Path) -> Settings:

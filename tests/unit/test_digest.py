@@ -27,7 +27,18 @@ from boeflow.digest.build import (
 from boeflow.digest.mail import digest_mails
 from boeflow.digest.model import SECTION_ORDER, WATERMARK, Digest, Summary
 from boeflow.digest.render import render_html, render_json, render_markdown, review_body
-from boeflow.digest.watchlists import Watchlist, load_watchlists, run_watchlists
+from boeflow.digest.watchlists import (
+    MAX_FILE_BYTES,
+    MAX_KEYWORDS,
+    MAX_LISTS,
+    MAX_WATCH_QUERY_CHARS,
+    QueryHit,
+    Watchlist,
+    WatchlistError,
+    load_watchlists,
+    query_hits,
+    run_watchlists,
+)
 from boeflow.parse import parse_file
 from boeflow.review import review_summary
 from tests.conftest import DOCUMENTS, SAMPLES
@@ -263,9 +274,9 @@ def test_watchlists_match_keywords_departments_rangos(
     digest = _nov6(fetched)
     seen: list[tuple[str, date]] = []
 
-    def query(text: str, day: date) -> list[str]:
-        seen.append((text, day))
-        return ["BOE-A-2024-22931", "BOE-A-1999-1"]
+    def query(text: str, day: date | None) -> list[QueryHit]:
+        seen.append((text, day))  # a day without BOE-A-1999-1: it is dropped
+        return [QueryHit("BOE-A-2024-22931", 3, 4), QueryHit("BOE-A-1999-1", 4, 4)]
 
     lists.append(Watchlist(name="Transporte", query="transporte público de viajeros"))
     results = run_watchlists(digest, lists, {}, query)
@@ -276,6 +287,7 @@ def test_watchlists_match_keywords_departments_rangos(
     assert cultura.recipients == 1 and len(cultura.matches) >= 2
     assert {m.boe_id for m in cultura.matches} >= {"BOE-A-2024-22932", "BOE-A-2024-22928"}
     assert [m.boe_id for m in results[2].matches] == ["BOE-A-2024-22931"]
+    assert results[2].matches[0].why == ["búsqueda: 3 de 4 palabras"]
     assert seen == [("transporte público de viajeros", date(2024, 11, 6))]
     digest.watchlists = results
     assert "## Vigilancia" in render_markdown(digest)
@@ -290,3 +302,141 @@ def test_no_publication_day_renders() -> None:
     assert digest.incidencias[0].stage == "day"
     assert "No hay BOE publicado este día." in render_markdown(digest)
     assert "No hay BOE publicado" in render_html(digest)
+
+
+# --- Watchlists that mean something, bounded (issue 17, findings 5 and 9) --------------------
+
+def _watch_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "watchlists.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ('name = "Cultura"\ndepartments = [""]',
+     'watchlist #1 «Cultura»: departments entry 1 («») is empty'),
+    ('name = "Cultura"\ndepartments = ["Ministerio de Cultura", "  "]',
+     'watchlist #1 «Cultura»: departments entry 2 («  ») is empty'),
+    ('name = "DANA"\nkeywords = []', "watchlist #1 «DANA»: keywords is empty"),
+    ('name = "DANA"\nkeywords = ["—"]', "keywords entry 1 («—») is empty or has no letters"),
+    ('name = "DANA"\nquery = "   "', "watchlist #1 «DANA»: query is empty"),
+    ('name = "DANA"\nrecipients = ["a@example.org"]', "watchlist #1 «DANA» has no criterion"),
+    ('name = "DANA"\nquery = "' + "daños " * 100 + '"',
+     f"watchlist #1 «DANA»: query is 599 characters long, at most {MAX_WATCH_QUERY_CHARS}"),
+    ('name = "DANA"\nkeywords = [' + ", ".join(['"k"'] * (MAX_KEYWORDS + 1)) + "]",
+     f"watchlist #1 «DANA»: keywords has {MAX_KEYWORDS + 1} entries, at most {MAX_KEYWORDS}"),
+    ('name = "DANA"\nmaterias = ["' + "x" * 201 + '"]',
+     "materias entry 1 is 201 characters long, at most 200"),
+    ('name = "DANA"\nkeywords = ["dana"]\nrecipients = ["nadie"]',
+     "recipient «nadie» is not an e-mail address"),
+    ('name = "DANA"\nkeywords = ["dana"]\nquery_hits = 500',
+     "watchlist #1 «DANA»: query_hits: Input should be less than or equal to 50"),
+])
+def test_empty_or_oversized_criteria_are_refused_at_load_naming_the_list(
+        tmp_path: Path, toml: str, expected: str) -> None:
+    path = _watch_file(tmp_path, "[[watchlist]]\n" + toml + "\n")
+    with pytest.raises(WatchlistError) as raised:
+        load_watchlists(path)
+    message = str(raised.value)
+    assert message.startswith(f"watchlist file {path}: ") and expected in message, message
+    assert "\n" not in message and "\r" not in message
+
+
+def test_a_watchlist_name_with_cr_lf_is_refused_on_one_line(tmp_path: Path) -> None:
+    """Finding 9: a name with CR/LF split error lines (and went into mail channels)."""
+    path = _watch_file(tmp_path, '[[watchlist]]\nname = "DANA\\r\\nFAILED: forged line"\n'
+                                 'keywords = ["dana"]\n')
+    with pytest.raises(WatchlistError) as raised:
+        load_watchlists(path)
+    message = str(raised.value)
+    assert message == (f"watchlist file {path}: watchlist #1 «DANA\\r\\nFAILED: forged line»: "
+                       "the name contains a control character (CR, LF, tab…); use one line "
+                       "of text")
+    assert len(message.splitlines()) == 1
+    # Other invisible separators are refused the same way.
+    path.write_text('[[watchlist]]\nname = "a\\u2028b"\nkeywords = ["x"]\n', encoding="utf-8")
+    with pytest.raises(WatchlistError, match=r"«a\\u2028b»: the name contains a control"):
+        load_watchlists(path)
+
+
+@pytest.mark.timeout(30)
+def test_the_findings_huge_watchlist_files_are_refused_without_running(tmp_path: Path) -> None:
+    """Finding 5: 100k keywords ran > 300 s, 20k lists 103 s (and one mail each)."""
+    keywords = ", ".join(f'"palabra{n}"' for n in range(100_000))
+    path = _watch_file(tmp_path, f'[[watchlist]]\nname = "Todo"\nkeywords = [{keywords}]\n')
+    with pytest.raises(WatchlistError, match=rf"is \d+ bytes, at most {MAX_FILE_BYTES} "):
+        load_watchlists(path)
+    lists = "".join(f'[[watchlist]]\nname = "L{n}"\nkeywords = ["k"]\n' for n in range(20_000))
+    path = _watch_file(tmp_path, lists)
+    assert path.stat().st_size < MAX_FILE_BYTES  # refused for its count, not its size
+    with pytest.raises(WatchlistError, match=rf": 20000 watchlists, at most {MAX_LISTS}$"):
+        load_watchlists(path)
+
+
+def test_a_file_at_the_limits_loads_and_runs(fetched: dict[str, DayManifest],
+                                             tmp_path: Path) -> None:
+    words = [f"palabra{n}" for n in range(MAX_KEYWORDS - 1)] + ["dana"]
+    keywords = ", ".join(f'"{w}"' for w in words)
+    path = _watch_file(tmp_path, "".join(
+        f'[[watchlist]]\nname = "L{n}"\nkeywords = [{keywords}]\n' for n in range(MAX_LISTS)))
+    lists = load_watchlists(path)
+    assert len(lists) == MAX_LISTS
+    results = run_watchlists(_nov6(fetched), lists, {}, None)
+    assert all("BOE-A-2024-22928" in {m.boe_id for m in r.matches} for r in results)
+    assert all(r.matches[0].why == ["palabra «dana»"] for r in results)
+
+
+def test_one_failing_query_names_its_watchlist(fetched: dict[str, DayManifest]) -> None:
+    from boeflow.search import SearchInputError
+
+    def query(text: str, day: date | None) -> list[QueryHit]:
+        raise SearchInputError("query too long (2500 characters, at most 2000)")
+
+    lists = [Watchlist(name="DANA", keywords=["dana"]),
+             Watchlist(name="Transporte\u00a0urbano", query="transporte")]
+    with pytest.raises(WatchlistError) as raised:
+        run_watchlists(_nov6(fetched), lists, {}, query)
+    assert str(raised.value) == ("watchlist «Transporte\u00a0urbano»: its query failed: query "
+                                 "too long (2500 characters, at most 2000)")
+
+
+def test_a_query_match_needs_coverage_or_similarity_with_bm25_agreement() -> None:
+    words = {"ayud", "dan", "danos"}
+    lexical = [("A", {"ayud", "dan"}), ("B", {"ayud"}), ("C", set())]
+    # BM25 only (smoke embedder): 2 of 3 words (0.67 >= 0.6) matches, 1 of 3 does not.
+    assert [(h.boe_id, h.reason()) for h in query_hits(words, lexical, [], None)] == [
+        ("A", "búsqueda: 2 de 3 palabras")]
+    # A real embedder: kNN neighbours count above the floor, and only where BM25 agrees.
+    semantic = [("D", 0.95), ("B", 0.81), ("C", 0.9), ("A", 0.3)]
+    hits = query_hits(words, lexical, semantic, 0.6)
+    assert [h.boe_id for h in hits] == ["A", "B"]  # D: no BM25 agreement; C: no word
+    assert hits[1].reason() == "búsqueda semántica: similitud 0.81, 1 de 3 palabras"
+    assert [h.boe_id for h in query_hits(words, lexical, [("B", 0.55)], 0.6)] == ["A"]
+    assert query_hits(set(), lexical, semantic, 0.6) == []  # only stopwords
+
+
+@pytest.mark.parametrize(("second", "expected"), [
+    ('name = "Transporte"\nquery = "' + "transporte público " * 130 + '"',
+     "watchlist #2 «Transporte»: query is 2469 characters long, at most 500"),
+    ('name = "Vigilancia\\r\\nerror: forged"\nkeywords = ["x"]',
+     "watchlist #2 «Vigilancia\\r\\nerror: forged»: the name contains a control character "
+     "(CR, LF, tab…); use one line of text"),
+])
+def test_digest_build_names_the_watchlist_on_one_line(tmp_path: Path, second: str,
+                                                      expected: str) -> None:
+    """Finding 5: one query over the length limit failed the whole build with the search's
+    "query too long" and no watchlist named; finding 9: a CR/LF name split the lines."""
+    import os
+    import subprocess
+    import sys
+
+    path = _watch_file(tmp_path, '[[watchlist]]\nname = "DANA"\nkeywords = ["DANA"]\n\n'
+                                 f"[[watchlist]]\n{second}\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("boeflow")), "digest", "build", "--date",
+         "2024-11-06"], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "BOEFLOW_DIGEST_WATCHLISTS_FILE": str(path),
+             "BOEFLOW_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: watchlist file {path}: {expected}"], \
+        done.stderr

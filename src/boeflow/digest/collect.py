@@ -4,6 +4,7 @@ corrected summaries."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -14,7 +15,7 @@ from boeflow.boe.store import RawStore, day_prefix
 from boeflow.config import Settings
 from boeflow.digest.build import DayInputs, EditChecker
 from boeflow.digest.model import Stage, Summary
-from boeflow.digest.watchlists import QueryRunner
+from boeflow.digest.watchlists import QueryHit, QueryRunner
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import Connection
 
@@ -111,19 +112,72 @@ def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -
     return check
 
 
-def hybrid_query(settings: Settings, client: Elasticsearch, names: IndexNames) -> QueryRunner:
-    """Free-text watchlists through ``boeflow.search`` (hybrid BM25 + kNN, RRF), limited to
-    the day; the embedder is loaded on the first query only."""
+# What one watchlist query finds before its floors: (significant words, BM25 results as
+# (BOE id, those words in its best passage), kNN results as (BOE id, cosine similarity)).
+Evidence = tuple[set[str], list[tuple[str, set[str]]], list[tuple[str, float]]]
+
+
+def query_evidence(settings: Settings, client: Elasticsearch, names: IndexNames
+                   ) -> Callable[[str, date | None], Evidence]:
+    """What a watchlist query finds through ``boeflow.search`` (limited to a day, or every
+    day for the calibration): BM25 always, kNN only with a real embedding model and index.
+    The embedder is loaded on the first query only."""
+    from elasticsearch import ApiError, TransportError
+
+    from boeflow.digest.watchlists import QUERY_DEPTH, passage_words, significant_words
     from boeflow.embed import Embedder, build_embedder
+    from boeflow.index.client import SearchBackendError
+    from boeflow.models.loading import is_smoke_model
     from boeflow.search import Filters, Searcher
 
+    semantic = not settings.is_smoke and not is_smoke_model(settings.embed_model)
     embedder: list[Embedder] = []
 
-    def run(query: str, day: date) -> list[str]:
-        if not embedder:
-            embedder.append(build_embedder(settings))
-        searcher = Searcher(client, names, embedder[0])
-        results = searcher.search(query, "hybrid", Filters(since=day, until=day), size=20)
-        return [r.doc_id for r in results]
+    def analyzed(query: str) -> list[str]:
+        try:
+            response = client.indices.analyze(index=names.chunks, analyzer="boe_spanish",
+                                              text=query)
+        except (ApiError, TransportError) as exc:
+            raise SearchBackendError(f"Elasticsearch could not analyse the query: {exc}"
+                                     ) from None
+        return [str(t["token"]) for t in response.get("tokens", [])]
+
+    def evidence(query: str, day: date | None) -> Evidence:
+        filters = Filters(since=day, until=day) if day else Filters()
+        words = significant_words(analyzed(query))
+        if not words:  # only stopwords: nothing to agree on
+            return words, [], []
+        bm25 = Searcher(client, names, None).search(query, "bm25", filters, size=QUERY_DEPTH,
+                                                   chunks_per_doc=3)
+        lexical = [(r.doc_id, max((passage_words(r.title, c.heading, c.text) & words
+                                   for c in r.chunks), key=len, default=set()))
+                   for r in bm25]
+        nearest: list[tuple[str, float]] = []
+        use_knn = semantic and bool(bm25) and not any(r.smoke for r in bm25)
+        if use_knn:
+            if not embedder:
+                embedder.append(build_embedder(settings))
+            knn = Searcher(client, names, embedder[0]).search(
+                query, "knn", filters, size=QUERY_DEPTH, details=False)
+            if not any(r.smoke for r in knn):
+                # Elasticsearch's cosine score is (1 + cos) / 2
+                nearest = [(r.doc_id, 2 * r.score - 1) for r in knn]
+        return words, lexical, nearest
+
+    return evidence
+
+
+def hybrid_query(settings: Settings, client: Elasticsearch, names: IndexNames) -> QueryRunner:
+    """Free-text watchlists, limited to the day: an item matches with ``MIN_COVERAGE`` of the
+    query's significant words in one passage (BM25), or — with a real embedding model — with
+    ``BOEFLOW_DIGEST_WATCH_MIN_SIMILARITY`` and BM25's agreement (kNN)."""
+    from boeflow.digest.watchlists import query_hits
+
+    evidence = query_evidence(settings, client, names)
+
+    def run(query: str, day: date | None) -> list[QueryHit]:
+        words, lexical, nearest = evidence(query, day)
+        return query_hits(words, lexical, nearest,
+                          settings.digest_watch_min_similarity if nearest else None)
 
     return run

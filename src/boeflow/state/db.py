@@ -3,32 +3,76 @@
 ``sql/NNN_name.sql`` files are applied in order, each in its own transaction, and recorded in
 ``schema_migrations``; ``upgrade`` is idempotent (a second call applies nothing) and safe to
 run from several processes at once (a transaction-level advisory lock serialises them).
+
+Every connection is bounded in time (docs/limits.md): libpq's ``connect_timeout``, the
+server-side ``statement_timeout`` and ``idle_in_transaction_session_timeout``, TCP keepalives
+and ``tcp_user_timeout`` against a vanished peer, and a client-side deadline on every wait
+for the server (``DeadlineConnection``), which is what ends a session whose server (or a
+proxy in front of it) accepts bytes and never answers: none of the server-side timeouts can
+fire there, and the kernel keeps acknowledging keepalives.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.abc import PQGen
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from boeflow.config import Settings
+from boeflow.errors import BoeflowError
 
 SQL_DIR = Path(__file__).resolve().parents[3] / "sql"  # the repository's, when installed -e
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x626F65666C6F77  # "boeflow"
 
+# The client waits this much longer than the server's statement_timeout before deciding the
+# server (or the network) has stalled: a slow statement is cancelled by the server first and
+# reported as such.
+DEADLINE_GRACE_S = 5.0
+# TCP keepalive probes on an idle socket (seconds), for a peer that vanished without a FIN.
+KEEPALIVE_IDLE_S = 30
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_COUNT = 3
+
 Connection = psycopg.Connection[dict[str, Any]]
+_RV = TypeVar("_RV")
 
 
-class StateError(RuntimeError):
+class StateError(BoeflowError, RuntimeError):
     """PostgreSQL is unreachable or the schema is unusable; the message is one clear line."""
+
+
+class DeadlineConnection(psycopg.Connection[dict[str, Any]]):
+    """A connection on which no wait for the server lasts longer than ``deadline`` seconds:
+    past it the connection is closed (its protocol state is unknown) and ``StateError``
+    says so. psycopg runs every statement, fetch, commit and rollback through ``wait``."""
+
+    deadline: float = 60.0
+    where: str = "PostgreSQL"
+
+    def wait(self, gen: PQGen[_RV], interval: float = 0.1,
+             timeout: float | None = None) -> _RV:
+        limit = self.deadline if timeout is None else min(timeout, self.deadline)
+        started = time.monotonic()
+        try:
+            return super().wait(gen, interval=interval, timeout=limit)
+        except psycopg.OperationalError:
+            if time.monotonic() - started < limit:
+                raise
+            self.pgconn.finish()
+            raise StateError(
+                f"{self.where} did not answer within {limit:g} s (BOEFLOW_PG_STATEMENT_TIMEOUT "
+                f"+ {DEADLINE_GRACE_S:g} s): the server or the network to it is stalled; "
+                "the connection was closed") from None
 
 
 @dataclass(frozen=True)
@@ -55,17 +99,43 @@ def migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 
 def connect(settings: Settings) -> Connection:
+    """A connection with every deadline of docs/limits.md set (see the module docstring)."""
+    where = f"PostgreSQL at {settings.pg_host}:{settings.pg_port}"
+    deadline = settings.pg_statement_timeout + DEADLINE_GRACE_S
+    options = (f"-c statement_timeout={round(settings.pg_statement_timeout * 1000)} "
+               "-c idle_in_transaction_session_timeout="
+               f"{round(settings.pg_idle_in_transaction_timeout * 1000)}")
     try:
-        return psycopg.connect(host=settings.pg_host, port=settings.pg_port,
-                               user=settings.pg_user,
-                               password=settings.pg_password.get_secret_value(),
-                               dbname=settings.pg_database, connect_timeout=10,
-                               row_factory=dict_row)
+        conn = DeadlineConnection.connect(
+            host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
+            password=settings.pg_password.get_secret_value(), dbname=settings.pg_database,
+            connect_timeout=settings.pg_connect_timeout, options=options,
+            keepalives=1, keepalives_idle=KEEPALIVE_IDLE_S,
+            keepalives_interval=KEEPALIVE_INTERVAL_S, keepalives_count=KEEPALIVE_COUNT,
+            tcp_user_timeout=round(deadline * 1000), row_factory=dict_row)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StateError(f"PostgreSQL is not reachable at {settings.pg_host}:{settings.pg_port} "
                          f"({first}); start it with `boeflow services start` or set "
                          "BOEFLOW_PG_HOST/PORT/USER/PASSWORD/DATABASE") from None
+    conn.deadline = deadline
+    conn.where = where
+    return conn
+
+
+def _lost(settings: Settings, exc: psycopg.Error) -> StateError:
+    """One line for a session that failed under a deadline (or lost its server)."""
+    where = f"PostgreSQL at {settings.pg_host}:{settings.pg_port}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return StateError(f"{where}: a statement ran longer than "
+                          f"{settings.pg_statement_timeout:g} s and was cancelled "
+                          f"(BOEFLOW_PG_STATEMENT_TIMEOUT): {first}")
+    if isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout):
+        return StateError(f"{where} ended a session idle in a transaction for over "
+                          f"{settings.pg_idle_in_transaction_timeout:g} s "
+                          f"(BOEFLOW_PG_IDLE_IN_TRANSACTION_TIMEOUT): {first}")
+    return StateError(f"{where}: the connection was lost ({first})")
 
 
 def upgrade(conn: Connection, sql_dir: Path = SQL_DIR) -> list[str]:
@@ -73,7 +143,11 @@ def upgrade(conn: Connection, sql_dir: Path = SQL_DIR) -> list[str]:
     pending = migrations(sql_dir)
     applied: list[str] = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        except psycopg.errors.QueryCanceled:
+            raise StateError("another process has been migrating the schema for longer than "
+                             "BOEFLOW_PG_STATEMENT_TIMEOUT; retry when it is done") from None
         conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
                             version    text PRIMARY KEY,
                             name       text NOT NULL,
@@ -99,7 +173,8 @@ _UPGRADED: set[str] = set()
 @contextmanager
 def state(settings: Settings) -> Iterator[Connection]:
     """A connection to an up-to-date schema (migrated once per process), closed on exit.
-    Commits on success, rolls back on error."""
+    Commits on success, rolls back on error. A statement cancelled by a timeout, a session
+    ended by the server or a lost connection become one ``StateError`` line."""
     conn = connect(settings)
     try:
         key = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
@@ -108,6 +183,8 @@ def state(settings: Settings) -> Iterator[Connection]:
             _UPGRADED.add(key)
         with conn.transaction():
             yield conn
+    except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
+        raise _lost(settings, exc) from None
     finally:
         conn.close()
 
