@@ -17,7 +17,6 @@ from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
-from boeflow.digest.build import ReviewInput
 from boeflow.digest.publish import write_digest
 from boeflow.digest.render import render_html
 from boeflow.digest.watchlists import WatchlistError, load_watchlists, run_watchlists
@@ -99,8 +98,8 @@ def test_a_followed_law_reaches_only_its_recipient(
     assert lcsp.matches == []
     assert "BOE-A-2024-22930" in render_html(draft)  # an item of the day that is not a hit
     write_digest(daily._store(settings), draft, draft=True)
-    assert daily.publish_day("2024-11-06", settings, ReviewInput(decision="approved",
-                                                                 reviewer="r"))["published"]
+    assert daily.publish_day("2024-11-06", settings, {
+        "decision": "approved", "reviewer": "r", "draft_hash": draft.draft_hash})["published"]
     with smtp_server() as (port, inbox):
         monkeypatch.setenv("AIRFLOW_CONN_BOEFLOW_SMTP", json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,

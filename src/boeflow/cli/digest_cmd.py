@@ -36,11 +36,16 @@ def build(
     from boeflow.digest.collect import load_manifest
     from boeflow.digest.publish import read_digest
     from boeflow.digest.render import FORMATS, render
+    from boeflow.digest.watchlists import WatchlistError, load_watchlists
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose md, html or json")
     when = parse_day(day, "--date")
     settings = get_settings()
+    try:  # a bad watchlist file is a setup error: said first, whatever the day
+        load_watchlists(settings.digest_watchlists_file)
+    except WatchlistError as exc:
+        fail(str(exc))
     store = RawStore(store_url(settings))
     if load_manifest(store, when) is None:
         fail(f"{when} has not been fetched: run `boeflow fetch --date {when}` first")

@@ -111,7 +111,7 @@ def follow_mails(digest: Digest, watchlists: list[Watchlist]) -> list[OutgoingMa
             lines += [f"- {m.boe_id} {m.title} — {', '.join(m.why)}" for m in hits[watch.name]]
             lines.append("")
         mails.append(OutgoingMail(
-            channel=f"mail:follow:{address}", recipients=[address],
+            channel="mail:follow", recipients=[address],
             subject=f"BOE del {day} · Seguimiento de normas: {len(ids)} "
                     f"{'disposición' if len(ids) == 1 else 'disposiciones'}",
             html=render_email_html(cut), text="\n".join(lines) + "\n" + render_markdown(cut)))

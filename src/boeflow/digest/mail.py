@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from boeflow.digest.model import Digest
 from boeflow.digest.render import render_email_html, render_markdown
-from boeflow.digest.watchlists import Watchlist
+
+if TYPE_CHECKING:  # the watchlists module brings search (Elasticsearch): not for notifiers
+    from boeflow.digest.watchlists import Watchlist
 
 
 @dataclass(frozen=True)
