@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from boeflow.config import Settings
-from boeflow.enrich.schema import MAX_ITEM_CHARS, Summary
+from boeflow.enrich.schema import MAX_ITEM_CHARS, Summary, fit_summary, length_policy
 from boeflow.enrich.source import SourceDocument, load_source
 from boeflow.review.checks import review_summary
 from boeflow.review.facts import (
@@ -91,22 +91,25 @@ def load_cases(path: Path) -> list[ReviewCase]:
 
 
 def _limit(doc: SourceDocument, settings: Settings) -> int:
-    return (settings.summary_short_resumen_max_chars if doc.is_short_notice
-            else settings.summary_resumen_max_chars)
+    return length_policy(settings, doc.is_short_notice).resumen_max
 
 
 def review_case(case: ReviewCase, doc: SourceDocument,
                 settings: Settings) -> tuple[bool, list[str]]:
-    """(flagged, reasons) by the production review of a summary of ``doc``."""
+    """(flagged, reasons) by the production review of a summary of ``doc``: the summary is
+    fitted to its mode's length policy first, as production stores it."""
+    policy = length_policy(settings, doc.is_short_notice)
     try:
-        fields = Summary.model_validate(case.summary).model_dump()
+        fields = fit_summary(Summary.model_validate(case.summary), policy).model_dump()
         status, errors = "ok", []
     except ValidationError as exc:  # an invalid summary is reviewed as production would
         fields = None
         status, errors = "failed", [str(exc.errors()[0]["msg"])]
     review = review_summary(fields=fields, raw_text=json.dumps(case.summary, ensure_ascii=False),
                             status=status, errors=errors, source_text=doc.review_text(),
-                            resumen_max_chars=_limit(doc, settings), language="es")
+                            resumen_max_chars=policy.resumen_max,
+                            resumen_min_chars=policy.resumen_min, max_points=policy.max_items,
+                            source=doc.anchor_source(), language="es")
     return review.needs_attention, list(review.reasons)
 
 
