@@ -231,6 +231,22 @@ class AnchorSource:
         return max(same_kind, key=lambda f: (round(self._context_score(f, stems), 2),
                                              -value_distance(f), -f.start))
 
+    def candidates(self, context: str, keys: set[tuple[str, str]],
+                   top: int = 4) -> list[tuple[SourceSentence, float]]:
+        """The ``top`` source sentences a summary sentence most likely paraphrases (a
+        summary sentence often merges several), with their share of its content words."""
+        stems = content_stems(context)
+        if not stems:
+            return []
+        scored = []
+        for sentence in (*self.header_sentences, *self.sentences):
+            shared = len(stems & sentence.stems) / len(stems)
+            if shared:
+                scored.append((shared + 0.1 * min(3, len(keys & sentence.keys)), shared,
+                               sentence))
+        scored.sort(key=lambda item: -item[0])
+        return [(sentence, shared) for _, shared, sentence in scored[:top]]
+
     def align(self, context: str,
               keys: set[tuple[str, str]] | frozenset[tuple[str, str]]
               ) -> tuple[SourceSentence, float] | None:

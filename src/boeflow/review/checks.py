@@ -124,8 +124,16 @@ def check_anchored_faithfulness(fields: Mapping[str, str | Sequence[str]],
     seen: set[tuple[str, str, bool]] = set()
     for field_name, sentence in summary_sentences(fields):
         sentence_facts = [f for f in extract_facts(sentence) if f.kind != "url"]
+        supported_spans: list[tuple[int, int]] = []
         for fact in sentence_facts:
+            # A number inside a supported deadline, date or amount ("20 días" for "veinte
+            # días") is that fact's, already checked.
+            if fact.kind == "number" and any(s <= fact.start and fact.end <= e
+                                             for s, e in supported_spans):
+                continue
             anchored = source.anchor(fact, context=sentence, field_name=field_name)
+            if anchored.supported and fact.kind != "number":
+                supported_spans.append((fact.start, fact.end))
             key = (fact.kind, fact.key, anchored.supported)
             if key in seen:
                 continue
@@ -136,15 +144,19 @@ def check_anchored_faithfulness(fields: Mapping[str, str | Sequence[str]],
         if fold(sentence).rstrip(". ") in PRESCRIBED_NEGATIONS:
             continue
         keys: set[tuple[str, str]] = {(str(f.kind), f.key) for f in sentence_facts}
-        aligned = source.align(sentence, keys)
+        aligned = source.candidates(sentence, keys)
         negative = any(c.negative for c in clauses(sentence))
-        if aligned is None or aligned[1] < MIN_ALIGNMENT:
+        if not aligned or aligned[0][1] < MIN_ALIGNMENT:
             continue
-        target = aligned[0]
-        if not negative and not any(c.negative for c in clauses(target.text)):
+        texts = [candidate.text for candidate, _ in aligned]
+        if not negative and not any(c.negative for t in texts for c in clauses(t)):
             continue
+        mismatches = polarity_mismatches(sentence, texts)
+        # The anchor: the source sentence holding the clause the summary contradicts.
+        wanted = {m.source_clause for m in mismatches}
+        target = next((c for c, _ in aligned if wanted & {k.text for k in clauses(c.text)}),
+                      aligned[0][0])
         anchor = source.sentence_anchor(target)
-        mismatches = polarity_mismatches(sentence, target.text)
         for mismatch in mismatches:
             anchored = AnchoredFact(kind="negation", value=mismatch.summary_clause,
                                     supported=False, source=anchor, field=field_name)

@@ -106,22 +106,25 @@ class PolarityMismatch:
     added: bool  # True: the summary negates what the source affirms
 
 
-MIN_SHARED_STEMS = 2
+MIN_SHARED_STEMS = 3  # tuned on the tuning split (2 paired unrelated short clauses)
 MIN_SHARED_SHARE = 0.5
 
 
-def polarity_mismatches(summary_sentence: str, source_sentence: str) -> list[PolarityMismatch]:
+def polarity_mismatches(summary_sentence: str,
+                        source_sentences: str | list[str]) -> list[PolarityMismatch]:
     """Clauses of the summary sentence whose polarity differs from the source clause they
-    paraphrase (the one sharing most content words, at least two and half of the summary
-    clause's)."""
-    source_clauses = [c for c in clauses(source_sentence) if c.stems]
+    paraphrase (the clause of the aligned source sentences sharing most content words, at
+    least three, or all of a shorter clause's, and half of the summary clause's)."""
+    candidates = [source_sentences] if isinstance(source_sentences, str) else source_sentences
+    source_clauses = [c for sentence in candidates for c in clauses(sentence) if c.stems]
     found = []
     for clause in clauses(summary_sentence):
         if not clause.stems or not source_clauses:
             continue
         best = max(source_clauses, key=lambda c: len(c.stems & clause.stems))
         shared = len(best.stems & clause.stems)
-        if shared < MIN_SHARED_STEMS or shared / len(clause.stems) < MIN_SHARED_SHARE:
+        needed = min(MIN_SHARED_STEMS, len(clause.stems))
+        if shared < needed or shared / len(clause.stems) < MIN_SHARED_SHARE:
             continue
         if clause.negative != best.negative:
             # The source negates in a neighbouring clause of the same sentence ("no se
