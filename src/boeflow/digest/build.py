@@ -19,11 +19,15 @@ from boeflow.digest.model import (
     COMPACT_SECTIONS,
     SECTION_ORDER,
     WATERMARK,
+    CardDate,
+    CardDeadline,
     Decision,
     Department,
     Digest,
     Edit,
     Excluded,
+    FactsCard,
+    FlaggedFact,
     Header,
     Incidencia,
     Item,
@@ -54,6 +58,8 @@ class DayInputs:
     # index/enrich errors by BOE id
     failures: dict[str, tuple[Stage, str]] = field(default_factory=dict)
     site_url: str = "https://www.boe.es"
+    # ``boeflow facts`` cards by BOE id (every item with a document)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,11 +125,27 @@ def _review(record: Mapping[str, Any] | None, has_summary: bool) -> ItemReview:
         else "not_enriched"
     if status == "auto_checked" and not has_summary:
         status = "not_enriched"
-    return ItemReview(status=status, reasons=list((record or {}).get("review_reasons") or []))
+    facts = [FlaggedFact.model_validate(f) for f in (record or {}).get("review_facts") or []
+             if isinstance(f, dict) and not f.get("supported")]
+    return ItemReview(status=status, reasons=list((record or {}).get("review_reasons") or []),
+                      facts=facts[:MAX_FLAGGED_FACTS])
+
+
+MAX_FLAGGED_FACTS = 20
+
+
+def card_from(card: Mapping[str, Any] | None) -> FactsCard | None:
+    """The digest's view of a ``boeflow facts`` card (None when the item has none)."""
+    if not card:
+        return None
+    plazos = [CardDeadline.model_validate(p) for p in card.get("plazos") or []]
+    force = card.get("entrada_en_vigor")
+    return FactsCard(entrada_en_vigor=CardDate.model_validate(force) if force else None,
+                     plazos=plazos, importes=len(card.get("importes") or []))
 
 
 def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
-          smoke: bool) -> Item:
+          smoke: bool, card: Mapping[str, Any] | None = None) -> Item:
     record = record or {}
     summary_es = summary_from(record.get("summary"))
     pages = None
@@ -138,6 +160,7 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
         url_pdf=entry.url_pdf or record.get("url_pdf"), url_html=entry.url_html,
         url_xml=entry.url_xml, eli=record.get("eli"), pages=pages,
         links=_links(entry, record, site_url), review=_review(record or None, bool(summary_es)),
+        card=card_from(card),
         compact=entry.section in COMPACT_SECTIONS or summary_es is None,
         smoke=bool(record.get("smoke", smoke)))
 
@@ -205,7 +228,8 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
         if dept is None:
             dept = depts[key] = Department(name=entry.department, code=entry.department_code)
             section.departments.append(dept)
-        item = _item(entry, inputs.records.get(entry.id), inputs.site_url, smoke)
+        item = _item(entry, inputs.records.get(entry.id), inputs.site_url, smoke,
+                     inputs.cards.get(entry.id))
         (dept.compact if item.compact else dept.items).append(item)
     order = {code: n for n, (code, _) in enumerate(SECTION_ORDER)}
     sections = sorted(by_section.values(), key=lambda s: order.get(s.code, len(order)))

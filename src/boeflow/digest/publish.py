@@ -5,6 +5,8 @@ Layout in the raw store::
 
     digests/YYYY/MM/DD/draft/digest.{md,html,json}   the draft shown to the reviewer
     digests/YYYY/MM/DD/digest.{md,html,json}         the published digest (latest version)
+    digests/YYYY/MM/DD/plazos.ics                    its entries into force and deadlines
+    digests/plazos.ics                               rolling deadlines calendar (last year)
     digests/feed.xml                                 Atom feed, one entry per published day
 """
 
@@ -33,10 +35,15 @@ def digest_paths(day: date, draft: bool = False) -> dict[str, str]:
 
 
 def write_digest(store: RawStore, digest: Digest, draft: bool = False) -> dict[str, str]:
-    """Render and write the three formats atomically; return format → store path."""
+    """Render and write the three formats atomically; return format → store path. A
+    published digest also gets its deadlines calendar (``boeflow.digest.calendar``)."""
     paths = digest_paths(digest.date, draft)
     for fmt, path in paths.items():
         store.write_atomic(path, render(digest, fmt).encode("utf-8"))  # type: ignore[arg-type]
+    if not draft:
+        from boeflow.digest.calendar import write_calendars
+
+        write_calendars(store, digest, digest_prefix(digest.date))
     return paths
 
 

@@ -181,6 +181,7 @@ def documents_mapping() -> dict[str, Any]:
             "review_status": _KW,
             "needs_attention": {"type": "boolean"},
             "review_reasons": _KW,
+            "review_facts": {"type": "object", "enabled": False},  # anchored facts (issue 20)
             "enrichment": {"type": "object", "enabled": False},
         },
     }

@@ -279,7 +279,8 @@ def _deadline_start(after: str, published: date | None, in_force: date | None,
             if in_force is None:
                 return None, "entrada en vigor", "la fecha de entrada en vigor no se conoce"
             return in_force, "entrada en vigor", ""
-        return None, "", f"se cuenta desde otra entrada en vigor («{' '.join(force.group(0).split())}»)"
+        said = " ".join(force.group(0).split())
+        return None, "", f"se cuenta desde otra entrada en vigor («{said}»)"
     text = " ".join(first.group(0).split())
     return None, "", f"se cuenta desde un hecho sin fecha conocida («{text}»)"
 

@@ -429,10 +429,10 @@ def perturb(summary: dict[str, Any], kind: Perturbation, doc: SourceDocument,
                     new = new[:match.start()] + new[match.start()].upper() + \
                         new[match.start() + 1:]
                 return _replace(summary, name, i, new), f"{name}: «{match.group(0)}» quitado"
-        for pattern in (r"\b(?<!no )(?=(?:podrán|deberán|podrá|deberá|tendrán|tendrá)\b)",
-                        r"\bse (?=\w+[ae]n?\b)"):
+        for where in (r"\b(?<!no )(?=(?:podrán|deberán|podrá|deberá|tendrán|tendrá)\b)",
+                      r"\bse (?=\w+[ae]n?\b)"):
             for name, i, text in _texts(summary):
-                match = re.search(pattern, text)
+                match = re.search(where, text)
                 if name != "entrada_en_vigor" and match and not _BOILERPLATE.match(text) \
                         and not re.search(
                         r"\bno\s*$", text[:match.start()]):
