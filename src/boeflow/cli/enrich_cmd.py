@@ -159,7 +159,10 @@ def review(
     if as_json:
         print_json([{"kind": r.kind, "cache_key": r.cache_key, "model": r.model,
                      "prompt_version": r.prompt_version, "smoke": r.smoke, "status": r.status,
-                     "review": r.review.model_dump(mode="json") if r.review else None}
+                     "review": r.review.model_dump(mode="json") if r.review else None,
+                     # every checked fact with its source anchor (issue 20)
+                     "facts": [f.model_dump(mode="json", exclude={"field"})
+                               for f in r.review.facts] if r.review else []}
                     for r in records])
     else:
         for record in records:
