@@ -104,8 +104,8 @@ def test_over_long_resumen_is_trimmed_by_the_policy_not_flagged() -> None:
     # The evaluation reviews exactly as production stores it: no length flag.
     from boeflow.review.evaluation import ReviewCase
 
-    flagged, reasons = review_case(ReviewCase(doc=notice.id, summary=summary.model_dump(),
-                                              faithful=True), notice, settings)
+    _, reasons = review_case(ReviewCase(doc=notice.id, summary=summary.model_dump(),
+                                        faithful=True), notice, settings)
     assert not any("caracteres" in r for r in reasons), reasons
 
 
