@@ -166,3 +166,15 @@ def test_review_json_returns_anchored_facts(tmp_path: Path,
     assert flagged and set(flagged[0]) == {"kind", "value", "supported", "source"}
     assert set(flagged[0]["source"]) == {"path", "start", "end", "quote"}
     get_settings.cache_clear()
+
+
+def test_a_computed_date_of_the_facts_card_is_supported() -> None:
+    # "entrará en vigor el día siguiente al de su publicación" (6 Nov 2024): 7 Nov is right,
+    # 9 Nov is flagged.
+    right = _review({"entrada_en_vigor": "Entra en vigor el 7 de noviembre de 2024."})
+    fact = next(f for f in right.facts if f.kind == "date"  # type: ignore[attr-defined]
+                and f.field == "entrada_en_vigor")
+    assert fact.supported and fact.source.path == "Disposición final quinta"
+    wrong = _review({"entrada_en_vigor": "Entra en vigor el 9 de noviembre de 2024."})
+    assert not next(f for f in wrong.facts if f.kind == "date"  # type: ignore[attr-defined]
+                    and f.field == "entrada_en_vigor").supported

@@ -99,9 +99,18 @@ class SourceDocument(BaseModel):
         from boeflow.review.anchors import AnchorSource
 
         if self._anchors is None:  # built once per document (its facts and sentences)
+            from boeflow.review.anchors import SourceAnchor
+            from boeflow.review.card import facts_card
+
             self._anchors = (
                 AnchorSource(text=self.parsed_text, units=self.units, header=self.header())
                 if self.parsed_text else AnchorSource(text=self.text, header=self.header()))
+            # The card's computed dates (its own anchors: no second copy of the rules).
+            card = facts_card(self)
+            for entry in [card["entrada_en_vigor"], *card["plazos"]]:
+                if entry and entry.get("date") and entry.get("source"):
+                    self._anchors.computed.setdefault(
+                        entry["date"], SourceAnchor.model_validate(entry["source"]))
         return self._anchors
 
 

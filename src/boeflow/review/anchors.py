@@ -23,6 +23,9 @@ from boeflow.textnorm import fold, stem_text
 from boeflow.types import Unit
 
 HEADER_PATH = "Cabecera"
+# A summary sentence about an entry into force or a deadline, whose date may be computed.
+_COMPUTED_CONTEXT = re.compile(r"\b(?:vigor|efectos|plazo|hasta|vence|finaliza|termina)",
+                               re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.;:\n]+(?:[.;:](?!\d)|\n|$)")
 _APARTADO = re.compile(r"^\s*(\d{1,2})\.(?!\d)\s|^\s*([a-zñ])\)\s")
 _SHORT_HEADING = re.compile(
@@ -79,7 +82,9 @@ class AnchorSource:
     text: str
     units: Sequence[Unit] = ()
     header: str = ""
-    _paths: dict[int, str] = field(default_factory=dict, repr=False)
+    # Dates the facts card computes (entry into force, last days of deadlines), ISO → the
+    # clause they come from: a summary may state the computed date the text only implies.
+    computed: dict[str, SourceAnchor] = field(default_factory=dict)
 
     @cached_property
     def facts(self) -> list[Fact]:
@@ -204,10 +209,28 @@ class AnchorSource:
                                 source=SourceAnchor(path=HEADER_PATH, quote=quote),
                                 field=field_name)
         same_kind = [f for facts in self._by_kind.get(fact.kind, {}).values() for f in facts]
+        if fact.kind == "date" and _COMPUTED_CONTEXT.search(context):
+            computed = self._computed(fact.key, context)
+            if computed is not None:
+                return AnchoredFact(kind=fact.kind, value=fact.text, supported=True,
+                                    source=computed, field=field_name)
         candidate = self.closest(fact, stems, same_kind)
         return AnchoredFact(kind=fact.kind, value=fact.text, supported=False,
                             source=None if candidate is None else
                             self.span(candidate.start, candidate.end), field=field_name)
+
+    def _computed(self, key: str, context: str) -> SourceAnchor | None:
+        """The card's clause computing this date, when the summary's sentence speaks of
+        the same thing (entry into force for its date, a deadline for a last day)."""
+        year, month, day = key.split("-")
+        in_force = re.search(r"vigor|efectos", context, re.IGNORECASE) is not None
+        for iso, anchor in self.computed.items():
+            c_year, c_month, c_day = iso.split("-")
+            if c_month != month or c_day.lstrip("0") != day or year not in ("*", c_year):
+                continue
+            if in_force == bool(re.search(r"vigor|efectos", anchor.quote, re.IGNORECASE)):
+                return anchor
+        return None
 
     def _by_text(self, fact: Fact) -> list[Fact]:
         pattern = re.compile(re.escape(" ".join(fact.text.split())).replace(r"\ ", r"\s+"),

@@ -345,7 +345,8 @@ def references(doc: SourceDocument) -> list[dict[str, Any]]:
 def facts_card(doc: SourceDocument, region: str = DEFAULT_REGION) -> dict[str, Any]:
     """``boeflow facts FILE|ID --json``: the document's entry into force, deadlines,
     amounts and references, each with its source anchor."""
-    source = doc.anchor_source()
+    source = (AnchorSource(text=doc.parsed_text, units=doc.units) if doc.parsed_text
+              else AnchorSource(text=doc.text))
     card: dict[str, Any] = {"boe_id": doc.id,
                             "published": doc.published.isoformat() if doc.published else None,
                             "entrada_en_vigor": None, "plazos": [], "importes": [],
