@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from boeflow.boe.manifest import DayManifest
 from boeflow.digest.build import card_from
 from boeflow.digest.model import FlaggedFact
+from boeflow.digest.model import Summary as DigestSummary
 from boeflow.digest.render import render_html
 from boeflow.enrich.source import read_document
 from boeflow.review import review_summary
@@ -48,6 +49,7 @@ def test_flags_show_their_source_spans(browser: webdriver.Chrome,
     assert review.needs_attention
     draft = _nov6(fetched)
     item = next(i for i in draft.all_items() if i.boe_id == doc.id)
+    item.summary_es = DigestSummary.model_validate(fields)  # the summary the flags are about
     item.review.status = "needs_attention"
     item.review.reasons = review.reasons
     item.review.facts = [FlaggedFact.model_validate(f.model_dump(exclude={"field"}))
@@ -55,7 +57,7 @@ def test_flags_show_their_source_spans(browser: webdriver.Chrome,
     item.card = card_from(facts_card(doc))
     page = tmp_path / "draft.html"
     page.write_text(render_html(draft), encoding="utf-8")
-    browser.set_window_size(1280, 900)
+    browser.set_window_size(1280, 2000)  # the whole item in the viewport for its screenshot
     browser.get(page.as_uri())
     article = browser.find_element(By.ID, "boe-a-2024-22928")
     flags = article.find_element(By.CSS_SELECTOR, ".flags")
