@@ -79,3 +79,29 @@ def test_flags_show_their_source_spans(browser: webdriver.Chrome,
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("BOEFLOW_KEEP_SCREENSHOTS"):
         Path(os.environ["BOEFLOW_KEEP_SCREENSHOTS"]).write_bytes(shot.read_bytes())
+
+
+def test_hitl_body_quotes_the_source_span_of_each_flag(
+        fetched: dict[str, DayManifest]) -> None:  # noqa: F811
+    from boeflow.digest.render import review_body
+
+    doc = read_document(SAMPLES / "documents" / "BOE-A-2024-22928.xml")
+    fields = {"resumen": doc.title, "puntos_clave": [
+        "Las solicitudes se presentarán en el plazo de quince meses."],
+        "a_quien_afecta": "Afectados.", "plazos_y_fechas": [], "entrada_en_vigor": "No consta.",
+        "normas_afectadas": []}
+    review = review_summary(fields=fields, raw_text="", status="ok", errors=[],
+                            source_text=doc.review_text(), resumen_max_chars=2000,
+                            source=doc.anchor_source())
+    draft = _nov6(fetched)
+    item = next(i for i in draft.all_items() if i.boe_id == doc.id)
+    item.review.status = "needs_attention"
+    item.review.reasons = review.reasons
+    item.review.facts = [FlaggedFact.model_validate(f.model_dump(exclude={"field"}))
+                         for f in review.flagged_facts()]
+    body = review_body(draft, "digests/2024/11/06/draft/digest.html")
+    [flag] = [f for f in item.review.facts if f.kind == "deadline"]
+    assert flag.source is not None
+    line = next(x for x in body.splitlines() if x.strip().startswith(
+        f"- fuente, {flag.source.path}:"))
+    assert f"«{flag.source.quote}»" in line and "quince meses" in line
