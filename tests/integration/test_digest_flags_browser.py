@@ -105,3 +105,11 @@ def test_hitl_body_quotes_the_source_span_of_each_flag(
     line = next(x for x in body.splitlines() if x.strip().startswith(
         f"- fuente, {flag.source.path}:"))
     assert f"«{flag.source.quote}»" in line and "quince meses" in line
+    # The Markdown digest carries the same span and the item's card.
+    from boeflow.digest.render import render_markdown
+
+    item.card = card_from(facts_card(doc))
+    markdown = render_markdown(draft)
+    assert f"{flag.source.path}: «{flag.source.quote}»" in markdown
+    assert "Entrada en vigor: jueves 7 de noviembre de 2024" in markdown
+    assert "plazo de dos meses → martes 7 de enero de 2025" in markdown
