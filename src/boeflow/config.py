@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     summary_max_repairs: int = Field(2, ge=0, description="re-prompts after invalid JSON")
     summary_resumen_max_chars: int = 1200
     summary_short_resumen_max_chars: int = 500
+    facts_holiday_region: str = Field(
+        "VC", description="autonomous community (ISO 3166-2:ES code) whose holidays, with "
+        "Spain's, are not business days in deadlines (Ley 39/2015 art. 30); empty: national")
     translate_max_new_tokens: int = Field(1024, description="output cap of one translated piece")
     translate_mask_entities: bool = Field(
         True, description="replace ids, numbers and citations by placeholders while translating")

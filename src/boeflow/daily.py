@@ -783,7 +783,14 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
                     current: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Bring Elasticsearch, the feed and PostgreSQL to the switched-to ``version``."""
     from boeflow.digest.build import draft_hash as content_hash
-    from boeflow.digest.publish import index_digest, read_version, version_paths, write_feed
+    from boeflow.digest.calendar import write_calendars
+    from boeflow.digest.publish import (
+        digest_prefix,
+        index_digest,
+        read_version,
+        version_paths,
+        write_feed,
+    )
     from boeflow.index.client import get_client, names_for
     from boeflow.state.db import state
     from boeflow.state.records import finish_publication
@@ -798,6 +805,8 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
             index_digest(client, names_for(settings), final, paths)
         with _publication_lock(settings, None):
             write_feed(store, settings.digest_feed_url, settings.digest_site_url)
+            # the current version's deadlines: digests/…/plazos.ics and the rolling calendar
+            write_calendars(store, final, digest_prefix(when))
         with state(settings) as conn:
             finish_publication(conn, when, version, content_hash=content_hash(final),
                                paths=paths, items=final.header.items,

@@ -158,13 +158,15 @@ def test_incidencias_list_the_items_the_replay_server_does_not_have(
     assert len(digest.incidencias) == 237
     assert all(n.stage == "fetch" and "404" in n.reason for n in digest.incidencias)
     assert "BOE-A-2024-22928" not in {n.boe_id for n in digest.incidencias}
+    # The samples hold three documents of 13 Nov 2024 (BOE-A-2024-23622 since issue 20).
     nov13 = _day(fetched, "2024-11-13", {b: _record(b) for b in
-                                          ("BOE-A-2024-23543", "BOE-A-2024-23620")})
-    assert nov13.header.items == 219 and len(nov13.incidencias) == 217
+                                          ("BOE-A-2024-23543", "BOE-A-2024-23620",
+                                           "BOE-A-2024-23622")})
+    assert nov13.header.items == 219 and len(nov13.incidencias) == 216
     # A stored item that is missing from Elasticsearch is an incidencia too (index stage).
     unindexed = _day(fetched, "2024-11-13", {"BOE-A-2024-23543": _record("BOE-A-2024-23543")})
-    assert [(n.boe_id, n.stage) for n in unindexed.incidencias
-            if n.stage != "fetch"] == [("BOE-A-2024-23620", "index")]
+    assert [(n.boe_id, n.stage) for n in unindexed.incidencias if n.stage != "fetch"] == [
+        ("BOE-A-2024-23620", "index"), ("BOE-A-2024-23622", "index")]
     assert "Incidencias (237)" in render_markdown(digest)
 
 

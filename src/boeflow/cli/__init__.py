@@ -9,6 +9,7 @@ from boeflow.cli import (
     config_cmd,
     digest_cmd,
     enrich_cmd,
+    facts_cmd,
     fetch_cmd,
     links_cmd,
     models_cmd,
@@ -32,6 +33,7 @@ app.add_typer(airflow_cmd.app, name="airflow")
 # Stage commands register here, one line per module (keep alphabetical):
 digest_cmd.register(app)
 enrich_cmd.register(app)
+facts_cmd.register(app)
 fetch_cmd.register(app)
 links_cmd.register(app)
 parse_cmd.register(app)

@@ -159,7 +159,10 @@ def review(
     if as_json:
         print_json([{"kind": r.kind, "cache_key": r.cache_key, "model": r.model,
                      "prompt_version": r.prompt_version, "smoke": r.smoke, "status": r.status,
-                     "review": r.review.model_dump(mode="json") if r.review else None}
+                     "review": r.review.model_dump(mode="json") if r.review else None,
+                     # every checked fact with its source anchor (issue 20)
+                     "facts": [f.model_dump(mode="json", exclude={"field"})
+                               for f in r.review.facts] if r.review else []}
                     for r in records])
     else:
         for record in records:
@@ -251,6 +254,8 @@ def eval_review(
     set_file: Path | None = typer.Option(None, "--set", help="JSONL {doc, summary, faithful, "
                                          "perturbation}; default: the shipped set."),
     as_json: bool = typer.Option(False, "--json", help="Every case and the totals as JSON."),
+    split: str | None = typer.Option(None, "--split", help="tuning or held_out: only the cases "
+                                     "of that split (held_out: the figures to report)."),
 ) -> None:
     """Faithfulness evaluation of the automatic review: recall per perturbation type on
     unfaithful summaries, false-positive rate on faithful ones."""
@@ -258,17 +263,21 @@ def eval_review(
 
     from boeflow.review.evaluation import SHIPPED_SET, SetError, evaluate, load_cases
 
+    if split not in (None, "tuning", "held_out"):
+        fail("--split takes tuning or held_out")
     settings = get_settings()
     path = set_file or SHIPPED_SET
     try:
         cases = load_cases(path)
-        report = evaluate(cases, settings)
+        report = evaluate(cases, settings, split="tuning" if split == "tuning" else
+                          "held_out" if split == "held_out" else None)
     except (SetError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if as_json:
         print_json(report.as_dict())
         return
-    table = Table("perturbation", "cases", "flagged", "rate", title=f"review evaluation: {path}",
+    table = Table("perturbation", "cases", "flagged", "rate",
+                  title=f"review evaluation: {path}" + (f" (split {split})" if split else ""),
                   title_justify="left")
     for name, row in report.by_perturbation().items():
         rate = row["flagged"] / row["n"] if row["n"] else 0.0

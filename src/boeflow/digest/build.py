@@ -23,11 +23,15 @@ from boeflow.digest.model import (
     COMPACT_SECTIONS,
     SECTION_ORDER,
     WATERMARK,
+    CardDate,
+    CardDeadline,
     Decision,
     Department,
     Digest,
     Edit,
     Excluded,
+    FactsCard,
+    FlaggedFact,
     Header,
     Incidencia,
     Item,
@@ -62,6 +66,8 @@ class DayInputs:
     # items the day's sumario lists, by section code (None: unknown); more than the
     # manifest holds means the run was limited by sections or max_items
     listed: dict[str, int] | None = None
+    # ``boeflow facts`` cards by BOE id (every item with a document)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,7 +143,22 @@ def _review(record: Mapping[str, Any] | None, has_summary: bool) -> ItemReview:
         # The text was re-indexed with new content after this summary was made.
         status = "needs_attention"
         reasons.insert(0, STALE_REASON)
-    return ItemReview(status=status, reasons=reasons)
+    facts = [FlaggedFact.model_validate(f) for f in (record or {}).get("review_facts") or []
+             if isinstance(f, dict) and not f.get("supported")]
+    return ItemReview(status=status, reasons=reasons, facts=facts[:MAX_FLAGGED_FACTS])
+
+
+MAX_FLAGGED_FACTS = 20
+
+
+def card_from(card: Mapping[str, Any] | None) -> FactsCard | None:
+    """The digest's view of a ``boeflow facts`` card (None when the item has none)."""
+    if not card:
+        return None
+    plazos = [CardDeadline.model_validate(p) for p in card.get("plazos") or []]
+    force = card.get("entrada_en_vigor")
+    return FactsCard(entrada_en_vigor=CardDate.model_validate(force) if force else None,
+                     plazos=plazos, importes=len(card.get("importes") or []))
 
 
 @dataclass
@@ -189,7 +210,7 @@ def _item_urls(entry: ItemRecord, record: Mapping[str, Any], site_url: str) -> _
 
 
 def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
-          smoke: bool, urls: _Urls) -> Item:
+          smoke: bool, urls: _Urls, card: Mapping[str, Any] | None = None) -> Item:
     record = record or {}
     summary_es = summary_from(record.get("summary"))
     pages = None
@@ -204,7 +225,7 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
         summary_es=summary_es, summary_va=summary_from(record.get("summary_va")),
         url_pdf=urls.pdf, url_html=urls.html, url_xml=urls.xml, eli=urls.eli, pages=pages,
         links=_links(entry, record, site_url), amendments=amendments,
-        review=_review(record or None, bool(summary_es)),
+        review=_review(record or None, bool(summary_es)), card=card_from(card),
         compact=(entry.section in COMPACT_SECTIONS or summary_es is None) and not amendments,
         smoke=bool(record.get("smoke", smoke)))
 
@@ -275,7 +296,7 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
         record = inputs.records.get(entry.id)
         urls = _item_urls(entry, record or {}, inputs.site_url)
         incidencias.extend(urls.dropped)
-        item = _item(entry, record, inputs.site_url, smoke, urls)
+        item = _item(entry, record, inputs.site_url, smoke, urls, inputs.cards.get(entry.id))
         (dept.compact if item.compact else dept.items).append(item)
     order = {code: n for n, (code, _) in enumerate(SECTION_ORDER)}
     sections = sorted(by_section.values(), key=lambda s: order.get(s.code, len(order)))

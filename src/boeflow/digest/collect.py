@@ -88,7 +88,24 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
     ids = [item.id for item in manifest.items] if manifest else []
     return DayInputs(day=day, manifest=manifest, records=fetch_records(client, names, ids),
                      failures=recorded_failures(conn, day), site_url=settings.digest_site_url,
-                     listed=listed_items(store, manifest))
+                     listed=listed_items(store, manifest),
+                     cards=facts_cards(settings, ids))
+
+
+def facts_cards(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``boeflow facts`` card of every item whose document is in the raw store; an item
+    whose document cannot be read has no card (its fetch incidence says why)."""
+    from boeflow.enrich.source import load_source
+    from boeflow.review.card import facts_card
+
+    cards: dict[str, dict[str, Any]] = {}
+    for boe_id in ids:
+        try:
+            doc = load_source(settings, boe_id)
+        except (OSError, ValueError):
+            continue
+        cards[boe_id] = facts_card(doc, settings.facts_holiday_region)
+    return cards
 
 
 def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:

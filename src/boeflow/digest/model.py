@@ -6,6 +6,7 @@ a test keeps the file in step with the code).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -117,9 +118,51 @@ class Edit(BaseModel):
     check_reasons: list[str] = Field(default_factory=list)
 
 
+class Anchor(BaseModel):
+    """A span of the parsed source: ``quote == text[start:end]`` (no offsets for metadata)."""
+
+    path: str
+    start: int | None = None
+    end: int | None = None
+    quote: str
+
+
+class FlaggedFact(BaseModel):
+    """A fact of the summary the review could not find in the source, with the closest
+    candidate span (``source``), so the reviewer checks it without reading the document."""
+
+    kind: str
+    value: str
+    supported: bool = False
+    source: Anchor | None = None
+
+
+class CardDate(BaseModel):
+    text: str
+    date: dt.date | None = None
+    reason: str | None = Field(None, description="why there is no date")
+    source: Anchor | None = None
+
+
+class CardDeadline(CardDate):
+    quantity: int | None = None
+    unit: str | None = None
+    computation: str | None = None
+
+
+class FactsCard(BaseModel):
+    """Entry into force and deadlines of an item (``boeflow facts``), built without a model."""
+
+    entrada_en_vigor: CardDate | None = None
+    plazos: list[CardDeadline] = Field(default_factory=list)
+    importes: int = Field(0, description="how many amounts the document states")
+
+
 class ItemReview(BaseModel):
     status: ReviewState
     reasons: list[str] = Field(default_factory=list, description="automatic review reasons")
+    facts: list[FlaggedFact] = Field(default_factory=list,
+                                     description="flagged facts with their source spans")
     note: str | None = Field(None, description="the reviewer's note on this item")
     edits: list[Edit] = Field(default_factory=list)
 
@@ -140,6 +183,7 @@ class Item(BaseModel):
     links: list[Link] = Field(default_factory=list)
     amendments: list[AmendmentCard] = Field(default_factory=list)
     review: ItemReview
+    card: FactsCard | None = Field(None, description="entry into force and deadlines")
     compact: bool = Field(description="listed compactly (title and link only)")
     smoke: bool = False
 

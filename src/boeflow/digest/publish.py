@@ -8,6 +8,9 @@ Layout in the raw store::
                                                      once current)
     digests/YYYY/MM/DD/current.json                  the day's current version: a pointer
                                                      replaced in one atomic rename
+    digests/YYYY/MM/DD/plazos.ics                    the current version's entries into force
+                                                     and deadlines (iCalendar)
+    digests/plazos.ics                               rolling deadlines calendar (last year)
     digests/feed.xml                                 Atom feed, one entry per published day
 
 A version's three files are written (JSON last) before the pointer names it, so a reader

@@ -146,6 +146,9 @@ def enrichment_fields(outcome: DocumentOutcome) -> dict[str, Any]:
         "needs_attention": outcome.needs_attention,
         "review_reasons": reasons[:MAX_REASONS],
         "enrichment_stale": False,
+        # Every fact of the summary with its source anchor {kind, value, supported, source}.
+        "review_facts": [f.model_dump(mode="json") for f in record.review.facts]
+        if record and record.review else [],
         "enrichment": {
             "summarizer_model": record.model if record else None,
             "summarizer_revision": record.revision if record else None,

@@ -12,9 +12,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from boeflow.enrich.schema import LIST_POLICY
+
 Message = dict[str, str]
 
-SUMMARY_PROMPT_VERSION = "resumen-es-v1"
+SUMMARY_PROMPT_VERSION = "resumen-es-v2"  # v2: list bounds from the length policy
 TRANSLATION_PROMPT_VERSION = "traduccion-v1"
 
 _DELIMITER_TAGS = re.compile(r"<(/?)\s*(documento|notas|texto)\b[^>]*>", re.IGNORECASE)
@@ -62,10 +64,12 @@ class SummaryPrompts:
     system: str = SUMMARY_SYSTEM
 
     def _json_instruction(self, short: bool, max_chars: int) -> str:
-        resumen = (f"resumen en una o dos frases, como máximo {max_chars} caracteres."
-                   if short else f"resumen de tres a cinco frases, como máximo {max_chars} "
-                   "caracteres.")
-        fields = _JSON_FIELDS.format(resumen=resumen, points="1 a 3" if short else "3 a 6")
+        # The mode's length policy (boeflow.enrich.schema): the same bounds the decoder
+        # enforces, the store trims to and the review checks.
+        (low, high), _, _ = LIST_POLICY[short]
+        sentences = "en una o dos frases" if short else "de tres a cinco frases"
+        resumen = f"resumen {sentences}, como máximo {max_chars} caracteres."
+        fields = _JSON_FIELDS.format(resumen=resumen, points=f"{low} a {high}")
         return ("Devuelve únicamente un objeto JSON válido, sin texto antes ni después, con "
                 f"estas claves:\n{fields}{_LITERAL}")
 

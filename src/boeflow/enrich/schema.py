@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from boeflow.review.model import ReviewResult
 
-# Hard bounds of the schema; the review's form check applies tighter, configurable ones.
+if TYPE_CHECKING:
+    from boeflow.config import Settings
+
+# Hard bounds of the schema (any mode); ``LengthPolicy`` is the per-mode policy inside them.
 RESUMEN_MAX_CHARS = 2000
 MAX_LIST_ITEMS = 12
 MAX_ITEM_CHARS = 600
+RESUMEN_MIN_CHARS = 40
 
 SUMMARY_FIELDS = ("resumen", "puntos_clave", "a_quien_afecta", "plazos_y_fechas",
                   "entrada_en_vigor", "normas_afectadas")
@@ -70,6 +75,65 @@ class Summary(BaseModel):
             "entrada_en_vigor": self.entrada_en_vigor,
             "normas_afectadas": "\n".join(self.normas_afectadas),
         }
+
+
+@dataclass(frozen=True)
+class LengthPolicy:
+    """The one length policy of a summary mode, shared by the prompt (what is asked), the
+    structured decoder (what can be generated), ``fit_summary`` (what is stored) and the
+    review's form check (what is flagged). Length is never a faithfulness matter: a summary
+    longer than its mode allows is trimmed at a sentence boundary, not flagged."""
+
+    mode: Literal["short", "long"]
+    resumen_max: int
+    resumen_min: int = RESUMEN_MIN_CHARS
+    points: tuple[int, int] = (3, 5)
+    max_dates: int = 4
+    max_norms: int = 4
+    item_max: int = MAX_ITEM_CHARS
+    max_items: int = MAX_LIST_ITEMS  # what the form check allows in a list: the schema's
+
+    @property
+    def sentences(self) -> str:
+        return "una o dos frases" if self.mode == "short" else "tres a cinco frases"
+
+
+# (points min–max, dates max, norms max) per mode: short notices vs one-pass/map-reduce.
+LIST_POLICY: dict[bool, tuple[tuple[int, int], int, int]] = {
+    True: ((1, 3), 2, 2), False: ((3, 5), 4, 4)}
+
+
+def length_policy(settings: Settings, short: bool) -> LengthPolicy:
+    """Short notices (sections 2 and 5) vs everything else (one pass or map-reduce)."""
+    points, dates, norms = LIST_POLICY[short]
+    limit = (settings.summary_short_resumen_max_chars if short
+             else settings.summary_resumen_max_chars)
+    return LengthPolicy("short" if short else "long", min(limit, RESUMEN_MAX_CHARS),
+                        points=points, max_dates=dates, max_norms=norms)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.;:!?»)])\s+")
+
+
+def trim_text(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` at the last sentence end that fits, else at a word
+    boundary with an ellipsis."""
+    if len(text) <= max_chars:
+        return text
+    ends = [m.start() for m in _SENTENCE_END.finditer(text) if m.start() <= max_chars]
+    if ends and ends[-1] >= max_chars // 3:
+        return text[:ends[-1]].rstrip()
+    cut = text[:max_chars - 1].rsplit(" ", 1)[0].rstrip(" ,;:")
+    return cut + "…"
+
+
+def fit_summary(summary: Summary, policy: LengthPolicy) -> Summary:
+    """``summary`` within ``policy``: the resumen trimmed at a sentence boundary. Lists are
+    never cut (a dropped item would hide its facts from the review): the mode's list bounds
+    steer the prompt and the decoder, and the schema's ``MAX_LIST_ITEMS`` bounds the rest.
+    Idempotent; a summary already within the policy is unchanged."""
+    return summary.model_copy(update={"resumen": trim_text(summary.resumen,
+                                                           policy.resumen_max)})
 
 
 def summary_json_schema() -> dict[str, Any]:

@@ -15,15 +15,16 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from boeflow.boe.document import BOE_ID
 from boeflow.boe.store import TEMP_MARKER
 from boeflow.config import Settings, redact_url
-from boeflow.types import ParsedDocument
+from boeflow.types import ParsedDocument, ReferenceOut, Unit
 
 if TYPE_CHECKING:
     from boeflow.boe.store import RawStore
+    from boeflow.review.anchors import AnchorSource
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ class SourceDocument(BaseModel):
     language: Literal["es", "va"] = "es"
     sections: list[SourceSection] = Field(default_factory=list)
     path: str | None = None
+    # The parser's text and units (offsets into that text), for source anchors and the
+    # facts card; not part of the content hash nor of dumps.
+    parsed_text: str = Field("", exclude=True)
+    units: list[Unit] = Field(default_factory=list, exclude=True)
+    references: list[ReferenceOut] = Field(default_factory=list, exclude=True)
+    _anchors: AnchorSource | None = PrivateAttr(None)
 
     @property
     def text(self) -> str:
@@ -86,6 +93,25 @@ class SourceDocument(BaseModel):
     def review_text(self) -> str:
         """Everything the model saw about the document: facts must come from here."""
         return f"{self.header()}\n\n{self.text}"
+
+    def anchor_source(self) -> AnchorSource:
+        """The parsed document for source anchors (path, offsets into the parsed text)."""
+        from boeflow.review.anchors import AnchorSource
+
+        if self._anchors is None:  # built once per document (its facts and sentences)
+            from boeflow.review.anchors import SourceAnchor
+            from boeflow.review.card import facts_card
+
+            self._anchors = (
+                AnchorSource(text=self.parsed_text, units=self.units, header=self.header())
+                if self.parsed_text else AnchorSource(text=self.text, header=self.header()))
+            # The card's computed dates (its own anchors: no second copy of the rules).
+            card = facts_card(self)
+            for entry in [card["entrada_en_vigor"], *card["plazos"]]:
+                if entry and entry.get("date") and entry.get("source"):
+                    self._anchors.computed.setdefault(
+                        entry["date"], SourceAnchor.model_validate(entry["source"]))
+        return self._anchors
 
 
 def _detect_language(text: str) -> Literal["es", "va"]:
@@ -125,7 +151,8 @@ def from_parsed(parsed: ParsedDocument, path: Path | str | None = None) -> Sourc
     doc = SourceDocument(id=parsed.id, title=parsed.title, rango=parsed.rango,
                          department=parsed.department, section=parsed.section,
                          published=parsed.published, sections=sections,
-                         path=None if path is None else str(path))
+                         path=None if path is None else str(path), parsed_text=parsed.text,
+                         units=parsed.units, references=parsed.references)
     doc.language = _detect_language(doc.text)
     return doc
 

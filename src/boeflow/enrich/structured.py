@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from boeflow.enrich.schema import MAX_ITEM_CHARS, RESUMEN_MAX_CHARS
+from boeflow.enrich.schema import LIST_POLICY, MAX_ITEM_CHARS, RESUMEN_MAX_CHARS
 
 if TYPE_CHECKING:
     import torch
 
 # Lists per summary kind: (puntos_clave max, plazos_y_fechas max, normas_afectadas max).
-LIST_LIMITS = {True: (3, 2, 2), False: (5, 4, 4)}
+# The lists' maxima of the mode's length policy (boeflow.enrich.schema.LIST_POLICY).
+LIST_LIMITS = {short: (points[1], dates, norms)
+               for short, (points, dates, norms) in LIST_POLICY.items()}
 # Relative share of the output budget per value.
 WEIGHTS = {"resumen": 4.0, "punto": 1.2, "a_quien_afecta": 1.0, "fecha": 0.8,
            "entrada_en_vigor": 0.8, "norma": 0.8}

@@ -31,7 +31,14 @@ from boeflow.enrich.backends import Backend, GenerationParams
 from boeflow.enrich.budget import SEPARATOR_TOKENS, hard_split, pack, split_to_budget
 from boeflow.enrich.cache import EnrichStore, cache_key
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, Message, SummaryPrompts
-from boeflow.enrich.schema import PromptLog, Summary, SummaryRecord, parse_summary
+from boeflow.enrich.schema import (
+    PromptLog,
+    Summary,
+    SummaryRecord,
+    fit_summary,
+    length_policy,
+    parse_summary,
+)
 from boeflow.enrich.source import SourceDocument
 from boeflow.enrich.structured import SummaryConstraint, minimum_new_tokens, skeleton_tokens
 from boeflow.models.loading import ModelSetupError
@@ -395,7 +402,8 @@ class Summarizer:
         logs: list[PromptLog] = []
         header = doc.header()
         short = doc.is_short_notice
-        max_chars = s.summary_short_resumen_max_chars if short else s.summary_resumen_max_chars
+        policy = length_policy(s, short)
+        max_chars = policy.resumen_max
         final_new = s.summary_short_max_new_tokens if short else s.max_new_tokens
         final_new = min(final_new, s.max_new_tokens)
         one_pass = self.prompts.summary(header, doc.text, short=short, max_chars=max_chars,
@@ -412,6 +420,8 @@ class Summarizer:
         constraint = SummaryConstraint(short=mode == "short", resumen_max_chars=max_chars)
         summary, raw, attempts, errors = yield from self._structured(
             messages, final_new, "short" if mode == "short" else "final", logs, constraint)
+        if summary is not None:
+            summary = fit_summary(summary, policy)  # the mode's length policy, not a flag
         record = SummaryRecord(
             doc_id=doc.id, cache_key=key, model=self.backend.model_id,
             revision=self.backend.revision, prompt_version=self.prompts.version,
@@ -428,9 +438,11 @@ class Summarizer:
 def review_record(record: SummaryRecord, doc: SourceDocument,
                   settings: Settings) -> ReviewResult:
     """The automatic review of a summary against everything the model saw of ``doc``."""
-    limit = (settings.summary_short_resumen_max_chars if record.mode == "short"
-             else settings.summary_resumen_max_chars)
-    fields = record.summary.model_dump() if record.summary is not None else None
+    policy = length_policy(settings, record.mode == "short")
+    fields = (fit_summary(record.summary, policy).model_dump()
+              if record.summary is not None else None)
     return review_summary(fields=fields, raw_text=record.raw_text, status=record.status,
                           errors=record.errors, source_text=doc.review_text(),
-                          resumen_max_chars=limit, language="es")
+                          resumen_max_chars=policy.resumen_max,
+                          resumen_min_chars=policy.resumen_min, max_points=policy.max_items,
+                          source=doc.anchor_source(), language="es")

@@ -187,6 +187,7 @@ def documents_mapping() -> dict[str, Any]:
             "review_status": _KW,
             "needs_attention": {"type": "boolean"},
             "review_reasons": _KW,
+            "review_facts": {"type": "object", "enabled": False},  # anchored facts (issue 20)
             "enrichment": {"type": "object", "enabled": False},
             # Set by the indexer when the text changed since it was enriched; enrich clears it.
             "enrichment_stale": {"type": "boolean"},

@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
+from boeflow.review.anchors import AnchoredFact, AnchorSource, describe
 from boeflow.review.facts import LANGUAGE_BOUND_KINDS, FactIndex, extract_facts
 from boeflow.review.injection import find_injection_sentences
 from boeflow.review.model import CheckResult, ReviewResult
+from boeflow.review.negation import clauses, polarity_mismatches
 from boeflow.textnorm import fold
 
 Language = Literal["es", "va"]
@@ -92,6 +94,84 @@ def check_faithfulness(output_text: str, source_text: str, *, require_complete: 
             reasons.append(f"negación {_quote(phrase)} que la fuente no contiene")
     score = supported / total if total else 1.0
     return CheckResult(name=name, score=score, flagged=bool(reasons), reasons=reasons)
+
+
+_SUMMARY_SENTENCE = re.compile(r"(?<=[.;!?])\s+(?=\S)")
+# A summary sentence is compared for polarity with the source sentence it paraphrases only
+# when the source sentence has at least this share of its content words.
+MIN_ALIGNMENT = 0.5
+
+
+def summary_sentences(fields: Mapping[str, str | Sequence[str]]) -> list[tuple[str, str]]:
+    """(field, sentence) of every field and list item of a summary, in order."""
+    found = []
+    for name, value in fields.items():
+        for item in ([value] if isinstance(value, str) else list(value)):
+            for sentence in _SUMMARY_SENTENCE.split(str(item)):
+                if sentence.strip():
+                    found.append((name, sentence.strip()))
+    return found
+
+
+def check_anchored_faithfulness(fields: Mapping[str, str | Sequence[str]],
+                                source: AnchorSource,
+                                name: str = "fidelidad") -> CheckResult:
+    """Every fact of a summary has its support in the source, kept as an anchor (path,
+    offsets, quote); one without support is flagged with the closest candidate span. Every
+    summary clause keeps the polarity of the source clause it paraphrases."""
+    facts: list[AnchoredFact] = []
+    reasons: list[str] = []
+    seen: set[tuple[str, str, bool]] = set()
+    for field_name, sentence in summary_sentences(fields):
+        sentence_facts = [f for f in extract_facts(sentence) if f.kind != "url"]
+        supported_spans: list[tuple[int, int]] = []
+        for fact in sentence_facts:
+            # A number inside a supported deadline, date or amount ("20 días" for "veinte
+            # días") is that fact's, already checked.
+            if fact.kind == "number" and any(s <= fact.start and fact.end <= e
+                                             for s, e in supported_spans):
+                continue
+            anchored = source.anchor(fact, context=sentence, field_name=field_name)
+            if anchored.supported and fact.kind != "number":
+                supported_spans.append((fact.start, fact.end))
+            key = (fact.kind, fact.key, anchored.supported)
+            if key in seen:
+                continue
+            seen.add(key)
+            facts.append(anchored)
+            if not anchored.supported:
+                reasons.append(f"{FACT_LABELS[fact.kind]}: {describe(anchored)}")
+        if fold(sentence).rstrip(". ") in PRESCRIBED_NEGATIONS:
+            continue
+        keys: set[tuple[str, str]] = {(str(f.kind), f.key) for f in sentence_facts}
+        aligned = source.candidates(sentence, keys)
+        negative = any(c.negative for c in clauses(sentence))
+        if not aligned or aligned[0][1] < MIN_ALIGNMENT:
+            continue
+        texts = [candidate.text for candidate, _ in aligned]
+        if not negative and not any(c.negative for t in texts for c in clauses(t)):
+            continue
+        mismatches = polarity_mismatches(sentence, texts)
+        # The anchor: the source sentence holding the clause the summary contradicts.
+        wanted = {m.source_clause for m in mismatches}
+        target = next((c for c, _ in aligned if wanted & {k.text for k in clauses(c.text)}),
+                      aligned[0][0])
+        anchor = source.sentence_anchor(target)
+        for mismatch in mismatches:
+            anchored = AnchoredFact(kind="negation", value=mismatch.summary_clause,
+                                    supported=False, source=anchor, field=field_name)
+            facts.append(anchored)
+            what = ("niega lo que la fuente afirma" if mismatch.added
+                    else "afirma lo que la fuente niega")
+            reasons.append(f"negación: el resumen {what}: «{sentence}»; la fuente, "
+                           f"{anchor.path}: «{anchor.quote}»")
+        if negative and not mismatches:
+            facts.append(AnchoredFact(kind="negation", value=sentence, supported=True,
+                                      source=anchor, field=field_name))
+    total = len(facts)
+    supported = sum(f.supported for f in facts)
+    return CheckResult(name=name, score=supported / total if total else 1.0,
+                       flagged=bool(reasons), reasons=reasons, facts=facts)
 
 
 _NEGATION = re.compile(r"\b(no|nunca|jam[aá]s)\s+((?:se|le|les|lo|la|los|las)\s+)?([^\W\d_]+)",
@@ -231,9 +311,13 @@ def repetition_problems(text: str) -> list[str]:
     return problems
 
 
+@lru_cache(maxsize=32)
+def _source_urls(source_lower: str) -> frozenset[str]:
+    return frozenset(f.key for f in extract_facts(source_lower, ["url"]))
+
+
 def _foreign_urls(text: str, source_lower: str) -> list[str]:
-    index = FactIndex(keys={"url": {f.key for f in extract_facts(source_lower, ["url"])}},
-                      text_lower=source_lower)
+    index = FactIndex(keys={"url": set(_source_urls(source_lower))}, text_lower=source_lower)
     return [f.text for f in extract_facts(text, ["url"]) if not index.supports(f)]
 
 
@@ -259,7 +343,7 @@ def _prose_problems(label: str, text: str, source_lower: str) -> list[str]:
 
 def check_summary_form(fields: Mapping[str, str | Sequence[str]] | None, raw_text: str,
                        source_text: str, *, resumen_max_chars: int,
-                       resumen_min_chars: int = 40, max_points: int = 10,
+                       resumen_min_chars: int = 40, max_points: int = 12,
                        name: str = "forma") -> CheckResult:
     """Length bounds, no empty fields, no degenerate repetition, no URL or instruction
     that is not in the source."""
@@ -274,9 +358,11 @@ def check_summary_form(fields: Mapping[str, str | Sequence[str]] | None, raw_tex
     tests = 0
     resumen = str(fields.get("resumen", ""))
     tests += 1
+    # The mode's length policy: callers store the summary trimmed to it (``fit_summary``),
+    # so only a resumen the policy cannot fit (too short, or untrimmed) is a form problem.
     if not resumen_min_chars <= len(resumen) <= resumen_max_chars:
-        problems.append(f"resumen de {len(resumen)} caracteres (límites "
-                        f"{resumen_min_chars}–{resumen_max_chars})")
+        problems.append(f"resumen de {len(resumen)} caracteres fuera del esquema del modo "
+                        f"({resumen_min_chars}–{resumen_max_chars})")
     points = fields.get("puntos_clave", [])
     tests += 1
     if isinstance(points, str) or not 1 <= len(points) <= max_points:
@@ -324,7 +410,12 @@ def check_schema(status: str, errors: Sequence[str], name: str = "esquema") -> C
 
 def find_injections(text: str) -> list[str]:
     """Passages of ``text`` addressed to the model (``boeflow.review.injection``)."""
-    return [finding.text for finding in find_injection_sentences(text)]
+    return list(_injections(text))
+
+
+@lru_cache(maxsize=32)  # a source is scanned once for all the outputs reviewed against it
+def _injections(text: str) -> tuple[str, ...]:
+    return tuple(finding.text for finding in find_injection_sentences(text))
 
 
 def check_prompt_injection(source_text: str, output_text: str,
@@ -344,19 +435,27 @@ def check_prompt_injection(source_text: str, output_text: str,
 
 def review_summary(*, fields: Mapping[str, str | Sequence[str]] | None, raw_text: str,
                    status: str, errors: Sequence[str], source_text: str,
-                   resumen_max_chars: int, language: Language = "es") -> ReviewResult:
-    """All checks on one summary. ``source_text`` is what the model was given."""
+                   resumen_max_chars: int, resumen_min_chars: int = 40, max_points: int = 12,
+                   source: AnchorSource | None = None,
+                   language: Language = "es") -> ReviewResult:
+    """All checks on one summary. ``source_text`` is what the model was given; ``source``
+    the parsed document facts are anchored into (default: ``source_text`` itself). The
+    length bounds are the summary mode's ``LengthPolicy`` (``boeflow.enrich.schema``)."""
+    anchors = source or AnchorSource(text=source_text)
     if fields is not None:
         output_text = "\n".join(v if isinstance(v, str) else "\n".join(v)
                                 for v in fields.values())
+        faithfulness = check_anchored_faithfulness(fields, anchors)
     else:
         output_text = raw_text
+        faithfulness = check_anchored_faithfulness({"respuesta": raw_text}, anchors)
     return ReviewResult.of([
         check_schema(status, errors),
-        check_faithfulness(output_text, source_text),
+        faithfulness,
         check_language(output_text, language),
         check_vocabulary(output_text, source_text),
-        check_summary_form(fields, raw_text, source_text, resumen_max_chars=resumen_max_chars),
+        check_summary_form(fields, raw_text, source_text, resumen_max_chars=resumen_max_chars,
+                           resumen_min_chars=resumen_min_chars, max_points=max_points),
         check_prompt_injection(source_text, output_text),
     ])
 

@@ -195,44 +195,47 @@ def extract_facts(text: str, kinds: Iterable[FactKind] | None = None) -> list[Fa
         if wanted is None or kind in wanted:
             facts.append(Fact(kind, key, match.group(0), match.start(), match.end()))
 
-    for m in BOE_ID.finditer(text):
+    def want(*names: FactKind) -> bool:
+        return wanted is None or any(n in wanted for n in names)
+
+    for m in (BOE_ID.finditer(text) if want("boe_id") else ()):
         add("boe_id", m.group(0), m)
-    for m in URL.finditer(text):
+    for m in (URL.finditer(text) if want("url") else ()):
         add("url", m.group(0).rstrip(".,;:").lower(), m)
-    for m in CITATION.finditer(text):
+    for m in (CITATION.finditer(text) if want("citation") else ()):
         add("citation", f"{canonical_kind(m.group(1))} {m.group(2).upper()}", m)
     date_spans: list[tuple[int, int]] = []
-    for m in WORD_DATE.finditer(text):
+    for m in (WORD_DATE.finditer(text) if want("date") else ()):
         day = int(m.group(1))
         if 1 <= day <= 31:
             year = int(m.group(3)) if m.group(3) else None
             add("date", _date_key(day, MONTHS[m.group(2).lower()], year), m)
             date_spans.append(m.span())
-    for m in MONTH_YEAR.finditer(text):
+    for m in (MONTH_YEAR.finditer(text) if want("date") else ()):
         if not _overlaps(m.span(), date_spans):
             add("date", _date_key(None, MONTHS[m.group(1).lower()], int(m.group(2))), m)
-    for m in NUMERIC_DATE.finditer(text):
+    for m in (NUMERIC_DATE.finditer(text) if want("date") else ()):
         day, month, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
         if 1 <= day <= 31 and 1 <= month <= 12:
             add("date", _date_key(day, month, year), m)
-    for m in ISO_DATE.finditer(text):
+    for m in (ISO_DATE.finditer(text) if want("date") else ()):
         year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
         if 1 <= day <= 31 and 1 <= month <= 12:
             add("date", _date_key(day, month, year), m)
     amount_spans: list[tuple[int, int]] = []
-    for m in AMOUNT.finditer(text):
+    for m in (AMOUNT.finditer(text) if want("amount", "percent", "number") else ()):
         number = m.group(1) or m.group(3)
         add("amount", _amount_key(number, m.group(2)), m)
         amount_spans.append(m.span())
-    for m in PERCENT.finditer(text):
+    for m in (PERCENT.finditer(text) if want("percent", "number") else ()):
         if not _overlaps(m.span(), amount_spans):
             raw = m.group(1).lower()
             value = str(NUMBER_WORDS[raw]) if raw in NUMBER_WORDS else normalise_number(raw)
             add("percent", value + "%", m)
             amount_spans.append(m.span())
-    for m in ARTICLE.finditer(text):
+    for m in (ARTICLE.finditer(text) if want("article") else ()):
         add("article", " ".join(m.group(1).lower().split()), m)
-    for m in DEADLINE.finditer(text):
+    for m in (DEADLINE.finditer(text) if want("deadline") else ()):
         raw = m.group(1).lower()
         count = int(raw) if raw.isdigit() else NUMBER_WORDS.get(raw)
         if count is None:
@@ -240,9 +243,9 @@ def extract_facts(text: str, kinds: Iterable[FactKind] | None = None) -> list[Fa
         unit = _UNITS[m.group(2).lower()]
         qualifier = _QUALIFIERS.get((m.group(3) or "").lower(), "")
         add("deadline", f"{count} {unit} {qualifier}".strip(), m)
-    for m in ORGANISM.finditer(text):
+    for m in (ORGANISM.finditer(text) if want("organism") else ()):
         add("organism", " ".join(fold(m.group(0)).split()), m)
-    for m in NUMBER.finditer(text):
+    for m in (NUMBER.finditer(text) if want("number") else ()):
         # "1,5 millones de euros" is checked as an amount; its "1,5" alone is not a fact.
         if not _overlaps(m.span(), amount_spans):
             add("number", normalise_number(m.group(0).rstrip(".,")), m)
