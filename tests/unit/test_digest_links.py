@@ -48,6 +48,7 @@ from boeflow.digest.render import (
     review_body,
 )
 from boeflow.xmlsafe import parse_xml_bytes
+from tests.conftest import DOCUMENTS
 from tests.support.hostile_digest import NOV13, HostileDay, hostile_day
 
 # What the recorded day itself links to, for the positive cases.
@@ -166,9 +167,15 @@ def test_every_url_of_the_digest_is_https_boe_and_each_refusal_an_incidencia(
     refused = {(n.boe_id, n.stage, n.reason) for n in day.draft.incidencias
                if "descartado" in n.reason}
     reasons = " | ".join(reason for _, _, reason in refused)
+    # The other recorded items of the day get genuine links in other spellings (upper case,
+    # http): upgraded and kept, not refused.
+    genuine = {boe_id for boe_id in day.planted[1:] if (DOCUMENTS / f"{boe_id}.xml").exists()}
+    assert "BOE-A-2024-23620" in genuine
     for victim in day.planted:
-        if victim != "BOE-A-2024-23620":  # its links are genuine (upper-case, http)
+        if victim not in genuine:
             assert any(boe_id == victim for boe_id, _, _ in refused), victim
+    for boe_id in genuine:
+        assert not any(refused_id == boe_id for refused_id, _, _ in refused), boe_id
     assert "esquema 'javascript'" in reasons and "esquema 'data'" in reasons
     assert "no está en el sitio del BOE" in reasons
     stages = {stage for boe_id, stage, _ in refused if boe_id == day.planted[0]}

@@ -23,7 +23,7 @@ _RECORD_FIELDS = ["doc_id", "title", "rango", "department", "section", "publishe
                   "url_pdf", "eli", "references", "linked_from", "summary", "summary_text",
                   "summary_va", "title_va", "review_status", "needs_attention",
                   "review_reasons", "smoke", "content_hash", "enrichment_stale",
-                  "legal_links", "parse_warnings"]
+                  "legal_links", "parse_warnings", "review_facts"]
 
 
 def load_manifest(store: RawStore, day: date) -> DayManifest | None:
