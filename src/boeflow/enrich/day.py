@@ -30,7 +30,12 @@ from boeflow.enrich.backends import get_backend, loads_since, model_loads
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.enrich.source import SourceDocument, read_document
 from boeflow.enrich.summarize import Summarizer
-from boeflow.enrich.translate import TranslationJob, Translator, summary_fields, summary_structure
+from boeflow.enrich.translate import (
+    TranslationJob,
+    make_translator,
+    summary_fields,
+    summary_structure,
+)
 from boeflow.errors import BoeflowError
 from boeflow.index.indexer import RETRY_ON_CONFLICT
 from boeflow.index.mapping import IndexNames
@@ -79,7 +84,7 @@ def enrich_documents(docs: Sequence[SourceDocument], settings: Settings,
     """Summary (es), full translation (va, unless ``translate`` is False) and review of
     every document, planned and batched together ``enrich_window_docs`` at a time."""
     summarizer = Summarizer(settings, get_backend(settings, "summarizer"))
-    translator = Translator(settings, get_backend(settings, "translator")) if translate else None
+    translator = make_translator(settings) if translate else None
     outcomes: list[DocumentOutcome] = []
     window = settings.enrich_window_docs
     for start in range(0, len(docs), window):
