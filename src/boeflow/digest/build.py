@@ -54,6 +54,8 @@ class DayInputs:
     # index/enrich errors by BOE id
     failures: dict[str, tuple[Stage, str]] = field(default_factory=dict)
     site_url: str = "https://www.boe.es"
+    # Valencian of the day's titles, department and section names (boeflow.enrich.titles)
+    titles_va: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,8 +125,9 @@ def _review(record: Mapping[str, Any] | None, has_summary: bool) -> ItemReview:
 
 
 def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
-          smoke: bool) -> Item:
+          smoke: bool, titles_va: Mapping[str, str] | None = None) -> Item:
     record = record or {}
+    va_source = (record.get("enrichment") or {}).get("va_source")
     summary_es = summary_from(record.get("summary"))
     pages = None
     if entry.first_page is not None:
@@ -133,7 +136,9 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
     return Item(
         boe_id=entry.id, rango=record.get("rango") or entry.rango, epigrafe=entry.epigrafe,
         title_es=entry.title or str(record.get("title") or ""),
-        title_va=record.get("title_va") or None,
+        title_va=record.get("title_va") or (titles_va or {}).get(entry.title) or None,
+        va_source=va_source if va_source in ("apertium", "model", "apertium_reference")
+        else None,
         summary_es=summary_es, summary_va=summary_from(record.get("summary_va")),
         url_pdf=entry.url_pdf or record.get("url_pdf"), url_html=entry.url_html,
         url_xml=entry.url_xml, eli=record.get("eli"), pages=pages,
@@ -162,19 +167,22 @@ def _incidencias(inputs: DayInputs) -> list[Incidencia]:
     for entry in manifest.items:
         fetch = _fetch_reason(entry)
         if fetch:
-            out.append(Incidencia(boe_id=entry.id, stage="fetch", reason=fetch, title=entry.title))
+            out.append(Incidencia(boe_id=entry.id, stage="fetch", reason=fetch, title=entry.title,
+                                  title_va=inputs.titles_va.get(entry.title)))
             continue
         record = inputs.records.get(entry.id)
         failure = inputs.failures.get(entry.id)
         if failure:
             out.append(Incidencia(boe_id=entry.id, stage=failure[0], reason=failure[1],
-                                  title=entry.title))
+                                  title=entry.title, title_va=inputs.titles_va.get(entry.title)))
         elif record is None:
             out.append(Incidencia(boe_id=entry.id, stage="index", title=entry.title,
+                                  title_va=inputs.titles_va.get(entry.title),
                                   reason="descargado pero no indexado"))
         elif record.get("review_status") == "failed":
             reasons = record.get("review_reasons") or ["resumen no generado"]
             out.append(Incidencia(boe_id=entry.id, stage="enrich", title=entry.title,
+                                  title_va=inputs.titles_va.get(entry.title),
                                   reason="; ".join(str(r) for r in reasons[:3])))
     return out
 
@@ -199,13 +207,15 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
     for entry in manifest.items:
         section = by_section.setdefault(entry.section, Section(
             code=entry.section, label=labels.get(entry.section, entry.section),
-            name=entry.section_name))
+            name=entry.section_name, name_va=inputs.titles_va.get(entry.section_name)))
         key = (entry.section, entry.department)
         dept = depts.get(key)
         if dept is None:
-            dept = depts[key] = Department(name=entry.department, code=entry.department_code)
+            dept = depts[key] = Department(name=entry.department, code=entry.department_code,
+                                           name_va=inputs.titles_va.get(entry.department))
             section.departments.append(dept)
-        item = _item(entry, inputs.records.get(entry.id), inputs.site_url, smoke)
+        item = _item(entry, inputs.records.get(entry.id), inputs.site_url, smoke,
+                     inputs.titles_va)
         (dept.compact if item.compact else dept.items).append(item)
     order = {code: n for n, (code, _) in enumerate(SECTION_ORDER)}
     sections = sorted(by_section.values(), key=lambda s: order.get(s.code, len(order)))
@@ -214,8 +224,8 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
         date=inputs.day,
         boe_numbers=manifest.sumario.sumario_ids if manifest.sumario else [],
         items=len(items),
-        sections=[SectionCount(code=s.code, label=s.label, name=s.name, items=s.count)
-                  for s in sections],
+        sections=[SectionCount(code=s.code, label=s.label, name=s.name, name_va=s.name_va,
+                               items=s.count) for s in sections],
         summarised=sum(1 for i in items if i.summary_es is not None),
         needs_attention=sum(1 for i in items
                             if i.review.status in ("needs_attention", "failed")),
@@ -274,7 +284,8 @@ def apply_review(draft: Digest, review: ReviewInput, checker: EditChecker) -> Di
     items = digest.all_items()
     digest.header.items = len(items)
     digest.header.sections = [SectionCount(code=s.code, label=s.label, name=s.name,
-                                           items=s.count) for s in digest.sections]
+                                           name_va=s.name_va, items=s.count)
+                              for s in digest.sections]
     digest.header.summarised = sum(1 for i in items if i.summary_es is not None)
     digest.header.needs_attention = sum(1 for i in items if i.review.status in
                                         ("needs_attention", "failed"))

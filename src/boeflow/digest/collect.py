@@ -15,13 +15,14 @@ from boeflow.config import Settings
 from boeflow.digest.build import DayInputs, EditChecker
 from boeflow.digest.model import Stage, Summary
 from boeflow.digest.watchlists import QueryRunner
+from boeflow.enrich.titles import load_day_titles
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import Connection
 
 _RECORD_FIELDS = ["doc_id", "title", "rango", "department", "section", "published", "materias",
                   "url_pdf", "eli", "references", "linked_from", "summary", "summary_text",
                   "summary_va", "title_va", "review_status", "needs_attention",
-                  "review_reasons", "smoke", "content_hash"]
+                  "review_reasons", "smoke", "content_hash", "enrichment.va_source"]
 
 
 def load_manifest(store: RawStore, day: date) -> DayManifest | None:
@@ -66,7 +67,8 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
     manifest = load_manifest(store, day)
     ids = [item.id for item in manifest.items] if manifest else []
     return DayInputs(day=day, manifest=manifest, records=fetch_records(client, names, ids),
-                     failures=recorded_failures(conn, day), site_url=settings.digest_site_url)
+                     failures=recorded_failures(conn, day), site_url=settings.digest_site_url,
+                     titles_va=load_day_titles(settings, day))
 
 
 def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:

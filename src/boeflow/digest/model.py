@@ -72,6 +72,10 @@ class Item(BaseModel):
     title_va: str | None = None
     summary_es: Summary | None = None
     summary_va: Summary | None = None
+    va_source: Literal["apertium", "model", "apertium_reference"] | None = Field(
+        None, description="who translated title_va/summary_va: apertium, the translator model, "
+        "or apertium_reference (Apertium's translation, shown because the model's failed the "
+        "automatic review)")
     url_pdf: str | None = None
     url_html: str | None = None
     url_xml: str | None = None
@@ -89,6 +93,7 @@ class Item(BaseModel):
 
 class Department(BaseModel):
     name: str
+    name_va: str | None = None
     code: str | None = None
     items: list[Item] = Field(default_factory=list, description="items shown in full")
     compact: list[Item] = Field(default_factory=list, description="items listed compactly")
@@ -102,6 +107,7 @@ class Section(BaseModel):
     code: str
     label: str = Field(description="roman numeral as printed in the BOE, e.g. II-A")
     name: str
+    name_va: str | None = None
     departments: list[Department] = Field(default_factory=list)
 
     @property
@@ -114,6 +120,7 @@ class Incidencia(BaseModel):
     stage: Stage
     reason: str
     title: str | None = None
+    title_va: str | None = None
 
 
 class WatchMatch(BaseModel):
@@ -148,6 +155,7 @@ class SectionCount(BaseModel):
     code: str
     label: str
     name: str
+    name_va: str | None = None
     items: int
 
 
