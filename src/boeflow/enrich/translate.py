@@ -255,7 +255,7 @@ class Translator:
         process per direction; each record's review is redone with the cross-check."""
         wanting: dict[tuple[Lang, Lang], list[TranslationRecord]] = {}
         for j, result in enumerate(results):
-            if isinstance(result, TranslationRecord) and result.status == "ok" and \
+            if isinstance(result, TranslationRecord) and \
                     result.reference_model is None and result.segments:
                 wanting.setdefault((jobs[j].source, jobs[j].target), []).append(result)
         for (source, target), records in wanting.items():

@@ -403,9 +403,9 @@ def check_reference(pairs: Sequence[tuple[str, str, str]], *,
     scores: list[float] = []
     reasons: list[str] = []
     for label, output, reference in pairs:
-        if len(reference.strip()) < REFERENCE_MIN_CHARS or not output.strip():
+        if len(reference.strip()) < REFERENCE_MIN_CHARS:
             continue
-        score = chrf(output, reference)
+        score = chrf(output, reference) if output.strip() else 0.0
         scores.append(score)
         if score < min_chrf:
             reasons.append(f"{label}: chrF {score:.1f} frente a la traducción de Apertium "
