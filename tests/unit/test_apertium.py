@@ -219,7 +219,7 @@ def test_review_flags_a_wrong_model_translation_and_passes_apertiums(engine: Ape
     assert dropped.review is not None and dropped.review.needs_attention
     reference_check = next(c for c in dropped.review.checks if c.name == "referencia")
     assert reference_check.flagged and "resumen: chrF" in reference_check.reasons[0]
-    assert chrf(sentences[0] + ".", resumen_va) < 60 <= chrf(resumen_va, resumen_va)
+    assert chrf(sentences[0] + ".", resumen_va) < 65 <= chrf(resumen_va, resumen_va)
 
     # The digest then shows Apertium's translation, labelled, instead of the model's.
     summary = SummaryRecord(doc_id="BOE-A-2024-22928", cache_key="s", model="m",
