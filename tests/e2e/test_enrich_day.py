@@ -5,8 +5,9 @@ replayed on loopback, fetched into the raw store, indexed into the real Elastics
 Each model is loaded exactly once for the two days (the backends are shared and lazy; the
 smoke profile translates with Apertium, so only the summarizer is a model), and a rerun of
 the same days loads none, generates nothing and translates nothing: every record and every
-Valencian title comes from the store. The ``boe-documents`` records carry the Spanish summary and its full Valencian
-translation in the same structure, with a review per translated field.
+Valencian title comes from the store. The ``boe-documents`` records carry the Spanish
+summary and its full Valencian translation in the same structure, with a review per
+translated field.
 """
 
 from __future__ import annotations
