@@ -84,3 +84,35 @@ def test_the_digest_shows_them_in_every_format(fetched: tuple[Settings, DayManif
     assert "· PREFECTURA DE L'ESTAT" in markdown
     first = as_json["sections"][0]
     assert first["name_va"] and first["departments"][0]["name_va"] == "PREFECTURA DE L'ESTAT"
+
+
+def test_the_valencian_view_shows_only_valencian_names(
+        fetched: tuple[Settings, DayManifest], tmp_path: Path) -> None:
+    """The page as a reader sees it (headless Chromium): after "Valencià" the section and
+    department headings and the compact lists are in Valencian only; the bilingual view
+    shows both. The screenshots are kept in the test's directory."""
+    from tests.support.browser import headless_chromium
+
+    settings, manifest = fetched
+    translate_day_titles(settings, DAY, manifest)
+    digest = build_draft(DayInputs(day=DAY, manifest=manifest, records={},
+                                   titles_va=load_day_titles(settings, DAY)))
+    page = tmp_path / "digest.html"
+    page.write_text(render_html(digest), encoding="utf-8")
+    with headless_chromium((1100, 1300), "es") as driver:
+        driver.get(page.as_uri())
+        heading = driver.find_element("css selector", "#sec-1 h3")
+        spanish = heading.find_element("css selector", "span.es")
+        valencian = heading.find_element("css selector", "span.va")
+        assert (spanish.text, valencian.text) == ("JEFATURA DEL ESTADO", "PREFECTURA DE L'ESTAT")
+        assert spanish.is_displayed() and valencian.is_displayed()  # bilingual view
+        driver.save_screenshot(str(tmp_path / "both.png"))
+        driver.find_element("css selector", "label[for=lang-va]").click()
+        assert heading.text.startswith("PREFECTURA DE L'ESTAT (")
+        assert not spanish.is_displayed()
+        summary = driver.find_element("css selector", "#sec-1 details.compact summary")
+        assert summary.text == "1 element sense resum"
+        driver.save_screenshot(str(tmp_path / "va.png"))
+        driver.find_element("css selector", "label[for=lang-es]").click()
+        assert heading.text.startswith("JEFATURA DEL ESTADO (")
+    assert (tmp_path / "va.png").stat().st_size > 10_000
