@@ -27,9 +27,15 @@ and the same ``max_new_tokens``:
 Reports generated tokens/s and documents/min for both, then one line
 ``BENCH enrich ours=<tokens/s> baseline=<tokens/s> unit=tokens/s ratio=<ours/baseline>``.
 
+**Titles** (``BENCH translate_titles``): every distinct sumario title, department and
+section name of the demo days (2024-11-06: 238 items) translated to Valencian by Apertium,
+one process per day as ``boeflow.enrich.titles`` runs it, against one ``apertium`` process
+per title; reports titles/s of both and seconds per day, then
+``BENCH translate_titles ours=<titles/s> baseline=<titles/s> unit=titles/s ratio=<x>``.
+
 Smoke models on CPU (what CI runs)::
 
-    BOEFLOW_PROFILE=smoke python benchmarks/enrich.py [--only day|generation]
+    BOEFLOW_PROFILE=smoke python benchmarks/enrich.py [--only day|generation|titles]
 
 Production models on a GPU (ALIA-7B in bf16 with ``device_map``, Aitana-2B; weights already
 in the Hugging Face cache, since ``hf_offline`` is on by default)::
@@ -119,7 +125,10 @@ def fetch_days(data_dir: Path) -> dict[date, list[SourceDocument]]:
 
 
 def day_settings(args: argparse.Namespace, data_dir: Path) -> Settings:
+    # The translator model on every path (the smoke profile would pick Apertium for ours
+    # only): this measure compares the model pipeline's batching, not two translators.
     return Settings(data_dir=data_dir, gen_batch_size=args.batch_size,
+                    translate_backend="model", translate_reference=False,
                     max_new_tokens=args.day_max_new_tokens,
                     summary_short_max_new_tokens=args.day_short_max_new_tokens,
                     summary_map_max_new_tokens=args.day_map_max_new_tokens,
@@ -195,9 +204,62 @@ def measure_day(args: argparse.Namespace) -> None:
           f"ratio={ours / baseline:.2f}")
 
 
+def measure_titles(args: argparse.Namespace) -> None:
+    """Every sumario title of the demo days in Valencian: one Apertium process for a day's
+    titles (ours, as ``boeflow.enrich.titles`` runs it) against one ``apertium`` process per
+    title (the baseline)."""
+    import statistics
+    import subprocess
+
+    from boeflow.boe.replay import BoeServer
+    from boeflow.boe.store import RawStore, store_url
+    from boeflow.digest.collect import load_manifest
+    from boeflow.enrich.apertium import Apertium
+    from boeflow.enrich.titles import day_texts
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(data_dir=Path(data_dir))
+        with BoeServer(SAMPLES) as server:
+            replay = settings.model_copy(update={"boe_base_url": server.url,
+                                                 "boe_rate_limit": 0.0, "boe_max_attempts": 2})
+            for day in DAYS:
+                _fetch(day.isoformat(), replay)
+        store = RawStore(store_url(settings))
+        manifests = [m for m in (load_manifest(store, day) for day in DAYS) if m is not None]
+    per_day = [day_texts(m) for m in manifests]
+    titles = [t for texts in per_day for t in texts]
+    engine = Apertium(settings.translate_apertium_mode)
+    engine.translate(titles[:5])  # warm-up (page cache of the dictionaries)
+    rounds = []
+    for _ in range(args.rounds):
+        started = time.perf_counter()
+        for texts in per_day:  # one process per day, as the enrich step runs it
+            engine.translate(texts)
+        rounds.append(time.perf_counter() - started)
+    ours_time = statistics.median(rounds)
+    sample = titles[:args.title_baseline]
+    started = time.perf_counter()
+    for title in sample:
+        subprocess.run(["apertium", "-u", settings.translate_apertium_mode], input=title,
+                       capture_output=True, text=True, check=True)
+    base_time = time.perf_counter() - started
+    ours, baseline = len(titles) / ours_time, len(sample) / base_time
+    print(f"titles: {len(titles)} distinct titles, department and section names of "
+          f"{len(per_day)} days ({', '.join(str(len(t)) for t in per_day)}); mode "
+          f"{engine.mode}")
+    print(f"ours (one process per day)     {ours_time:7.2f} s  {ours:8.1f} titles/s  "
+          f"({ours_time / len(per_day):.2f} s per day)")
+    print(f"baseline (process per title)   {base_time:7.2f} s  {baseline:8.1f} titles/s  "
+          f"({len(sample)} titles)")
+    print(f"BENCH translate_titles ours={ours:.1f} baseline={baseline:.1f} unit=titles/s "
+          f"ratio={ours / baseline:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["day", "generation"], default=None)
+    parser.add_argument("--only", choices=["day", "generation", "titles"], default=None)
+    parser.add_argument("--title-baseline", type=int, default=10_000,
+                        help="titles translated one process each (the baseline)")
     parser.add_argument("--day-max-new-tokens", type=int, default=200)
     parser.add_argument("--day-short-max-new-tokens", type=int, default=160)
     parser.add_argument("--day-map-max-new-tokens", type=int, default=32)
@@ -214,6 +276,8 @@ def main() -> None:
         measure_day(args)
     if args.only in (None, "generation"):
         measure_generation(args)
+    if args.only in (None, "titles"):
+        measure_titles(args)
 
 
 def measure_generation(args: argparse.Namespace) -> None:

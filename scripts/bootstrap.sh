@@ -23,6 +23,11 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 # Headless browser for the digest page tests (driven by Selenium through chromedriver).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Apertium: the CPU Spanish<->Valencian translator and the production translator's cross-check.
+command -v apertium >/dev/null 2>&1 || need_apt+=(apertium)
+[ -f /usr/share/apertium/modes/spa-cat_valencia.mode ] || need_apt+=(apertium-spa-cat)
+command -v vislcg3 >/dev/null 2>&1 || need_apt+=(cg3)
+command -v lrx-proc >/dev/null 2>&1 || need_apt+=(apertium-lex-tools)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${need_apt[*]} (run as root or install them)"; exit 1

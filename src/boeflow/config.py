@@ -211,6 +211,24 @@ class Settings(BaseSettings):
     translate_max_new_tokens: int = Field(1024, description="output cap of one translated piece")
     translate_mask_entities: bool = Field(
         True, description="replace ids, numbers and citations by placeholders while translating")
+    translate_backend: Literal["apertium", "model", "http"] | None = Field(
+        None, description="who translates summaries and titles: apertium (rule-based, CPU), "
+        "model (the translator model in process) or http (the translator model on the "
+        "OpenAI-compatible server); default: apertium on the smoke profile, model otherwise")
+    translate_apertium_mode: str = Field(
+        "spa-cat_valencia", description="Apertium mode for Spanish → Valencian (also "
+        "spa-cat_valencia_uni, spa-cat_valencia_iec2017)")
+    translate_apertium_mode_to_es: str = Field("cat-spa", description="Apertium mode for "
+                                               "Valencian → Spanish")
+    translate_reference: bool = Field(
+        True, description="when a model translates, also translate with Apertium and check "
+        "the model's translation against it (review: referencia)")
+    translate_titles: bool = Field(
+        True, description="translate every sumario title, department and section name of the "
+        "day to Valencian with Apertium (cached per text)")
+    review_reference_min_chrf: float = Field(
+        65.0, ge=0, le=100, description="lowest chrF of a model translation against "
+        "Apertium's before the review flags it (calibrated on the DOGV pairs, docs/review.md)")
     # --- end of generation settings ---
 
     # --- Local Airflow deployment, Redis and the loopback rule (issue 12) ---------------
@@ -320,6 +338,10 @@ class Settings(BaseSettings):
                 self.summarizer_model = str(base / SMOKE_SUMMARIZER)
             if "translator_model" not in explicit:
                 self.translator_model = str(base / SMOKE_TRANSLATOR)
+        if self.translate_backend is None:
+            # Without a GPU the smoke translator is random by design: Apertium gives a smoke
+            # demo real Valencian. Production translates with the translator model.
+            self.translate_backend = "apertium" if self.profile == "smoke" else "model"
         return self
 
     @property

@@ -13,6 +13,7 @@ day downloads nothing, does no model work, publishes nothing new and sends no se
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from boeflow.boe.site import BOE_TIMEZONE as BOE_TIMEZONE  # one definition, re-
 from boeflow.config import Settings, get_settings
 from boeflow.digest.decision import PUBLISH, REJECT, Decision
 
+log = logging.getLogger(__name__)
 APPROVAL_OPTIONS = [PUBLISH, REJECT]
 
 
@@ -497,6 +499,7 @@ def close_batches(day: str, settings: Settings | None = None,
             records = fetch_records(client, names_for(settings), sorted(enrich_failed))
         enrich_failed = {i: e for i, e in enrich_failed.items()
                          if not (records.get(i) or {}).get("review_status")}
+    titles = _translate_titles(settings, when)
     reviewed = review_day(day, settings, run_id, {"failed": enrich_failed})
     with state(settings) as conn:
         record_task(conn, when, "enrich", "failed" if enrich_failed and not reviewed["reviewed"]
@@ -504,7 +507,19 @@ def close_batches(day: str, settings: Settings | None = None,
                                             - len(reviewed["failed"]),
                                             "failed": enrich_failed}, run_id=run_id)
     return {**reviewed, "indexed": len(indexed), "index_failed": index_failed,
-            "enrich_failed": enrich_failed}
+            "enrich_failed": enrich_failed, "titles_va": titles}
+
+
+def _translate_titles(settings: Settings, when: date) -> dict[str, Any]:
+    """Valencian titles of every sumario item (``boeflow.enrich.titles``, cached): a day
+    whose titles cannot be translated still gets its digest, with the reason logged once."""
+    from boeflow.enrich.titles import translate_titles_of_day
+
+    try:
+        return translate_titles_of_day(settings, when)
+    except Exception as exc:
+        log.error("Valencian titles of %s not translated: %s", when, _one_line(exc))
+        return {"error": _one_line(exc)}
 
 
 # --- digest ------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
    are reported as such: the samples hold a handful of each day's items);
 3. parse → chunk → embed → index the fetched items and every sample document;
 4. search, with citations; evaluate retrieval on the shipped known-item set;
-5. summarise, translate to Valencian and review the fetched days (stored in boe-documents
-   for Kibana) and show one short disposition in detail;
+5. summarise (smoke model), translate to Valencian (Apertium: real Valencian, of smoke text
+   for the summaries; every title of the sumario too) and review the fetched days (stored in
+   boe-documents for Kibana) and show one short disposition in detail;
 6. run the daily DAG for 2024-11-06 with ``airflow dags test``; its approval step is answered
    by a named demo reviewer through Airflow's REST API (the path a human's click takes), then
    print where the published Markdown/HTML/JSON are, the day's SQL status and a search.
@@ -83,6 +84,11 @@ def main() -> None:
         console.print(f"{label}enrich {day}: {len(enriched['enriched'])} documents summarised, "
                       f"translated and reviewed; {len(enriched['needs_attention'])} flagged for "
                       f"a human; {len(enriched['failed'])} failed")
+        titles = enriched.get("titles_va") or {}
+        if titles.get("titles"):
+            console.print(f"titles in Valencian (Apertium {settings.translate_apertium_mode}): "
+                          f"{titles['titles']} titles, department and section names, "
+                          f"{titles['translated']} translated now in {titles['seconds']} s")
     doc, record = summarize(settings, str(settings.samples_dir / "documents" /
                                           "BOE-A-2024-25801.xml"))
     console.print(f"{label}{doc.id}: status {record.status}, mode {record.mode}, "
@@ -93,8 +99,9 @@ def main() -> None:
     translation = translate_fields(settings, doc.id, [("titulo", doc.title)], "va",
                                    source="es")
     if translation.review:
-        console.print(f"{label}translation es→va reviewed: "
-                      f"needs_attention={translation.review.needs_attention}")
+        by = "Apertium" if translation.backend == "apertium" else label + translation.model
+        console.print(f"translation es→va by {by}: {translation.text()}", markup=False)
+        console.print(f"  reviewed: needs_attention={translation.review.needs_attention}")
     reviewed_day(settings, DAYS[0])
     console.print("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
 

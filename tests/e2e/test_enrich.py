@@ -302,7 +302,9 @@ def test_cli_translate_text(cli_env: Settings) -> None:
                                       "El plazo termina el 30 de noviembre de 2024."])
     assert result.exit_code == 0, result.output
     record = TranslationRecord.model_validate_json(result.stdout)
-    assert record.target_language == "va" and record.smoke
+    # The smoke profile translates with Apertium: real Valencian, not a smoke output.
+    assert record.target_language == "va" and record.backend == "apertium" and not record.smoke
+    assert record.text() == "El termini acaba el 30 de novembre de 2024."
     same = CliRunner().invoke(app, ["translate", "--to", "es",
                                     "El plazo termina el 30 de noviembre de 2024."])
     assert same.exit_code == 1  # already Spanish

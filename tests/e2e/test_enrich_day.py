@@ -2,10 +2,12 @@
 replayed on loopback, fetched into the raw store, indexed into the real Elasticsearch, then
 ``boeflow enrich --date 2024-11-06 --to 2024-11-13 --json`` in a fresh process.
 
-Each model is loaded exactly once for the two days (the backends are shared and lazy), and
-a rerun of the same days loads none and generates nothing: every record comes from the
-store. The ``boe-documents`` records carry the Spanish summary and its full Valencian
-translation in the same structure, with a review per translated field.
+Each model is loaded exactly once for the two days (the backends are shared and lazy; the
+smoke profile translates with Apertium, so only the summarizer is a model), and a rerun of
+the same days loads none, generates nothing and translates nothing: every record and every
+Valencian title comes from the store. The ``boe-documents`` records carry the Spanish
+summary and its full Valencian translation in the same structure, with a review per
+translated field.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from boeflow.config import Settings
 from boeflow.enrich.schema import SUMMARY_FIELDS
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
+from boeflow.review import check_language
 from tests.conftest import SAMPLES
 from tests.support.generation import generation_env
 
@@ -90,7 +93,13 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
            "BOEFLOW_DATA_DIR": str(tmp_path / "data"), "BOEFLOW_ES_URL": settings.es_url,
            "BOEFLOW_ES_INDEX_PREFIX": PREFIX}
     first = _enrich(env)
-    assert _loads(first) == {"summarizer": 1, "translator": 1}
+    # The smoke profile translates with Apertium: no translator model is loaded.
+    assert _loads(first) == {"summarizer": 1}
+    # Every sumario title, department and section name of both days, one Apertium run a day.
+    titled = {r["day"]: r["titles_va"] for r in first}
+    assert titled["2024-11-06"]["titles"] > 238 and \
+        titled["2024-11-06"]["translated"] == titled["2024-11-06"]["titles"]
+    assert titled["2024-11-13"]["translated"] > 0
     assert {d for r in first for d in r["enriched"]} == EXPECTED
     assert {d for r in first for d in r["generated"]} == EXPECTED
     assert all(r["failed"] == {} for r in first)
@@ -105,6 +114,8 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
             if isinstance(summary[name], list):
                 assert len(summary_va[name]) == len(summary[name]), (doc_id, name)
         assert record["title_va"] is not None
+        assert record["enrichment"]["va_source"] == "apertium"
+        assert not check_language(record["title_va"], "va").flagged, record["title_va"]
         assert set(record["summary_va_review"]) >= {"titulo", "resumen", "a_quien_afecta"}
         # The smoke models write gibberish: a human must look, and the record says why.
         assert record["review_status"] == "needs_attention" and record["needs_attention"]
@@ -114,6 +125,7 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
 
     second = _enrich(env)
     assert _loads(second) == {}  # nothing to generate: no model is loaded at all
+    assert all(r["titles_va"]["translated"] == 0 for r in second)  # no translation either
     assert all(r["generated"] == [] for r in second)
     assert {d for r in second for d in r["enriched"]} == EXPECTED
     again = {hit["_id"]: hit["_source"] for hit in client.search(

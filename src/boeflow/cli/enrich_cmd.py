@@ -289,10 +289,59 @@ def eval_review(
               f"{report.false_positive_rate():.3f}")
 
 
+def eval_translation(
+    source: Path | None = typer.Option(None, "--source", help="Spanish text, one sentence a "
+                                       "line; default: the shipped DOGV dev set."),
+    reference: Path | None = typer.Option(None, "--reference", help="Valencian reference, "
+                                          "line N translating line N of --source."),
+    backend: str = typer.Option("apertium", "--backend", help="apertium | model | http"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="First N lines only."),
+    as_json: bool = typer.Option(False, "--json", help="The report as JSON."),
+) -> None:
+    """Translation quality (es→va) against a reference: chrF and BLEU (sacrebleu), share of
+    lines whose facts come through unchanged, speed, and the ten worst lines."""
+    from rich.table import Table
+
+    from boeflow.enrich.evaluation import (
+        SHIPPED_REFERENCE,
+        SHIPPED_SOURCE,
+        EvalSetError,
+        evaluate_translation,
+    )
+
+    if backend not in ("apertium", "model", "http"):
+        fail(f"--backend {backend!r}: choose apertium, model or http")
+    if (source is None) != (reference is None):
+        fail("give both --source and --reference (or neither, for the shipped DOGV dev set)")
+    settings = get_settings()
+    try:
+        report = evaluate_translation(settings, source or SHIPPED_SOURCE,
+                                      reference or SHIPPED_REFERENCE,
+                                      backend, limit)  # type: ignore[arg-type]
+    except (EvalSetError, ModelSetupError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(report)
+        return
+    table = Table("backend", "lines", "chrF", "BLEU", "facts preserved", "sentences/s",
+                  title=f"translation evaluation: {source or SHIPPED_SOURCE}",
+                  title_justify="left")
+    table.add_row(f"{report['backend']} ({report['model']})", str(report["n"]),
+                  f"{report['chrf']:.1f}", f"{report['bleu']:.1f}",
+                  f"{report['facts_preserved']:.3f}", str(report["sentences_per_s"]))
+    out.print(table)
+    if report["smoke"]:
+        out.print("smoke model: random weights, these figures are meaningless by design")
+    for row in report["worst"][:3]:
+        out.print(f"line {row['line']} chrF {row['chrf']}: {row['output'][:120]}",
+                  markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     from boeflow.cli.search_cmd import eval_app  # the `boeflow eval` group
 
     eval_app.command("review")(eval_review)
+    eval_app.command("translation")(eval_translation)
     app.command("summarize")(summarize)
     app.command("translate")(translate)
     app.command("review")(review)

@@ -68,6 +68,8 @@ class DayInputs:
     listed: dict[str, int] | None = None
     # ``boeflow facts`` cards by BOE id (every item with a document)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Valencian of the day's titles, department and section names (boeflow.enrich.titles)
+    titles_va: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -210,8 +212,10 @@ def _item_urls(entry: ItemRecord, record: Mapping[str, Any], site_url: str) -> _
 
 
 def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
-          smoke: bool, urls: _Urls, card: Mapping[str, Any] | None = None) -> Item:
+          smoke: bool, urls: _Urls, card: Mapping[str, Any] | None = None,
+          titles_va: Mapping[str, str] | None = None) -> Item:
     record = record or {}
+    va_source = (record.get("enrichment") or {}).get("va_source")
     summary_es = summary_from(record.get("summary"))
     pages = None
     if entry.first_page is not None:
@@ -221,7 +225,9 @@ def _item(entry: ItemRecord, record: Mapping[str, Any] | None, site_url: str,
     return Item(
         boe_id=entry.id, rango=record.get("rango") or entry.rango, epigrafe=entry.epigrafe,
         title_es=entry.title or str(record.get("title") or ""),
-        title_va=record.get("title_va") or None,
+        title_va=record.get("title_va") or (titles_va or {}).get(entry.title) or None,
+        va_source=va_source if va_source in ("apertium", "model", "apertium_reference")
+        else None,
         summary_es=summary_es, summary_va=summary_from(record.get("summary_va")),
         url_pdf=urls.pdf, url_html=urls.html, url_xml=urls.xml, eli=urls.eli, pages=pages,
         links=_links(entry, record, site_url), amendments=amendments,
@@ -250,19 +256,22 @@ def _incidencias(inputs: DayInputs) -> list[Incidencia]:
     for entry in manifest.items:
         fetch = _fetch_reason(entry)
         if fetch:
-            out.append(Incidencia(boe_id=entry.id, stage="fetch", reason=fetch, title=entry.title))
+            out.append(Incidencia(boe_id=entry.id, stage="fetch", reason=fetch, title=entry.title,
+                                  title_va=inputs.titles_va.get(entry.title)))
             continue
         record = inputs.records.get(entry.id)
         failure = inputs.failures.get(entry.id)
         if failure:
             out.append(Incidencia(boe_id=entry.id, stage=failure[0], reason=failure[1],
-                                  title=entry.title))
+                                  title=entry.title, title_va=inputs.titles_va.get(entry.title)))
         elif record is None:
             out.append(Incidencia(boe_id=entry.id, stage="index", title=entry.title,
+                                  title_va=inputs.titles_va.get(entry.title),
                                   reason="descargado pero no indexado"))
         elif record.get("review_status") == "failed":
             reasons = record.get("review_reasons") or ["resumen no generado"]
             out.append(Incidencia(boe_id=entry.id, stage="enrich", title=entry.title,
+                                  title_va=inputs.titles_va.get(entry.title),
                                   reason="; ".join(str(r) for r in reasons[:3])))
     return out
 
@@ -287,16 +296,18 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
     for entry in manifest.items:
         section = by_section.setdefault(entry.section, Section(
             code=entry.section, label=labels.get(entry.section, entry.section),
-            name=entry.section_name))
+            name=entry.section_name, name_va=inputs.titles_va.get(entry.section_name)))
         key = (entry.section, entry.department)
         dept = depts.get(key)
         if dept is None:
-            dept = depts[key] = Department(name=entry.department, code=entry.department_code)
+            dept = depts[key] = Department(name=entry.department, code=entry.department_code,
+                                           name_va=inputs.titles_va.get(entry.department))
             section.departments.append(dept)
         record = inputs.records.get(entry.id)
         urls = _item_urls(entry, record or {}, inputs.site_url)
         incidencias.extend(urls.dropped)
-        item = _item(entry, record, inputs.site_url, smoke, urls, inputs.cards.get(entry.id))
+        item = _item(entry, record, inputs.site_url, smoke, urls, inputs.cards.get(entry.id),
+                     inputs.titles_va)
         (dept.compact if item.compact else dept.items).append(item)
     order = {code: n for n, (code, _) in enumerate(SECTION_ORDER)}
     sections = sorted(by_section.values(), key=lambda s: order.get(s.code, len(order)))
@@ -307,8 +318,8 @@ def build_draft(inputs: DayInputs, watchlists: list[WatchlistResult] | None = No
         date=inputs.day,
         boe_numbers=manifest.sumario.sumario_ids if manifest.sumario else [],
         items=len(items),
-        sections=[SectionCount(code=s.code, label=s.label, name=s.name, items=s.count)
-                  for s in sections],
+        sections=[SectionCount(code=s.code, label=s.label, name=s.name, name_va=s.name_va,
+                               items=s.count) for s in sections],
         summarised=sum(1 for i in items if i.summary_es is not None),
         needs_attention=sum(1 for i in items
                             if i.review.status in ("needs_attention", "failed")),
@@ -387,7 +398,8 @@ def apply_review(draft: Digest, review: ReviewInput, checker: EditChecker) -> Di
     items = digest.all_items()
     digest.header.items = len(items)
     digest.header.sections = [SectionCount(code=s.code, label=s.label, name=s.name,
-                                           items=s.count) for s in digest.sections]
+                                           name_va=s.name_va, items=s.count)
+                              for s in digest.sections]
     digest.header.summarised = sum(1 for i in items if i.summary_es is not None)
     digest.header.needs_attention = sum(1 for i in items if i.review.status in
                                         ("needs_attention", "failed"))

@@ -16,6 +16,7 @@ from boeflow.config import Settings
 from boeflow.digest.build import DayInputs, EditChecker
 from boeflow.digest.model import Stage, Summary
 from boeflow.digest.watchlists import QueryHit, QueryRunner
+from boeflow.enrich.titles import load_day_titles
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import Connection
 
@@ -23,7 +24,7 @@ _RECORD_FIELDS = ["doc_id", "title", "rango", "department", "section", "publishe
                   "url_pdf", "eli", "references", "linked_from", "summary", "summary_text",
                   "summary_va", "title_va", "review_status", "needs_attention",
                   "review_reasons", "smoke", "content_hash", "enrichment_stale",
-                  "legal_links", "parse_warnings", "review_facts"]
+                  "legal_links", "parse_warnings", "review_facts", "enrichment.va_source"]
 
 
 def load_manifest(store: RawStore, day: date) -> DayManifest | None:
@@ -89,7 +90,8 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
     return DayInputs(day=day, manifest=manifest, records=fetch_records(client, names, ids),
                      failures=recorded_failures(conn, day), site_url=settings.digest_site_url,
                      listed=listed_items(store, manifest),
-                     cards=facts_cards(settings, ids))
+                     cards=facts_cards(settings, ids),
+                     titles_va=load_day_titles(settings, day))
 
 
 def facts_cards(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -175,6 +175,10 @@ class Item(BaseModel):
     title_va: str | None = None
     summary_es: Summary | None = None
     summary_va: Summary | None = None
+    va_source: Literal["apertium", "model", "apertium_reference"] | None = Field(
+        None, description="who translated title_va/summary_va: apertium, the translator model, "
+        "or apertium_reference (Apertium's translation, shown because the model's failed the "
+        "automatic review)")
     url_pdf: BoeUrl | None = None
     url_html: BoeUrl | None = Field(None, description="built from the BOE id")
     url_xml: BoeUrl | None = Field(None, description="built from the BOE id")
@@ -194,6 +198,7 @@ class Item(BaseModel):
 
 class Department(BaseModel):
     name: str
+    name_va: str | None = None
     code: str | None = None
     items: list[Item] = Field(default_factory=list, description="items shown in full")
     compact: list[Item] = Field(default_factory=list, description="items listed compactly")
@@ -207,6 +212,7 @@ class Section(BaseModel):
     code: str
     label: str = Field(description="roman numeral as printed in the BOE, e.g. II-A")
     name: str
+    name_va: str | None = None
     departments: list[Department] = Field(default_factory=list)
 
     @property
@@ -221,6 +227,7 @@ class Incidencia(BaseModel):
         description="why; any URL in it defanged (https[:]//evil[.]example) so it cannot "
         "become a link")
     title: str | None = None
+    title_va: str | None = None
 
 
 class WatchMatch(BaseModel):
@@ -255,6 +262,7 @@ class SectionCount(BaseModel):
     code: str
     label: str
     name: str
+    name_va: str | None = None
     items: int
 
 

@@ -291,7 +291,8 @@ def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
                    type="text/html")
         entry.updated(updated)
         entry.published(updated)
-        lines = [f"{s.name}: {s.items}" for s in digest.header.sections]
+        lines = [f"{s.name}{f' / {s.name_va}' if s.name_va else ''}: {s.items}"
+                 for s in digest.header.sections]
         if selection:
             lines.insert(0, f"Resumen parcial, no es el BOE completo del día ({selection.label})")
         if decision and decision.reviewer:

@@ -97,6 +97,12 @@ class EnrichStore:
         folder = self.root / "records" / _safe(doc_id)
         return sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
 
+    def save_json(self, relative: str, data: Any) -> Path:
+        """Write ``data`` as JSON at ``relative`` under the store (atomically)."""
+        path = self.root / relative
+        _write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1))
+        return path
+
     def _generation_path(self, key: str) -> Path:
         return self.root / "generations" / key[:2] / f"{key}.json"
 

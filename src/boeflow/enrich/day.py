@@ -30,7 +30,12 @@ from boeflow.enrich.backends import get_backend, loads_since, model_loads
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.enrich.source import SourceDocument, read_document
 from boeflow.enrich.summarize import Summarizer
-from boeflow.enrich.translate import TranslationJob, Translator, summary_fields, summary_structure
+from boeflow.enrich.translate import (
+    TranslationJob,
+    make_translator,
+    summary_fields,
+    summary_structure,
+)
 from boeflow.errors import BoeflowError
 from boeflow.index.indexer import RETRY_ON_CONFLICT
 from boeflow.index.mapping import IndexNames
@@ -79,7 +84,7 @@ def enrich_documents(docs: Sequence[SourceDocument], settings: Settings,
     """Summary (es), full translation (va, unless ``translate`` is False) and review of
     every document, planned and batched together ``enrich_window_docs`` at a time."""
     summarizer = Summarizer(settings, get_backend(settings, "summarizer"))
-    translator = Translator(settings, get_backend(settings, "translator")) if translate else None
+    translator = make_translator(settings) if translate else None
     outcomes: list[DocumentOutcome] = []
     window = settings.enrich_window_docs
     for start in range(0, len(docs), window):
@@ -125,10 +130,19 @@ def enrichment_fields(outcome: DocumentOutcome) -> dict[str, Any]:
     field_reviews: dict[str, Any] = {}
     title_va = None
     summary_va = None
+    va_source = None
     if translation is not None:
-        by_name = {s.field: s for s in translation.segments}
+        shown = translation
+        va_source = "apertium" if translation.backend == "apertium" else "model"
+        if translation_fell_back(translation):
+            # The model's translation failed its review: show Apertium's, labelled so.
+            shown = translation.model_copy(update={"segments": [
+                s.model_copy(update={"text": s.reference or s.text})
+                for s in translation.segments]})
+            va_source = "apertium_reference"
+        by_name = {s.field: s for s in shown.segments}
         title_va = by_name["titulo"].text if "titulo" in by_name else None
-        summary_va = summary_structure(translation) if summary else None
+        summary_va = summary_structure(shown) if summary else None
         for segment in translation.segments:
             review = segment.review
             field_reviews[segment.field] = {
@@ -158,9 +172,20 @@ def enrichment_fields(outcome: DocumentOutcome) -> dict[str, Any]:
             "translator_model": translation.model if translation else None,
             "translator_revision": translation.revision if translation else None,
             "translation_prompt_version": translation.prompt_version if translation else None,
+            # Who wrote title_va/summary_va: "apertium", "model", or "apertium_reference"
+            # (Apertium's translation, shown because the model's failed review).
+            "va_source": va_source,
+            "reference_model": translation.reference_model if translation else None,
             "smoke": bool((record and record.smoke) or (translation and translation.smoke)),
         },
     }
+
+
+def translation_fell_back(translation: TranslationRecord) -> bool:
+    """A model translation that failed its review and has Apertium's for every field."""
+    return bool(translation.backend != "apertium" and translation.review is not None
+                and translation.review.needs_attention and translation.segments
+                and all(s.reference for s in translation.segments if s.source.strip()))
 
 
 def update_document(client: Elasticsearch, names: IndexNames, doc_id: str,
@@ -239,8 +264,10 @@ def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument |
     Returns a JSON-serialisable report: ``day``, ``documents``, ``enriched`` (ids),
     ``needs_attention`` (ids), ``failed`` ({id: reason}), ``generated`` (documents whose
     summary was generated now, not found in the store), ``model_loads`` ({role: loads made
-    by this call}) and ``smoke``. Raises ``ModelSetupError`` on a setup problem and
+    by this call}), ``titles_va`` (the Valencian titles of every sumario item:
+    ``boeflow.enrich.titles``) and ``smoke``. Raises ``ModelSetupError`` on a setup problem and
     ``EnrichFailed`` when every document failed."""
+    from boeflow.enrich.titles import translate_titles_of_day
     from boeflow.index.client import get_client, names_for
 
     when = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
@@ -256,10 +283,11 @@ def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument |
     finally:
         client.close()
     enriched, attention, generated = stored.enriched, stored.needs_attention, stored.generated
+    titles = translate_titles_of_day(settings, when, force=force)
     report = {"day": when.isoformat(), "documents": len(docs) + unreadable,
               "enriched": enriched, "needs_attention": attention, "failed": failed,
               "generated": generated, "model_loads": loads_since(loads_before),
-              "smoke": settings.is_smoke}
+              "titles_va": titles, "smoke": settings.is_smoke}
     if failed and not enriched:
         first = next(iter(failed.items()))
         raise EnrichFailed(f"{when}: every document failed to enrich ({len(failed)}); "

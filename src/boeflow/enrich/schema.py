@@ -241,6 +241,9 @@ class TranslatedSegment(BaseModel):
     text: str
     raw_text: str = ""
     placeholders_missing: list[str] = Field(default_factory=list)
+    reference: str | None = Field(None, description="Apertium's translation of the same "
+                                  "source: the review's cross-check of a model translation, "
+                                  "and what the digest shows when the model's fails review")
     review: ReviewResult | None = Field(None, description="the review of this field alone")
 
 
@@ -249,6 +252,8 @@ class TranslationRecord(RecordBase):
     source_language: Literal["es", "va"]
     target_language: Literal["es", "va"]
     segments: list[TranslatedSegment] = Field(default_factory=list)
+    reference_model: str | None = Field(None, description="what made the segments' "
+                                        "references, e.g. apertium:spa-cat_valencia@…")
 
     def text(self) -> str:
         return "\n".join(s.text for s in self.segments)

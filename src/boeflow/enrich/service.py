@@ -11,8 +11,8 @@ from boeflow.enrich.cache import EnrichStore
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.enrich.source import SourceDocument, load_source
 from boeflow.enrich.summarize import Summarizer, review_record
-from boeflow.enrich.translate import Translator
-from boeflow.review import CheckResult, ReviewResult, detect_language, review_translation
+from boeflow.enrich.translate import make_translator, review_translation_record
+from boeflow.review import CheckResult, ReviewResult, detect_language
 
 Lang = Literal["es", "va"]
 Record = SummaryRecord | TranslationRecord
@@ -37,7 +37,7 @@ def translate_fields(settings: Settings, doc_id: str, fields: list[tuple[str, st
     if detected == target:
         raise ValueError(f"the text is already in {target} (detected {detected}); "
                          "nothing to translate")
-    translator = Translator(settings, backend or get_backend(settings, "translator"))
+    translator = make_translator(settings, backend=backend)
     return translator.translate(doc_id, fields, detected, target, force=force)
 
 
@@ -67,16 +67,7 @@ def review_stored(settings: Settings, doc_id: str) -> list[Record]:
             records.append(summary)
         elif data.get("kind") == "translation":
             translation = TranslationRecord.model_validate(data)
-            for segment in translation.segments:
-                segment.review = review_translation(
-                    [(segment.source, segment.text)],
-                    target_language=translation.target_language,
-                    placeholders_missing=segment.placeholders_missing)
-            translation.review = review_translation(
-                [(s.source, s.text) for s in translation.segments],
-                target_language=translation.target_language,
-                placeholders_missing=[m for s in translation.segments
-                                      for m in s.placeholders_missing])
+            review_translation_record(translation, settings)
             records.append(translation)
         else:
             continue

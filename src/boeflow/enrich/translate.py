@@ -19,10 +19,11 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from boeflow.config import Settings
-from boeflow.enrich.backends import Backend, GenerationParams
+from boeflow.enrich.apertium import PROTECTION_VERSION, Apertium, get_apertium
+from boeflow.enrich.backends import Backend, GenerationParams, get_backend
 from boeflow.enrich.budget import split_to_budget
 from boeflow.enrich.cache import EnrichStore, cache_key
 from boeflow.enrich.prompts import DEFAULT_TRANSLATION_PROMPTS, Message, TranslationPrompts
@@ -35,6 +36,7 @@ from boeflow.enrich.schema import (
 )
 from boeflow.models.loading import ModelSetupError
 from boeflow.review import review_translation
+from boeflow.review.checks import REFERENCE_MIN_CHRF
 from boeflow.review.facts import BOE_ID, CITATION, NUMBER, NUMERIC_DATE, URL
 
 log = logging.getLogger(__name__)
@@ -136,12 +138,15 @@ def unmask(text: str, originals: dict[str, str]) -> tuple[str, list[str]]:
 
 class Translator:
     def __init__(self, settings: Settings, backend: Backend, store: EnrichStore | None = None,
-                 prompts: TranslationPrompts = DEFAULT_TRANSLATION_PROMPTS) -> None:
+                 prompts: TranslationPrompts = DEFAULT_TRANSLATION_PROMPTS,
+                 reference: bool = False) -> None:
         self.settings = settings
         self.backend = backend
         self.store = store or EnrichStore(settings)
         self.prompts = prompts
         self._special_tokens: list[str] | None = None
+        # Apertium's translation of the same fields, the review's cross-check (production).
+        self.reference = reference
 
     @property
     def _specials(self) -> list[str]:
@@ -235,11 +240,34 @@ class Translator:
                 todo.append(j)
         if todo:
             self._translate_jobs(jobs, todo, results)
+        if self.reference:
+            self._add_references(jobs, results)
         final = [r if r is not None else RuntimeError("not translated") for r in results]
         if on_done:
             for j, result in enumerate(final):
                 on_done(j, result)
         return final
+
+    def _add_references(self, jobs: Sequence[TranslationJob],
+                        results: list[TranslationRecord | Exception | None]) -> None:
+        """Apertium's translation of every field of the records that have none yet (new
+        records, and records cached before the cross-check existed), all in one Apertium
+        process per direction; each record's review is redone with the cross-check."""
+        wanting: dict[tuple[Lang, Lang], list[TranslationRecord]] = {}
+        for j, result in enumerate(results):
+            if isinstance(result, TranslationRecord) and \
+                    result.reference_model is None and result.segments:
+                wanting.setdefault((jobs[j].source, jobs[j].target), []).append(result)
+        for (source, target), records in wanting.items():
+            engine = apertium_for(self.settings, source, target)
+            outputs = iter(engine.translate([seg.source for record in records
+                                             for seg in record.segments]))
+            for record in records:
+                for segment in record.segments:
+                    segment.reference = next(outputs)
+                record.reference_model = f"apertium:{engine.revision}"
+                review_translation_record(record, self.settings)
+                self.store.save_record(record, record.doc_id, "translation", record.cache_key)
 
     def _pieces(self, job: TranslationJob) -> list[tuple[int, Masked]]:
         budget = self._piece_budget(job.target)
@@ -302,15 +330,10 @@ class Translator:
             by_field[index].append(restored)
             raw_by_field[index].append(raw)
             missing_by_field[index] += missing
-        segments = []
-        for i, (name, text) in enumerate(fields):
-            segment = TranslatedSegment(field=name, source=text, text="\n".join(by_field[i]),
-                                        raw_text="\n".join(raw_by_field[i]),
-                                        placeholders_missing=missing_by_field[i])
-            segment.review = review_translation(
-                [(segment.source, segment.text)], target_language=job.target,
-                placeholders_missing=segment.placeholders_missing)
-            segments.append(segment)
+        segments = [TranslatedSegment(field=name, source=text, text="\n".join(by_field[i]),
+                                      raw_text="\n".join(raw_by_field[i]),
+                                      placeholders_missing=missing_by_field[i])
+                    for i, (name, text) in enumerate(fields)]
         empty = any(not s.text.strip() for s in segments)
         key = self.record_key(fields, job.source, job.target)
         record = TranslationRecord(
@@ -320,12 +343,181 @@ class Translator:
             smoke=self.backend.is_smoke,
             status="failed" if empty else "ok", prompts=logs, generate_calls=calls,
             source_language=job.source, target_language=job.target, segments=segments)
-        record.review = review_translation(
-            [(s.source, s.text) for s in segments], target_language=job.target,
-            placeholders_missing=[m for s in segments for m in s.placeholders_missing])
+        review_translation_record(record, self.settings)
         self.store.save_record(record, job.doc_id, "translation", key)
         return record
 
     def translate_summary(self, summary: SummaryRecord, force: bool = False) -> TranslationRecord:
         """Spanish → Valencian of the title and every text field of the summary."""
         return self.translate(summary.doc_id, summary_fields(summary), "es", "va", force=force)
+
+
+def review_translation_record(record: TranslationRecord, settings: Settings | None = None) -> None:
+    """The automatic review of every segment and of the whole translation (with the
+    cross-check against Apertium's translation where the segments have one)."""
+    min_chrf = settings.review_reference_min_chrf if settings else REFERENCE_MIN_CHRF
+    for segment in record.segments:
+        segment.review = review_translation(
+            [(segment.source, segment.text)], target_language=record.target_language,
+            placeholders_missing=segment.placeholders_missing,
+            references=[segment.reference], labels=[segment.field],
+            min_reference_chrf=min_chrf)
+    record.review = review_translation(
+        [(s.source, s.text) for s in record.segments], target_language=record.target_language,
+        placeholders_missing=[m for s in record.segments for m in s.placeholders_missing],
+        references=[s.reference for s in record.segments],
+        labels=[s.field for s in record.segments], min_reference_chrf=min_chrf)
+
+
+def apertium_for(settings: Settings, source: Lang, target: Lang) -> Apertium:
+    """The Apertium engine of one direction (es→va: ``translate_apertium_mode``)."""
+    if (source, target) == ("es", "va"):
+        return get_apertium(settings.translate_apertium_mode)
+    if (source, target) == ("va", "es"):
+        return get_apertium(settings.translate_apertium_mode_to_es)
+    raise ValueError(f"no Apertium direction {source}→{target}")
+
+
+class ApertiumTranslator:
+    """Translations by Apertium (``BOEFLOW_TRANSLATE_BACKEND=apertium``): the same records,
+    cache and review as the model's, every field of every pending document of a call
+    translated by one Apertium process per direction. Nothing is masked with placeholders:
+    Apertium keeps ids, numbers and citations as they are, and the spans it would alter are
+    kept verbatim (``boeflow.enrich.apertium``)."""
+
+    name = "apertium"
+
+    def __init__(self, settings: Settings, store: EnrichStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or EnrichStore(settings)
+        self.processes = 0
+
+    def record_key(self, fields: Sequence[tuple[str, str]], source: Lang, target: Lang) -> str:
+        engine = apertium_for(self.settings, source, target)
+        return cache_key(task="translation", source=source, target=target,
+                         model=f"apertium:{engine.mode}", revision=engine.revision,
+                         prompt_version=PROTECTION_VERSION,
+                         source_hash=Translator.source_hash(fields), params={})
+
+    def cached(self, job: TranslationJob) -> TranslationRecord | None:
+        key = self.record_key(job.fields, job.source, job.target)
+        return self.store.load_record(job.doc_id, "translation", key, TranslationRecord)
+
+    def translate(self, doc_id: str, fields: Sequence[tuple[str, str]], source: Lang,
+                  target: Lang, force: bool = False) -> TranslationRecord:
+        result = self.translate_many([TranslationJob(doc_id, fields, source, target)],
+                                     force=force)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def translate_summary(self, summary: SummaryRecord, force: bool = False) -> TranslationRecord:
+        return self.translate(summary.doc_id, summary_fields(summary), "es", "va", force=force)
+
+    def translate_many(self, jobs: Sequence[TranslationJob], force: bool = False,
+                       on_done: Callable[[int, TranslationRecord | Exception], None] | None = None,
+                       ) -> list[TranslationRecord | Exception]:
+        results: list[TranslationRecord | Exception | None] = [None] * len(jobs)
+        todo: dict[tuple[Lang, Lang], list[int]] = {}
+        for j, job in enumerate(jobs):
+            try:
+                if job.source == job.target:
+                    raise ValueError(f"source and target language are both {job.source}")
+                hit = None if force else self.cached(job)
+            except ModelSetupError:
+                raise
+            except Exception as exc:
+                results[j] = exc
+                continue
+            if hit is not None:
+                results[j] = hit
+            else:
+                todo.setdefault((job.source, job.target), []).append(j)
+        for (source, target), members in todo.items():
+            self._translate(jobs, members, source, target, results)
+        final = [r if r is not None else RuntimeError("not translated") for r in results]
+        if on_done:
+            for j, result in enumerate(final):
+                on_done(j, result)
+        return final
+
+    def _translate(self, jobs: Sequence[TranslationJob], members: list[int], source: Lang,
+                   target: Lang, results: list[TranslationRecord | Exception | None]) -> None:
+        engine = apertium_for(self.settings, source, target)
+        texts = [text for j in members for _, text in jobs[j].fields]
+        try:
+            outputs = engine.translate(texts)
+        except ModelSetupError:
+            raise
+        except Exception as exc:
+            if len(members) <= 1:
+                for j in members:
+                    results[j] = exc
+                return
+            for j in members:  # isolate the document that broke the batch
+                self._translate(jobs, [j], source, target, results)
+            return
+        self.processes += 1
+        position = 0
+        for j in members:
+            job = jobs[j]
+            mine = outputs[position:position + len(job.fields)]
+            position += len(job.fields)
+            try:
+                results[j] = self._record(job, mine, engine)
+            except ModelSetupError:
+                raise
+            except Exception as exc:
+                results[j] = exc
+
+    def _record(self, job: TranslationJob, outputs: list[str],
+                engine: Apertium) -> TranslationRecord:
+        segments = [TranslatedSegment(field=name, source=text, text=output, raw_text=output)
+                    for (name, text), output in zip(job.fields, outputs, strict=True)]
+        key = self.record_key(job.fields, job.source, job.target)
+        record = TranslationRecord(
+            doc_id=job.doc_id, cache_key=key, model=f"apertium:{engine.mode}",
+            revision=engine.revision, prompt_version=PROTECTION_VERSION,
+            source_hash=Translator.source_hash(job.fields), backend="apertium", smoke=False,
+            status="failed" if any(not s.text.strip() for s in segments if s.source.strip())
+            else "ok", generate_calls=1, source_language=job.source,
+            target_language=job.target, segments=segments)
+        review_translation_record(record, self.settings)
+        self.store.save_record(record, job.doc_id, "translation", key)
+        return record
+
+
+class TextTranslator(Protocol):
+    """What the enrich step needs of a translator (``Translator``, ``ApertiumTranslator``)."""
+
+    def cached(self, job: TranslationJob) -> TranslationRecord | None: ...
+
+    def translate(self, doc_id: str, fields: Sequence[tuple[str, str]], source: Lang,
+                  target: Lang, force: bool = False) -> TranslationRecord: ...
+
+    def translate_many(self, jobs: Sequence[TranslationJob], force: bool = False,
+                       on_done: Callable[[int, TranslationRecord | Exception], None] | None = None,
+                       ) -> list[TranslationRecord | Exception]: ...
+
+    def translate_summary(self, summary: SummaryRecord,
+                          force: bool = False) -> TranslationRecord: ...
+
+
+def model_settings(settings: Settings) -> Settings:
+    """The settings the translator model runs under: ``translate_backend=http`` serves it
+    from the OpenAI-compatible server whatever ``gen_backend`` says."""
+    if settings.translate_backend == "http" and settings.gen_backend != "http":
+        return settings.model_copy(update={"gen_backend": "http"})
+    return settings
+
+
+def make_translator(settings: Settings, store: EnrichStore | None = None,
+                    backend: Backend | None = None) -> TextTranslator:
+    """The translator of ``settings.translate_backend``: Apertium, or the translator model
+    (in process or over HTTP) cross-checked against Apertium (``translate_reference``).
+    Nothing is loaded or run until a translation is really due."""
+    if settings.translate_backend == "apertium" and backend is None:
+        return ApertiumTranslator(settings, store)
+    run = model_settings(settings)
+    return Translator(run, backend or get_backend(run, "translator"), store,
+                      reference=settings.translate_reference)

@@ -8,12 +8,12 @@ passes: a wrong date in a summary is worse than a summary sent for a human look.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
 from boeflow.review.anchors import AnchoredFact, AnchorSource, describe
-from boeflow.review.facts import LANGUAGE_BOUND_KINDS, FactIndex, extract_facts
+from boeflow.review.facts import LANGUAGE_BOUND_KINDS, Fact, FactIndex, extract_facts
 from boeflow.review.injection import find_injection_sentences
 from boeflow.review.model import CheckResult, ReviewResult
 from boeflow.review.negation import clauses, polarity_mismatches
@@ -76,18 +76,11 @@ def check_faithfulness(output_text: str, source_text: str, *, require_complete: 
             reasons.append(f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} no está en la fuente")
     total = len(seen)
     if require_complete:
-        output_index = FactIndex.of(output_text)
-        missing_seen: set[tuple[str, str]] = set()
-        for fact in extract_facts(source_text):
-            if fact.kind in skipped or (fact.kind, fact.key) in missing_seen:
-                continue
-            missing_seen.add((fact.kind, fact.key))
-            total += 1
-            if output_index.supports(fact):
-                supported += 1
-            else:
-                reasons.append(f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} de la fuente "
-                               "falta en la salida")
+        checked, missing = source_facts_missing(source_text, output_text, skipped)
+        total += checked
+        supported += checked - len(missing)
+        reasons += [f"{FACT_LABELS[fact.kind]} {_quote(fact.text)} de la fuente falta en la "
+                    "salida" for fact in missing]
     if not require_complete:
         for phrase in added_negations(output_text, index.text_folded or source_text):
             total += 1
@@ -172,6 +165,25 @@ def check_anchored_faithfulness(fields: Mapping[str, str | Sequence[str]],
     supported = sum(f.supported for f in facts)
     return CheckResult(name=name, score=supported / total if total else 1.0,
                        flagged=bool(reasons), reasons=reasons, facts=facts)
+
+
+def source_facts_missing(source_text: str, output_text: str,
+                         skipped: Collection[str] = frozenset({"url", "organism"}),
+                         ) -> tuple[int, list[Fact]]:
+    """(distinct facts of the source checked, those the output lost or changed): every BOE
+    id, citation, date, amount, percentage, article, deadline and number of a source must
+    come through a translation unchanged. The review of translations and ``boeflow eval
+    translation`` (facts_preserved) both use this."""
+    output_index = FactIndex.of(output_text)
+    seen: set[tuple[str, str]] = set()
+    missing: list[Fact] = []
+    for fact in extract_facts(source_text):
+        if fact.kind in skipped or (fact.kind, fact.key) in seen:
+            continue
+        seen.add((fact.kind, fact.key))
+        if not output_index.supports(fact):
+            missing.append(fact)
+    return len(seen), missing
 
 
 _NEGATION = re.compile(r"\b(no|nunca|jam[aá]s)\s+((?:se|le|les|lo|la|los|las)\s+)?([^\W\d_]+)",
@@ -460,9 +472,55 @@ def review_summary(*, fields: Mapping[str, str | Sequence[str]] | None, raw_text
     ])
 
 
+# --- cross-check against a reference translation -------------------------------------------
+
+# Lowest chrF (sacrebleu, 0-100) of a model translation against Apertium's translation of the
+# same text; calibrated on the DOGV pairs (docs/review.md, scripts/calibrate_reference.py).
+REFERENCE_MIN_CHRF = 65.0
+# Below this many characters chrF says little (a title of three words): not checked.
+REFERENCE_MIN_CHARS = 25
+
+
+@lru_cache(maxsize=1)
+def _chrf() -> Any:
+    from sacrebleu.metrics.chrf import CHRF
+
+    return CHRF()
+
+
+def chrf(output: str, reference: str) -> float:
+    """Sentence-level chrF (sacrebleu's defaults: character 6-grams, beta 2) in 0-100."""
+    return float(_chrf().sentence_score(output, [reference]).score)
+
+
+def check_reference(pairs: Sequence[tuple[str, str, str]], *,
+                    min_chrf: float = REFERENCE_MIN_CHRF,
+                    name: str = "referencia") -> CheckResult:
+    """A model translation says what Apertium's rule-based translation of the same text
+    says: a low chrF between them is a dropped, added or rewritten passage. ``pairs`` are
+    (label, output, reference)."""
+    scores: list[float] = []
+    reasons: list[str] = []
+    for label, output, reference in pairs:
+        if len(reference.strip()) < REFERENCE_MIN_CHARS:
+            continue
+        score = chrf(output, reference) if output.strip() else 0.0
+        scores.append(score)
+        if score < min_chrf:
+            reasons.append(f"{label}: chrF {score:.1f} frente a la traducción de Apertium "
+                           f"(mínimo {min_chrf:g}): posible frase omitida, añadida o cambiada")
+    return CheckResult(name=name, score=min(scores) / 100 if scores else 1.0,
+                       flagged=bool(reasons), reasons=reasons)
+
+
 def review_translation(segments: Sequence[tuple[str, str]], *, target_language: Language,
-                       placeholders_missing: Sequence[str] = ()) -> ReviewResult:
-    """All checks on a translation given as (source, output) segment pairs."""
+                       placeholders_missing: Sequence[str] = (),
+                       references: Sequence[str | None] | None = None,
+                       labels: Sequence[str] | None = None,
+                       min_reference_chrf: float = REFERENCE_MIN_CHRF) -> ReviewResult:
+    """All checks on a translation given as (source, output) segment pairs; with
+    ``references`` (Apertium's translation of each segment's source) also the
+    ``referencia`` cross-check."""
     source_all = "\n".join(s for s, _ in segments)
     output_all = "\n".join(o for _, o in segments)
     faithfulness = [check_faithfulness(o, s, require_complete=True) for s, o in segments]
@@ -478,4 +536,10 @@ def review_translation(segments: Sequence[tuple[str, str]], *, target_language: 
                     reasons=[r for c in forms for r in c.reasons] or
                     ([] if forms else ["nada que traducir"])),
         check_prompt_injection(source_all, output_all),
+        *([check_reference(
+            [(labels[i] if labels else f"segmento {i + 1}", output, reference)
+             for i, ((_, output), reference) in enumerate(zip(segments, references,
+                                                                strict=True))
+             if reference is not None], min_chrf=min_reference_chrf)]
+          if references is not None and any(r is not None for r in references) else []),
     ])

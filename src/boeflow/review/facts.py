@@ -70,6 +70,7 @@ _CITATION_KINDS: list[tuple[str, str]] = [
     (r"llei", "ley"),
     (r"decret", "decreto"),
     (r"ordre", "orden"),
+    (r"orde", "orden"),  # the Valencian form of the GVA's criteria ("Orde 8/2022")
     (r"reglament(?:\s*\((?:UE|CE|CEE)\))?", "reglamento"),
 ]
 _KIND_PATTERNS = [(re.compile(rf"^{p}$", re.IGNORECASE), name) for p, name in _CITATION_KINDS]
