@@ -69,23 +69,31 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
                      failures=recorded_failures(conn, day), site_url=settings.digest_site_url)
 
 
-def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:
-    """Re-run the automatic review (``boeflow.review.review_summary``) on a corrected
-    summary, against the document text stored in ``boe-documents``."""
+def check_correction(settings: Settings, source_text: str, language: str,
+                     summary: Summary) -> tuple[bool, list[str]]:
+    """The automatic review (``boeflow.review.review_summary``) of a reviewer's corrected
+    summary against the document's text: (passed, reasons)."""
     from boeflow.review import review_summary
+
+    fields = {k: v for k, v in summary.model_dump().items() if v not in (None, [], "")}
+    result = review_summary(fields=fields, raw_text=summary.resumen, status="ok",
+                            errors=[], source_text=source_text,
+                            resumen_max_chars=settings.summary_resumen_max_chars,
+                            language="va" if language == "va" else "es")
+    # A corrected resumen alone has no puntos clave: that is not the reviewer's fault.
+    reasons = [r for r in result.reasons if "puntos_clave" not in r]
+    return (not reasons, reasons)
+
+
+def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:
+    """``check_correction`` of a corrected summary, against the document text stored in
+    ``boe-documents``."""
 
     def check(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
         source = client.get(index=names.documents, id=boe_id, source_includes=["text"],
                             ignore=[404])  # type: ignore[call-arg]
         text = str((source.get("_source") or {}).get("text") or "")
-        fields = {k: v for k, v in summary.model_dump().items() if v not in (None, [], "")}
-        result = review_summary(fields=fields, raw_text=summary.resumen, status="ok",
-                                errors=[], source_text=text,
-                                resumen_max_chars=settings.summary_resumen_max_chars,
-                                language="va" if language == "va" else "es")
-        # A corrected resumen alone has no puntos clave: that is not the reviewer's fault.
-        reasons = [r for r in result.reasons if "puntos_clave" not in r]
-        return (not reasons, reasons)
+        return check_correction(settings, text, language, summary)
 
     return check
 

@@ -1,0 +1,213 @@
+"""The workbench's logic, without Airflow: a day's draft and published digests from the raw
+store, the source text around each automatic-review flag, and the reviewer's answer (the
+params of the approval step's HITL form) built from the page and checked before it is sent.
+
+The answer has the keys of ``boeflow.airflow.approval.FORM``: ``excluir`` (BOE ids),
+``correcciones`` (``id`` or ``id:va`` → corrected resumen), ``notas`` (id → note), ``nota``
+(general note) and ``draft_hash`` (the hash of the draft the reviewer saw).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from boeflow.boe.store import RawStore, day_prefix
+from boeflow.digest.model import Digest, Item, Summary
+from boeflow.digest.publish import digest_paths, published_days, read_digest
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+BOE_ID = re.compile(r"BOE-[A-Z]-\d{4}-\d{1,6}")
+ANSWER_KEYS = ("excluir", "correcciones", "notas", "nota", "draft_hash")
+MAX_TEXT = 20_000  # characters of one correction or note
+_QUOTED = re.compile(r'"([^"]{3,200}?)…?"')
+SPAN_CONTEXT = 160
+
+# (boe_id, language, corrected summary) -> (passed, reasons)
+Checker = Callable[[str, str, Summary], tuple[bool, list[str]]]
+
+
+class BadId(ValueError):
+    """A day or BOE id that is not one (path characters, wrong shape): refused."""
+
+
+def parse_day(value: str | None) -> date:
+    if not isinstance(value, str) or not DAY.fullmatch(value):
+        raise BadId(f"not a day: {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadId(f"not a day: {value!r}") from None
+
+
+def check_boe_id(value: str) -> str:
+    if not isinstance(value, str) or not BOE_ID.fullmatch(value):
+        raise BadId(f"not a BOE id: {value!r}")
+    return value
+
+
+def load_draft(store: RawStore, day: date) -> Digest | None:
+    return read_digest(store, day, draft=True)
+
+
+def published(store: RawStore) -> list[date]:
+    return list(reversed(published_days(store)))
+
+
+def published_html(store: RawStore, day: date) -> bytes | None:
+    path = digest_paths(day)["html"]
+    return store.read(path) if store.exists(path) else None
+
+
+def source_text(store: RawStore, day: date, boe_id: str) -> str:
+    """The document's text as the automatic review saw it: the item fetched into the raw
+    store (XML, else HTML, else PDF), parsed; "" when the store has none."""
+    from boeflow.parse import parse_bytes
+
+    check_boe_id(boe_id)
+    for ext in ("xml", "html", "pdf"):
+        path = f"{day_prefix(day)}/items/{boe_id}.{ext}"
+        if store.exists(path):
+            try:
+                return parse_bytes(store.read(path), path).text
+            except Exception:  # a document that does not parse has no text to quote
+                return ""
+    return ""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One automatic-review reason and, when it quotes the source, the passage around it."""
+
+    reason: str
+    quoted: str | None
+    before: str = ""
+    span: str = ""
+    after: str = ""
+
+
+def flags(reasons: list[str], text: str) -> list[Flag]:
+    out: list[Flag] = []
+    folded = text.casefold()
+    for reason in reasons:
+        found = _QUOTED.search(reason)
+        quoted = found.group(1).strip() if found else None
+        if quoted:
+            at = folded.find(quoted.casefold())
+            if at >= 0:
+                end = at + len(quoted)
+                out.append(Flag(reason, quoted, text[max(0, at - SPAN_CONTEXT):at],
+                                text[at:end], text[end:end + SPAN_CONTEXT]))
+                continue
+        out.append(Flag(reason, quoted))
+    return out
+
+
+# --- the answer ---------------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    """Why an answer cannot be sent; ``boe_id``/``field`` say where the page shows it."""
+
+    message: str
+    boe_id: str | None = None
+    field: str | None = None  # "excluir" | "es" | "va" | "nota_item" | "nota" | "draft"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"message": self.message, "boe_id": self.boe_id, "field": self.field}
+
+
+@dataclass
+class Submission:
+    option: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("a text field holds something else")
+    return value[:limit]
+
+
+def submission(body: Mapping[str, Any], options: list[str]) -> Submission:
+    """The page's JSON (``option``, ``excluir``, ``correcciones``, ``notas``, ``nota``,
+    ``draft_hash``) as the HITL answer: every key of the form, texts as typed."""
+    option = body.get("option")
+    if option not in options:
+        raise ValueError(f"option must be one of {options}")
+    excluded = body.get("excluir") or []
+    edits = body.get("correcciones") or {}
+    notes = body.get("notas") or {}
+    if not isinstance(excluded, list) or not all(isinstance(e, str) for e in excluded):
+        raise ValueError("excluir must be a list of BOE ids")
+    if not isinstance(edits, dict) or not isinstance(notes, dict):
+        raise ValueError("correcciones and notas must be objects")
+    params = {
+        "excluir": list(dict.fromkeys(e.strip() for e in excluded if e.strip())),
+        "correcciones": {str(k): _text(v) for k, v in edits.items()},
+        "notas": {str(k): _text(v) for k, v in notes.items() if _text(v).strip()},
+        "nota": _text(body.get("nota")).strip() or None,
+        "draft_hash": _text(body.get("draft_hash"), 200) or None,
+    }
+    return Submission(str(option), params)
+
+
+def problems(draft: Digest, params: Mapping[str, Any], checker: Checker | None) -> list[Problem]:
+    """Everything that stops the answer from being sent: a draft that changed since the page
+    was opened, unknown BOE ids, empty corrections and corrections that fail the automatic
+    review again (with its reasons). Empty: the answer can be sent."""
+    items = {i.boe_id: i for i in draft.all_items()}
+    found: list[Problem] = []
+    if params.get("draft_hash") != draft.draft_hash:
+        found.append(Problem("el borrador ha cambiado desde que se abrió la página: "
+                             "recárguela", field="draft"))
+    for boe_id in params.get("excluir") or []:
+        if boe_id not in items:
+            found.append(Problem(f"{boe_id} no es un elemento del borrador", boe_id, "excluir"))
+    excluded = set(params.get("excluir") or [])
+    for key, text in (params.get("correcciones") or {}).items():
+        boe_id, _, lang = key.partition(":")
+        language = lang or "es"
+        if boe_id not in items or language not in ("es", "va"):
+            found.append(Problem(f"{key} no es un elemento del borrador", boe_id, language))
+            continue
+        if not text.strip():
+            found.append(Problem("la corrección está vacía", boe_id, language))
+            continue
+        if boe_id in excluded or checker is None:
+            continue
+        item = items[boe_id]
+        current = item.summary_es if language == "es" else item.summary_va
+        corrected = (current.model_copy(update={"resumen": text.strip()}) if current
+                     else Summary(resumen=text.strip()))
+        passed, reasons = checker(boe_id, language, corrected)
+        if not passed:
+            found.append(Problem("la corrección no pasa la revisión automática: "
+                                 + "; ".join(reasons), boe_id, language))
+    for boe_id in params.get("notas") or {}:
+        if boe_id not in items:
+            found.append(Problem(f"{boe_id} no es un elemento del borrador", boe_id,
+                                 "nota_item"))
+    return found
+
+
+def store_checker(store: RawStore, day: date, check: Callable[[str, str, Summary],
+                                                              tuple[bool, list[str]]]
+                  ) -> Checker:
+    """A ``Checker`` whose source text is the raw store's copy of the item; ``check`` is
+    ``(source_text, language, summary) -> (passed, reasons)``."""
+
+    def run(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
+        return check(source_text(store, day, boe_id), language, summary)
+
+    return run
+
+
+def summary_text(item: Item, language: str) -> str:
+    summary = item.summary_es if language == "es" else item.summary_va
+    return summary.resumen if summary else ""
