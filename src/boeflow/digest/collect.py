@@ -70,11 +70,18 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
 
 
 def check_correction(settings: Settings, source_text: str, language: str,
-                     summary: Summary) -> tuple[bool, list[str]]:
-    """The automatic review (``boeflow.review.review_summary``) of a reviewer's corrected
-    summary against the document's text: (passed, reasons)."""
+                     summary: Summary, spanish: str | None = None) -> tuple[bool, list[str]]:
+    """The automatic review of a reviewer's corrected summary: (passed, reasons). A Spanish
+    resumen is reviewed as a summary of the document's text (``review_summary``); a
+    Valencian one as the translation of the Spanish resumen ``spanish``
+    (``review_translation``, what the enrich stage runs on Aitana's output) — against the
+    Spanish document every Valencian word would count as invented."""
     from boeflow.review import review_summary
+    from boeflow.review.checks import review_translation
 
+    if language == "va" and spanish:
+        result = review_translation([(spanish, summary.resumen)], target_language="va")
+        return (not result.reasons, list(result.reasons))
     fields = {k: v for k, v in summary.model_dump().items() if v not in (None, [], "")}
     result = review_summary(fields=fields, raw_text=summary.resumen, status="ok",
                             errors=[], source_text=source_text,
@@ -86,14 +93,16 @@ def check_correction(settings: Settings, source_text: str, language: str,
 
 
 def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:
-    """``check_correction`` of a corrected summary, against the document text stored in
-    ``boe-documents``."""
+    """``check_correction`` of a corrected summary, against the document text (and, for a
+    Valencian correction, the Spanish resumen) stored in ``boe-documents``."""
 
     def check(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
-        source = client.get(index=names.documents, id=boe_id, source_includes=["text"],
+        source = client.get(index=names.documents, id=boe_id,
+                            source_includes=["text", "summary_text"],
                             ignore=[404])  # type: ignore[call-arg]
-        text = str((source.get("_source") or {}).get("text") or "")
-        return check_correction(settings, text, language, summary)
+        found = source.get("_source") or {}
+        return check_correction(settings, str(found.get("text") or ""), language, summary,
+                                spanish=str(found.get("summary_text") or "") or None)
 
     return check
 

@@ -39,7 +39,7 @@ from starlette.types import Receive, Scope, Send
 
 from boeflow.boe.store import RawStore, store_url
 from boeflow.config import Settings, get_settings
-from boeflow.digest.model import Digest
+from boeflow.digest.model import Digest, Summary
 from boeflow.workbench import review
 
 URL_PREFIX = "/boeflow"
@@ -199,8 +199,13 @@ def _templates() -> Environment:
                        undefined=StrictUndefined)
 
 
+def render(template: str, **values: Any) -> str:
+    """A workbench page (autoescaped: BOE and reviewers' text is never markup)."""
+    return _templates().get_template(template).render(**values)
+
+
 def _html(template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    text = _templates().get_template(template).render(**values)
+    text = render(template, **values)
     return HTMLResponse(text, status_code=status,
                         headers={**HEADERS, "Content-Security-Policy": PAGE_CSP})
 
@@ -350,10 +355,16 @@ def create_app(settings: Settings | None = None) -> WorkbenchApp:
 
 def problems_of(settings: Settings, store: RawStore, day: date, draft: Digest,
                 params: dict[str, Any]) -> list[review.Problem]:
-    """Why the answer cannot be sent (corrections re-checked against the raw store's text)."""
+    """Why the answer cannot be sent: corrections are re-checked against the raw store's text
+    of the item (a Valencian one against the Spanish resumen: corrected, or the draft's)."""
     from boeflow.digest.collect import check_correction
 
-    checker = review.store_checker(
-        store, day, lambda text, language, summary: check_correction(
-            settings, text, language, summary))
-    return review.problems(draft, params, checker)
+    items = {i.boe_id: i for i in draft.all_items()}
+    edits = params.get("correcciones") or {}
+
+    def check(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
+        spanish = (edits.get(boe_id) or "").strip() or review.summary_text(items[boe_id], "es")
+        return check_correction(settings, review.source_text(store, day, boe_id), language,
+                                summary, spanish=spanish or None)
+
+    return review.problems(draft, params, check)

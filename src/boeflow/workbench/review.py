@@ -196,18 +196,6 @@ def problems(draft: Digest, params: Mapping[str, Any], checker: Checker | None) 
     return found
 
 
-def store_checker(store: RawStore, day: date, check: Callable[[str, str, Summary],
-                                                              tuple[bool, list[str]]]
-                  ) -> Checker:
-    """A ``Checker`` whose source text is the raw store's copy of the item; ``check`` is
-    ``(source_text, language, summary) -> (passed, reasons)``."""
-
-    def run(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
-        return check(source_text(store, day, boe_id), language, summary)
-
-    return run
-
-
 def summary_text(item: Item, language: str) -> str:
     summary = item.summary_es if language == "es" else item.summary_va
     return summary.resumen if summary else ""
