@@ -187,7 +187,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     draft_hash = pending["params"]["draft_hash"]["value"]
     page = f"{base}/boeflow/borrador"
     query = {"dag_id": DAG, "run_id": run_id}
-    tab = f"{base}/dags/{DAG}/runs/{run_id}/borrador"
+    tab = f"{base}/dags/{DAG}/runs/{run_id}/plugin/borrador"
 
     # The reviewers were told when the approval started, with the link to the tab.
     rcpts, request = _wait_mail(inbox, f"Resumen del BOE del {DAY}: pendiente de revisión")

@@ -165,7 +165,7 @@ def test_reviewer_notice_and_deadline() -> None:
         deadline_interval("08:30")
     url = borrador_url("http://af:8080/", "boe_daily", "manual__2024-11-06T10:00:00+00:00")
     assert url == ("http://af:8080/dags/boe_daily/runs/manual__2024-11-06T10%3A00%3A00%2B00"
-                   "%3A00/borrador")
+                   "%3A00/plugin/borrador")
     mail = review_request("2024-11-06", url, ["r@example.org"], 2, 1)
     assert url in mail.text and "2 elementos, 1 necesitan atención." in mail.text
     assert f'href="{url}"' in mail.html
