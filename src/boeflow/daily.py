@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from boeflow.config import Settings, get_settings
-from boeflow.digest.build import ReviewInput
+from boeflow.digest.decision import PUBLISH, REJECT, Decision
 
-PUBLISH = "Publicar"
-REJECT = "Rechazar"
 APPROVAL_OPTIONS = [PUBLISH, REJECT]
 
 
@@ -507,53 +505,61 @@ def build_digest_day(day: str, settings: Settings | None = None,
 
 
 def review_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool
-                     ) -> ReviewInput | None:
-    """The reviewer's answer from the Airflow approval step's result (``chosen_options``,
-    ``params_input``, ``responded_by_user``, ``responded_at``); None when the step did not
-    ask (nothing to review)."""
-    if not response:
-        return None
-    chosen = list(response.get("chosen_options") or [])
-    params = dict(response.get("params_input") or {})
-    user = response.get("responded_by_user") or None
-    at = response.get("responded_at")
-    decided = (datetime.fromisoformat(at) if isinstance(at, str) else
-               at if isinstance(at, datetime) else datetime.now().astimezone())
-    if user is None:  # nobody answered: Airflow applied the defaults after response_timeout
-        decision = "without_review" if publish_on_timeout and chosen == [PUBLISH] else "timed_out"
-        return ReviewInput(decision=decision, reviewer=None, decided_at=decided,  # type: ignore[arg-type]
-                           note="sin respuesta del revisor en el plazo configurado")
-    excluded = params.get("excluir") or []
-    if isinstance(excluded, str):
-        excluded = [part for part in excluded.replace(",", " ").split() if part]
-    edits = params.get("correcciones") or {}
-    notes = params.get("notas") or {}
-    return ReviewInput(
-        decision="approved" if chosen == [PUBLISH] else "rejected",
-        reviewer=str(user.get("name") or user.get("id")), decided_at=decided,
-        note=str(params.get("nota") or "").strip() or None,
-        excluded=[str(e).strip() for e in excluded if str(e).strip()],
-        edits={str(k).strip(): str(v) for k, v in dict(edits).items()},
-        notes={str(k).strip(): str(v) for k, v in dict(notes).items() if str(v).strip()})
+                     ) -> dict[str, Any] | None:
+    """The reviewer's answer from the Airflow approval step's result, in the form
+    ``publish_day`` validates (``boeflow.digest.decision.answer_from_hitl``); None when the
+    step did not ask (nothing to review)."""
+    from boeflow.digest.decision import DecisionError, answer_from_hitl
+
+    try:
+        return answer_from_hitl(response, publish_on_timeout)
+    except DecisionError as exc:
+        raise TaskFailed(str(exc)) from None
+
+
+@contextmanager
+def _publication_lock(settings: Settings, when: date) -> Iterator[None]:
+    """One publisher per day at a time (an Airflow retry and the CLI, say): a PostgreSQL
+    session lock, released when the process ends however it ends."""
+    from boeflow.state.db import connect
+
+    conn = connect(settings)
+    try:
+        conn.autocommit = True
+        key = int(when.strftime("%Y%m%d"))
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                           (0x626F65, key)).fetchone()
+        if not (row and row["ok"]):
+            raise TaskFailed(f"another publication of {when} is running; try again when it "
+                             "has finished")
+        yield
+    finally:
+        conn.close()
 
 
 def publish_day(day: str, settings: Settings | None = None,
-                review: ReviewInput | None = None, run_id: str | None = None,
-                reviewer_id: str | None = None) -> dict[str, Any]:
-    """Publish the reviewed draft: Markdown/HTML/JSON in the raw store, ``boe-digests``, the
-    Atom feed and the decision in PostgreSQL. A rejection (or a timeout without
-    ``digest_publish_on_timeout``) publishes nothing and leaves the day pending."""
-    from boeflow.digest.build import apply_review, unknown_ids
-    from boeflow.digest.collect import edit_checker
-    from boeflow.digest.publish import index_digest, read_digest, write_digest, write_feed
-    from boeflow.index.client import get_client, names_for
-    from boeflow.state.db import state
-    from boeflow.state.records import (
-        latest_digest,
-        record_decision,
-        record_digest,
-        update_day,
-    )
+                answer: Mapping[str, Any] | Decision | None = None,
+                run_id: str | None = None, reviewer_id: str | None = None) -> dict[str, Any]:
+    """Publish the reviewed draft, exactly once.
+
+    ``answer`` (the HITL answer, ``boeflow digest approve``, or an already validated
+    ``Decision``) is validated against the draft on disk (``validate_decision``: the draft it
+    names by hash, its ids and keys): anything wrong refuses it with one line, nothing
+    published. Then, in this order, each step idempotent:
+
+    1. the decision is recorded once and the new version decided (``digests`` row
+       ``publishing``), in one transaction;
+    2. the version's files are written under ``digests/…/vN/``;
+    3. the pointer ``current.json`` is switched to it (one atomic rename: the commit point);
+    4. ``boe-digests``, the Atom feed, and the ``digests`` row (``published``) follow.
+
+    A crash anywhere leaves the old version (before 3) or the new one (after) complete, and
+    the next run (with the same answer, or none) finishes that same version. A decision
+    whose content equals the published version's publishes nothing (no new version). A
+    rejection (or a timeout without ``digest_publish_on_timeout``) is recorded and publishes
+    nothing. A failure (full disk, Elasticsearch refusing) leaves the day
+    ``publish_failed`` with one line, and the published version intact."""
+    from boeflow.digest.publish import read_digest
 
     settings = _settings(settings)
     when = date.fromisoformat(day)
@@ -565,53 +571,182 @@ def publish_day(day: str, settings: Settings | None = None,
         if draft.status == "no_publication":
             detail.update({"day": day, "published": False, "reason": "no_publication"})
             return dict(detail)
-        with state(settings) as conn:
-            previous = latest_digest(conn, when)
-        if review is None:
-            same = previous is not None and previous["draft_hash"] == draft.draft_hash
-            if same:  # a rerun of a published day (its fetch set the day back to pending)
-                with state(settings) as conn:
-                    update_day(conn, when, status="published", digest_status="published")
-            detail.update({"day": day, "published": False,
-                           "reason": "already_published" if same else "not_reviewed",
-                           "version": previous["version"] if previous else None})
-            return dict(detail)
-        ignored = unknown_ids(draft, review)
-        with state(settings) as conn:
-            decision_id = record_decision(
-                conn, when, decision=review.decision, reviewer=review.reviewer,
-                reviewer_id=reviewer_id, decided_at=review.decided_at or datetime.now()
-                .astimezone(), excluded=review.excluded,
-                edits={k: {"resumen": v} for k, v in review.edits.items()}, note=review.note,
-                run_id=run_id, draft_hash=draft.draft_hash)
-        if review.decision in ("rejected", "timed_out"):
-            detail.update({"day": day, "published": False, "reason": review.decision,
-                           "decision_id": decision_id})
-            return dict(detail)
-        names = names_for(settings)
-        with get_client(settings) as client:
-            final = apply_review(draft, review, edit_checker(settings, client, names))
-            with state(settings) as conn:
-                version = (previous["version"] if previous else 0) + 1
-                final.version = version
-                paths = write_digest(store, final)
-                index_digest(client, names, final, paths)
-                write_feed(store, settings.digest_feed_url, settings.digest_site_url)
-                from boeflow.digest.build import draft_hash as _hash
+        with _publication_lock(settings, when):
+            detail.update(_publish(settings, store, draft, answer, run_id, reviewer_id))
+    return dict(detail)
 
-                record_digest(conn, when, draft_hash=draft.draft_hash,
-                              content_hash=_hash(final), decision_id=decision_id,
-                              without_review=review.decision == "without_review",
-                              paths=paths, items=final.header.items,
-                              excluded=final.header.excluded)
-        result = {"day": day, "published": True, "version": version, "paths": paths,
-                  "full_paths": {k: store.path(v) for k, v in paths.items()},
-                  "decision": review.decision, "reviewer": review.reviewer,
-                  "excluded": [e.boe_id for e in final.excluded],
-                  "edited": final.decision.edited if final.decision else [],
-                  "ignored_ids": ignored, "decision_id": decision_id}
-        detail.update(result)
-    return result
+
+def _publish(settings: Settings, store: Any, draft: Any,
+             answer: Mapping[str, Any] | Decision | None, run_id: str | None,
+             reviewer_id: str | None) -> dict[str, Any]:
+    from boeflow.digest.decision import DecisionError, decision_from_row, validate_decision
+    from boeflow.digest.publish import read_pointer
+    from boeflow.state.db import state
+    from boeflow.state.records import (
+        abandon_publication,
+        decision_row,
+        latest_digest,
+        publishing_digest,
+        record_decision,
+        start_publication,
+        update_day,
+    )
+
+    when = draft.date
+    day = when.isoformat()
+    with state(settings) as conn:
+        pending = publishing_digest(conn, when)
+        pending_decision = (decision_row(conn, int(pending["decision_id"]))
+                            if pending and pending["decision_id"] else None)
+    pointer = read_pointer(store, when)
+    finished: dict[str, Any] | None = None
+    if pending is not None and pointer is not None and pointer.version == pending["version"]:
+        # Switched to but not finished (a crash, a refusal): readers already get this
+        # version, so it is finished first, whatever is asked now.
+        finished = {**_finish_version(settings, store, when, int(pending["version"])),
+                    "resumed": True}
+        pending = None
+    try:
+        if answer is None:
+            if pending is not None and pending_decision is not None:
+                decision = decision_from_row(day, pending_decision)
+            elif finished is not None:
+                return finished
+            else:
+                with state(settings) as conn:
+                    previous = latest_digest(conn, when)
+                    same = previous is not None and previous["draft_hash"] == draft.draft_hash
+                    if same:  # a rerun of a published day (its fetch set it back to pending)
+                        update_day(conn, when, status="published", digest_status="published")
+                return {"day": day, "published": False,
+                        "reason": "already_published" if same else "not_reviewed",
+                        "version": previous["version"] if previous else None}
+        elif isinstance(answer, Decision):
+            decision = answer
+        else:
+            decision = validate_decision(draft, {"reviewer_id": reviewer_id, **answer})
+        if decision.draft_hash != draft.draft_hash:
+            raise DecisionError(f"draft_hash: the decision answers draft "
+                                f"{decision.draft_hash[:12]}…, but the draft of {day} is now "
+                                f"{draft.draft_hash[:12]}…: review the current draft")
+    except DecisionError as exc:
+        raise TaskFailed(f"decision on {day} refused: {exc}") from None
+    content_key = decision.content_key()
+    with state(settings) as conn:
+        current = latest_digest(conn, when)
+        if decision.publishes and pending is None and current is not None \
+                and current["content_key"] == content_key:
+            if finished is not None and finished["version"] == current["version"]:
+                return {**finished, "resumed": True}  # this very decision, now finished
+            update_day(conn, when, status="published", digest_status="published")
+            return {"day": day, "published": False, "reason": "already_published",
+                    "version": current["version"], **_decision_fields(decision)}
+        decision_id, decided_at = record_decision(conn, when, decision, run_id)
+        decision = decision.model_copy(update={"decided_at": decided_at})
+        if not decision.publishes:
+            return {"day": day, "published": False, "reason": decision.decision,
+                    "decision_id": decision_id,
+                    "version": current["version"] if current else None}
+        if pending is not None and pending["content_key"] != content_key:
+            abandon_publication(conn, when, int(pending["version"]))  # never switched to
+            pending = None
+        version = int(pending["version"]) if pending is not None else start_publication(
+            conn, when, draft_hash=draft.draft_hash, content_key=content_key,
+            decision_id=decision_id, without_review=decision.decision == "without_review")
+    result = _write_version(settings, store, draft, decision, version, current)
+    return {**result, "decision_id": decision_id}
+
+
+def _decision_fields(decision: Decision) -> dict[str, Any]:
+    return {"decision": decision.decision, "reviewer": decision.reviewer,
+            "excluded": list(decision.excluded), "edited": decision.edited,
+            "draft_hash": decision.draft_hash}
+
+
+def _failed(settings: Settings, when: date, version: int, exc: BaseException,
+            current: Mapping[str, Any] | None, switched: bool) -> TaskFailed:
+    """Record why ``version`` stopped, and the one line saying where the day stands."""
+    from boeflow.state.db import state
+    from boeflow.state.records import fail_publication
+
+    line = _one_line(exc)
+    with state(settings) as conn:
+        fail_publication(conn, when, version, line)
+    if switched:
+        where = (f"its files are published, the rest is not: run `boeflow digest publish "
+                 f"--date {when}` to finish v{version}")
+    else:
+        where = (f"the published version (v{current['version']}) is unchanged" if current
+                 else "nothing is published")
+    return TaskFailed(f"publish {when} v{version} failed: {line}; {where}")
+
+
+def _write_version(settings: Settings, store: Any, draft: Any, decision: Decision,
+                   version: int, current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Steps 2-4 of ``publish_day`` for a decided ``version``."""
+    from boeflow.digest.build import apply_review
+    from boeflow.digest.collect import edit_checker
+    from boeflow.digest.publish import Pointer, read_pointer, switch_version, write_digest
+    from boeflow.index.client import get_client, names_for
+
+    when = draft.date
+    pointer = read_pointer(store, when)
+    if pointer is None or pointer.version != version:
+        try:
+            with get_client(settings) as client:
+                final = apply_review(draft, decision.review_input(),
+                                     edit_checker(settings, client, names_for(settings)))
+            final.version = version
+            paths = write_digest(store, final)
+            switch_version(store, when, Pointer(version=version, draft_hash=draft.draft_hash,
+                                                content_key=decision.content_key(),
+                                                paths=paths))
+        except Exception as exc:
+            raise _failed(settings, when, version, exc, current, switched=False) from exc
+    return _finish_version(settings, store, when, version, current)
+
+
+def _finish_version(settings: Settings, store: Any, when: date, version: int,
+                    current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Bring Elasticsearch, the feed and PostgreSQL to the switched-to ``version``."""
+    from boeflow.digest.build import draft_hash as content_hash
+    from boeflow.digest.publish import index_digest, read_version, version_paths, write_feed
+    from boeflow.index.client import get_client, names_for
+    from boeflow.state.db import state
+    from boeflow.state.records import finish_publication
+
+    final = read_version(store, when, version)
+    paths = version_paths(when, version)
+    try:
+        if final is None:
+            raise TaskFailed(f"version {version} of {when} is named by the pointer but its "
+                             "digest.json is missing")
+        with get_client(settings) as client:
+            index_digest(client, names_for(settings), final, paths)
+        write_feed(store, settings.digest_feed_url, settings.digest_site_url)
+        with state(settings) as conn:
+            finish_publication(conn, when, version, content_hash=content_hash(final),
+                               paths=paths, items=final.header.items,
+                               excluded=final.header.excluded)
+    except Exception as exc:
+        raise _failed(settings, when, version, exc, current, switched=True) from exc
+    decision = final.decision
+    return {"day": when.isoformat(), "published": True, "version": version, "paths": paths,
+            "full_paths": {k: store.path(v) for k, v in paths.items()},
+            "decision": decision.decision if decision else None,
+            "reviewer": decision.reviewer if decision else None,
+            "excluded": [e.boe_id for e in final.excluded],
+            "edited": decision.edited if decision else [],
+            "draft_hash": final.draft_hash}
+
+
+def message_id(day: date, version: int, channel: str, recipient: str) -> str:
+    """The Message-ID of one digest e-mail: the same for every attempt, so a resent copy
+    (after a crash between SMTP's acceptance and the record) is recognisably the same."""
+    import hashlib
+
+    tag = hashlib.sha256(f"{channel}\n{recipient}".encode()).hexdigest()[:20]
+    return f"<boeflow.{day:%Y%m%d}.v{version}.{tag}@boeflow.local>"
 
 
 Sender = Callable[[Any], None]  # sends one boeflow.digest.mail.OutgoingMail
@@ -619,10 +754,12 @@ Sender = Callable[[Any], None]  # sends one boeflow.digest.mail.OutgoingMail
 
 def deliver_day(day: str, settings: Settings | None = None, send: Sender | None = None,
                 run_id: str | None = None) -> dict[str, Any]:
-    """E-mail the latest published digest to each recipient list once. A failed list is
-    recorded and the task fails (Airflow retries it); the digest stays published."""
+    """E-mail the latest published version to each recipient once: one message per
+    (day, version, channel, recipient), recorded ``sending`` just before it is handed to
+    SMTP and ``sent`` once accepted; a rerun sends nothing already sent. A failed recipient
+    is recorded and the task fails (Airflow retries it); the digest stays published."""
     from boeflow.digest.mail import digest_mails
-    from boeflow.digest.publish import read_digest
+    from boeflow.digest.publish import read_version
     from boeflow.digest.watchlists import load_watchlists
     from boeflow.state.db import state
     from boeflow.state.records import delivery, latest_digest, record_delivery
@@ -636,33 +773,42 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
             detail.update({"day": day, "sent": [], "skipped": [], "note": "nothing published"})
             return dict(detail)
         version = int(published["version"])
-        digest = read_digest(_store(settings), when)
-        if digest is None or digest.version != version:
+        digest = read_version(_store(settings), when, version)
+        if digest is None:
             raise TaskFailed(f"published digest {day} v{version} missing from the raw store")
         mails = digest_mails(digest, settings.digest_recipients,
                              load_watchlists(settings.digest_watchlists_file))
         sent: list[str] = []
         skipped: list[str] = []
         failed: dict[str, str] = {}
-        for mail in mails:
-            with state(settings) as conn:
-                done = delivery(conn, when, version, mail.channel)
-            if done and done["status"] == "sent":
-                skipped.append(mail.channel)
-                continue
-            if send is None:
-                raise TaskFailed("no mail sender configured")
-            error = None
-            try:
-                send(mail)
-            except Exception as exc:  # recorded, then retried by Airflow
-                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                failed[mail.channel] = error
-            with state(settings) as conn:
-                record_delivery(conn, when, version, mail.channel, recipients=mail.recipients,
-                                subject=mail.subject, error=error)
-            if error is None:
-                sent.append(mail.channel)
+        for group in mails:
+            for recipient in group.recipients:
+                label = f"{group.channel}:{recipient}"
+                with state(settings) as conn:
+                    done = delivery(conn, when, version, group.channel, recipient)
+                if done and done["status"] == "sent":
+                    skipped.append(label)
+                    continue
+                if send is None:
+                    raise TaskFailed("no mail sender configured")
+                mail = group.to(recipient, message_id(when, version, group.channel, recipient))
+                with state(settings) as conn:
+                    record_delivery(conn, when, version, group.channel, recipient,
+                                    status="sending", subject=mail.subject,
+                                    message_id=mail.message_id or "")
+                error = None
+                try:
+                    send(mail)
+                except Exception as exc:  # recorded, then retried by Airflow
+                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                    failed[label] = error
+                with state(settings) as conn:
+                    record_delivery(conn, when, version, group.channel, recipient,
+                                    status="failed" if error else "sent",
+                                    subject=mail.subject, message_id=mail.message_id or "",
+                                    error=error)
+                if error is None:
+                    sent.append(label)
         detail.update({"day": day, "version": version, "sent": sent, "skipped": skipped,
                        "failed": failed})
         if failed:

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from boeflow.boe.replay import BoeServer
+from boeflow.boe.store import RawStore
 from boeflow.config import Settings
+from boeflow.digest.publish import read_digest
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.services import airflow as af
@@ -235,14 +238,16 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
             response = http.get(f"{base}/boeflow/publicados/{day}", headers=cookie)
             assert response.status_code in (400, 404), (day, response.status_code)
             assert "root:" not in response.text
-        # An answer that cannot be sent: problems by item, nothing sent.
-        bad = http.post(f"{base}/boeflow/respuesta", params=query,
-                        headers={"Authorization": f"Bearer {admin}"},
-                        json={**body, "excluir": ["BOE-A-2024-99999"],
-                              "correcciones": {CORRECTED: "  "}})
-        assert bad.status_code == 422, bad.text
-        assert {(p["boe_id"], p["field"]) for p in bad.json()["problems"]} == {
-            ("BOE-A-2024-99999", "excluir"), (CORRECTED, "es")}
+        # Answers that cannot be sent: the problem by its item, nothing sent.
+        for changes, where in (({"excluir": ["BOE-A-2024-99999"]}, ("BOE-A-2024-99999",
+                                                                      "excluir")),
+                               ({"correcciones": {CORRECTED: "  "}}, (CORRECTED, "es")),
+                               ({"draft_hash": "0" * 64}, (None, "draft"))):
+            bad = http.post(f"{base}/boeflow/respuesta", params=query,
+                            headers={"Authorization": f"Bearer {admin}"},
+                            json={**body, **changes})
+            assert bad.status_code == 422, bad.text
+            assert [(p["boe_id"], p["field"]) for p in bad.json()["problems"]] == [where]
     assert deployment.hitl(run_id), "a refused request answered the approval"
 
     # --- the Borrador tab in the Airflow UI -----------------------------------------------------
@@ -331,8 +336,9 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     assert "Publicar" in shown_ra, shown_ra[-2000:]
 
     # The published digest holds exactly the review.
-    digest = json.loads((deployment.data / "raw" / "digests" / "2024" / "11" / "06" /
-                         "digest.json").read_text(encoding="utf-8"))
+    published = read_digest(RawStore(deployment.data / "raw"), date.fromisoformat(DAY))
+    assert published is not None
+    digest = published.model_dump(mode="json")
     dump(out / "published-digest.json", digest)
     assert digest["status"] == "published" and digest["version"] == 1
     assert digest["decision"]["reviewer"] == settings.airflow_admin_user

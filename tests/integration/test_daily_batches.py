@@ -128,10 +128,6 @@ def test_close_refuses_a_day_that_was_not_fetched(settings: Settings) -> None:
 def test_a_rerun_of_a_published_day_keeps_it_published(settings: Settings) -> None:
     """The backfill case: a published day processed again asks nothing, publishes nothing
     new, and is still published afterwards (its fetch had set it back to pending)."""
-    from datetime import datetime
-
-    from boeflow.digest.build import ReviewInput
-
     def run_day() -> dict[str, object]:
         daily.fetch_day(DAY, settings, ["1"])
         for batch in daily.plan_batches(DAY, settings, sections=["1"]):
@@ -142,8 +138,8 @@ def test_a_rerun_of_a_published_day_keeps_it_published(settings: Settings) -> No
 
     built = run_day()
     assert built["needs_review"] is True
-    review = ReviewInput(decision="approved", reviewer="revisora", decided_at=datetime.now()
-                         .astimezone())
+    review = {"decision": "approved", "reviewer": "revisora",
+              "draft_hash": built["draft_hash"]}
     assert daily.publish_day(DAY, settings, review)["version"] == 1
     again = run_day()
     assert again["needs_review"] is False and again["already_published"] is True

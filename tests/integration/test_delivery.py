@@ -18,7 +18,6 @@ import pytest
 from boeflow import daily
 from boeflow.boe.manifest import DayManifest
 from boeflow.config import Settings
-from boeflow.digest.build import ReviewInput
 from boeflow.digest.publish import write_digest
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
@@ -58,7 +57,8 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     store = daily._store(settings)
     write_digest(store, draft, draft=True)
     day = "2024-11-06"
-    review = ReviewInput(decision="approved", reviewer="revisor", excluded=[EXCLUDED])
+    review = {"decision": "approved", "reviewer": "revisor", "excluir": [EXCLUDED],
+              "draft_hash": draft.draft_hash}
     result = daily.publish_day(day, settings, review)
     assert result["published"] and result["version"] == 1 and result["excluded"] == [EXCLUDED]
     for fmt in ("md", "html", "json"):
@@ -78,7 +78,10 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
                                                fields=sorted(fields))
     found = {name for idx in mapping.values() for name in idx["mappings"]}
     assert fields <= found and {"kind", "approved_by", "n_excluded"} <= fields
-    # Same review again: a new version (the reviewer asked for it), same files.
+    # The same review again publishes nothing new.
+    again = daily.publish_day(day, settings, {**review, "reviewer": "otro"})
+    assert again["published"] is False and again["reason"] == "already_published"
+    assert again["version"] == 1
     with smtp_server() as (port, inbox):
         monkeypatch.setenv("AIRFLOW_CONN_BOEFLOW_SMTP", json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,
@@ -91,12 +94,15 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
             status = day_status(conn, date(2024, 11, 6))
         assert status is not None
         assert status["day"]["status"] == "published"  # never unpublished
-        assert {d["channel"]: (d["status"], d["attempts"]) for d in status["deliveries"]} == {
-            "mail:digest": ("failed", 1), "mail:watchlist:Cultura": ("failed", 1)}
+        assert {d["channel"]: (d["status"], d["attempts"], d["recipient"])
+                for d in status["deliveries"]} == {
+            "mail:digest": ("failed", 1, "lectores@example.org"),
+            "mail:watchlist:Cultura": ("failed", 1, "cultura@example.org")}
         assert inbox.messages == []
         inbox.refuse = False
         sent = daily.deliver_day(day, settings, send)
-        assert sorted(sent["sent"]) == ["mail:digest", "mail:watchlist:Cultura"]
+        assert sorted(sent["sent"]) == ["mail:digest:lectores@example.org",
+                                        "mail:watchlist:Cultura:cultura@example.org"]
         assert len(inbox.messages) == 2
         again = daily.deliver_day(day, settings, send)
         assert again["sent"] == [] and len(again["skipped"]) == 2
@@ -118,3 +124,6 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     assert final is not None
     assert {d["channel"]: (d["status"], d["attempts"]) for d in final["deliveries"]} == {
         "mail:digest": ("sent", 2), "mail:watchlist:Cultura": ("sent", 2)}
+    # One Message-ID per day, version, channel and recipient.
+    assert len({m["Message-ID"] for _, m in inbox.messages}) == 2
+    assert all(m["Message-ID"].startswith("<boeflow.20241106.v1.") for _, m in inbox.messages)

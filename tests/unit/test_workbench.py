@@ -97,20 +97,38 @@ def test_answer_is_checked_before_it_is_sent(store: tuple[RawStore, Digest]) -> 
                            "correcciones": {ITEM: title, f"{ITEM}:va": _valencian(title)},
                            "notas": {ITEM: "revisado"}, "nota": "Nota general"}
     assert set(good.params) == set(review.ANSWER_KEYS)
-    assert wb.problems_of(settings, raw, DAY, draft, good.params) == []
+    assert wb.problems_of(settings, raw, DAY, draft, good) == []
 
-    bad = review.submission({
-        "option": "Publicar", "excluir": ["BOE-A-2024-99999"], "draft_hash": "otro",
-        "correcciones": {ITEM: "   ", f"{ITEM}:va": "Text inventat sense relació 1999.",
-                         "BOE-A-2024-1:va": "x"},
-        "notas": {"BOE-A-2024-2": "nota"}}, options)
-    found = {(p.boe_id, p.field): p.message
-             for p in wb.problems_of(settings, raw, DAY, draft, bad.params)}
-    assert set(found) == {(None, "draft"), ("BOE-A-2024-99999", "excluir"), (ITEM, "es"),
-                          (ITEM, "va"), ("BOE-A-2024-1", "va"), ("BOE-A-2024-2", "nota_item")}
-    assert found[(ITEM, "es")] == "la corrección está vacía"
-    assert "no pasa la revisión automática" in found[(ITEM, "va")]
-    assert '"1999"' in found[(ITEM, "va")] or "1999" in found[(ITEM, "va")]
+    def refused(**changes: object) -> list[tuple[str | None, str | None, str]]:
+        body = {"option": "Publicar", "draft_hash": draft.draft_hash, **changes}
+        sent = review.submission(body, options)
+        return [(p.boe_id, p.field, p.message)
+                for p in wb.problems_of(settings, raw, DAY, draft, sent)]
+
+    # What boeflow.digest.decision refuses, one at a time, placed by its item and control.
+    [(where, field, message)] = refused(draft_hash="otro")
+    assert (where, field) == (None, "draft") and "draft_hash" in message
+    [(where, field, _)] = refused(excluir=["BOE-A-2024-99999"])
+    assert (where, field) == ("BOE-A-2024-99999", "excluir")
+    [(where, field, message)] = refused(correcciones={ITEM: "   "})
+    assert (where, field) == (ITEM, "es") and "empty correction" in message
+    [(where, field, _)] = refused(correcciones={"BOE-A-2024-1:va": "x"})
+    assert (where, field) == ("BOE-A-2024-1", "va")
+    [(where, field, _)] = refused(notas={"BOE-A-2024-2": "nota"})
+    assert (where, field) == ("BOE-A-2024-2", "nota_item")
+    [(where, field, _)] = refused(excluir=[ITEM], notas={ITEM: "nota"})
+    assert (where, field) == (ITEM, "nota_item")
+    # Then every correction the automatic review refuses again, each by its item.
+    invented = "El Real Decreto-ley 7/2023 del 3 de marzo de 1999 prohíbe las vacaciones."
+    found = refused(correcciones={ITEM: invented, OTHER: invented})
+    assert [(w, f) for w, f, _ in found] == [(ITEM, "es"), (OTHER, "es")]
+    assert all("no pasa la revisión automática" in m and "3 de marzo de 1999" in m
+               for _, _, m in found)
+    # A Valencian correction is checked as the translation of the Spanish resumen.
+    [(where, field, message)] = refused(correcciones={f"{ITEM}:va": "Text inventat de 1999."})
+    assert (where, field) == (ITEM, "va") and '"1999" no está en la fuente' in message
+    # A rejection is not re-reviewed: it publishes nothing.
+    assert refused(option="Rechazar", correcciones={ITEM: "x 1999"}) == []
 
 
 def _page(raw: RawStore, draft: Digest, **extra: object) -> str:

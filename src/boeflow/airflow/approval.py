@@ -14,6 +14,12 @@ nobody answers in time. The default option is *Rechazar*, so nothing is publishe
 human and the day stays pending (decision ``timed_out``); with
 ``BOEFLOW_DIGEST_PUBLISH_ON_TIMEOUT=true`` the default is *Publicar* and the digest is
 published marked "publicado sin revisión" (decision ``without_review``).
+
+The answer names the draft it approves: the form's ``draft_hash`` is prefilled with the hash
+of the draft the task shows. When the answer arrives it is validated against the draft on
+disk (``boeflow.digest.decision.validate_decision``): a stale hash, an id that is not an
+item of the draft, a bad correction key or an over-long text fails this task with one line
+(nothing is published; clear the task to ask again), and the publish task validates again.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from boeflow.airflow.connections import task_settings
 from boeflow.airflow.notify import ReviewRequestNotifier
-from boeflow.config import get_settings
-from boeflow.daily import APPROVAL_OPTIONS, PUBLISH, REJECT
+from boeflow.config import Settings, get_settings
+from boeflow.daily import APPROVAL_OPTIONS
+from boeflow.digest.decision import PUBLISH, REJECT
 
 BUILD_TASK = "build_digest"
 
@@ -45,8 +52,8 @@ FORM = {
     "nota": Param(None, type=["null", "string"], title="Nota general",
                   description="Se muestra en el resumen publicado."),
     "draft_hash": Param(None, type=["null", "string"], title="Borrador revisado",
-                        description="Hash del borrador que se ha revisado (lo rellena "
-                        "Airflow; la pestaña «Borrador» lo envía)."),
+                        description="Huella del borrador que se muestra (no la cambie): si el "
+                        "borrador cambia, esta respuesta se rechaza."),
 }
 
 
@@ -83,22 +90,47 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
                       else "nothing_to_review")
             record_approval_skipped(self.day, task_settings(), reason, context.get("run_id"))
             raise AirflowSkipException(f"nothing to review for {self.day}: {reason}")
-        # The form carries the hash of the draft it asks about (the Borrador tab sends it).
-        self.params["draft_hash"] = built.get("draft_hash")
+        # The form names the draft this task shows.
+        self.params["draft_hash"] = Param(
+            built.get("draft_hash"), type=["null", "string"],
+            title=FORM["draft_hash"].schema.get("title"),
+            description=FORM["draft_hash"].description)
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from datetime import date
 
+        from boeflow.daily import TaskFailed, review_from_hitl
+        from boeflow.digest.decision import DecisionError, validate_decision
+        from boeflow.digest.publish import read_digest
         from boeflow.state.db import state
         from boeflow.state.records import record_task
 
         result = super().execute_complete(context, event)
         user = result.get("responded_by_user") or {}
-        with state(task_settings()) as conn:
-            record_task(conn, date.fromisoformat(self.day), "approve", "success",
-                        detail={"chosen": result.get("chosen_options"),
-                                "reviewer": user.get("name"),
-                                "responded_at": str(result.get("responded_at"))},
-                        run_id=context.get("run_id"))
+        settings = task_settings()
+        when = date.fromisoformat(self.day)
+        detail = {"chosen": result.get("chosen_options"), "reviewer": user.get("name"),
+                  "responded_at": str(result.get("responded_at"))}
+        error = None
+        try:
+            answer = review_from_hitl(result, settings.digest_publish_on_timeout)
+            draft = read_digest(_store(settings), when, draft=True)
+            if draft is None:
+                raise DecisionError(f"no draft digest for {self.day}")
+            if answer is not None:
+                detail["draft_hash"] = validate_decision(draft, answer).draft_hash
+        except (DecisionError, TaskFailed) as exc:
+            error = f"decision on {self.day} refused: {exc}"
+        with state(settings) as conn:
+            record_task(conn, when, "approve", "failed" if error else "success",
+                        detail=detail, error=error, run_id=context.get("run_id"))
+        if error:
+            raise TaskFailed(error)
         return result
+
+
+def _store(settings: Settings) -> Any:
+    from boeflow.boe.store import RawStore, store_url
+
+    return RawStore(store_url(settings))

@@ -41,3 +41,27 @@ def require_boe_id(value: object, what: str = "BOE identifier") -> str:
                                 f"(expected BOE-X-YYYY-N)")
     assert isinstance(value, str)
     return value
+
+
+# Dashes a reviewer's keyboard, word processor or browser may put in an id: every Unicode
+# "dash punctuation" character and the minus signs.
+_DASHES = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b"
+           "\ufe58\ufe63\uff0d\u00ad"}
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def normalise_boe_id(value: object, what: str = "BOE identifier") -> str:
+    """A BOE id typed by a person, in canonical form: compatibility forms folded (NFKC:
+    full-width letters and digits), Unicode hyphens and minus signs made ``-``, surrounding
+    blanks (non-breaking ones too) removed, upper case. Anything that is then not exactly
+    ``BOE-X-YYYY-N`` is refused (InvalidIdentifier naming it): nothing is guessed."""
+    import unicodedata
+
+    if not isinstance(value, str):
+        raise InvalidIdentifier(f"{what} {shown(value)} is not text")
+    text = unicodedata.normalize("NFKC", value).translate(_DASHES)
+    text = text.strip().strip(_INVISIBLE).strip().upper()
+    if not is_boe_id(text):
+        raise InvalidIdentifier(f"{what} {shown(value)} is not a BOE identifier "
+                                f"(expected BOE-X-YYYY-N)")
+    return text

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -25,36 +26,30 @@ def build(
     out_path: Path | None = typer.Option(None, "--out", help="Write here instead of stdout."),
 ) -> None:
     """Build the draft digest of a day (unreviewed, watermarked "BORRADOR — pendiente de
-    revisión"). Reads the raw store, boe-documents and the recorded failures."""
+    revisión"): the same step as the DAG's build_digest task, so the draft is stored under
+    digests/…/draft/ and the day's state recorded in PostgreSQL (`digest show` gives its
+    draft_hash, `digest approve` publishes it). Reads the raw store, boe-documents and the
+    recorded failures."""
     from boeflow.boe.store import RawStore, store_url
-    from boeflow.digest.build import build_draft, draft_hash
-    from boeflow.digest.collect import collect, hybrid_query
+    from boeflow.daily import TaskFailed, build_digest_day
+    from boeflow.digest.collect import load_manifest
+    from boeflow.digest.publish import read_digest
     from boeflow.digest.render import FORMATS, render
-    from boeflow.digest.watchlists import WatchlistError, load_watchlists, run_watchlists
-    from boeflow.index.client import get_client, names_for
-    from boeflow.state.db import StateError, connect
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose md, html or json")
     when = parse_day(day, "--date")
     settings = get_settings()
     store = RawStore(store_url(settings))
-    names = names_for(settings)
+    if load_manifest(store, when) is None:
+        fail(f"{when} has not been fetched: run `boeflow fetch --date {when}` first")
     try:
-        watchlists = load_watchlists(settings.digest_watchlists_file)
-        conn = connect(settings)
-    except (WatchlistError, StateError) as exc:
+        built = build_digest_day(when.isoformat(), settings)
+    except TaskFailed as exc:
         fail(str(exc))
-    with get_client(settings) as client, conn:
-        inputs = collect(when, settings, store, client, names, conn)
-        if inputs.manifest is None:
-            fail(f"{when} has not been fetched: run `boeflow fetch --date {when}` first")
-        draft = build_draft(inputs, smoke=settings.is_smoke)
-        if watchlists and draft.status == "draft":
-            query = hybrid_query(settings, client, names) if any(w.query for w in watchlists) \
-                else None
-            draft.watchlists = run_watchlists(draft, watchlists, inputs.records, query)
-            draft.draft_hash = draft_hash(draft)
+    draft = read_digest(store, when, draft=True)
+    if draft is None:
+        fail(f"the draft of {when} was not written")
     text = render(draft, fmt)
     if out_path is None:
         out.file.write(text)
@@ -62,7 +57,51 @@ def build(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(text, encoding="utf-8")
         out.print(f"draft digest of {when} written to {out_path} ({draft.header.items} items, "
-                  f"{len(draft.incidencias)} incidencias)")
+                  f"{len(draft.incidencias)} incidencias); draft_hash {built['draft_hash']}",
+                  markup=False)
+
+
+def day_summary(when: date) -> dict[str, Any]:
+    """What ``digest show --json`` prints (docs/digest.md): the current draft's hash, the
+    day's digest status, the published version and what it excludes and corrects."""
+    from boeflow.boe.store import RawStore, store_url
+    from boeflow.digest.publish import read_digest, read_version
+    from boeflow.state.db import StateError, state
+    from boeflow.state.records import day_status, latest_digest, publishing_digest
+
+    settings = get_settings()
+    try:
+        with state(settings) as conn:
+            status = day_status(conn, when)
+            latest = latest_digest(conn, when)
+            pending = publishing_digest(conn, when)
+    except StateError as exc:
+        fail(str(exc))
+    if status is None:
+        fail(f"nothing recorded for {when}: run the daily DAG or `boeflow fetch --date {when}` "
+             "first")
+    store = RawStore(store_url(settings))
+    draft = read_digest(store, when, draft=True)
+    published = read_version(store, when, int(latest["version"])) if latest else None
+    decision = published.decision if published else None
+    day_state = status["day"]["status"]
+    return {
+        "date": when.isoformat(),
+        "draft_hash": draft.draft_hash if draft and draft.status == "draft" else None,
+        "status": ("no_publication" if day_state == "no_publication" else
+                   status["day"]["digest_status"] or ("published" if latest else "pending")),
+        "published_version": latest["version"] if latest else None,
+        "published_draft_hash": latest["draft_hash"] if latest else None,
+        "published_at": latest["published_at"] if latest else None,
+        "excluded": [e.boe_id for e in published.excluded] if published else [],
+        "edited": list(decision.edited) if decision else [],
+        "reviewer": decision.reviewer if decision else None,
+        "decision": decision.decision if decision else None,
+        "publishing": ({"version": pending["version"], "error": pending["error"]}
+                       if pending else None),
+        "files": {k: store.path(v) for k, v in (latest["paths"] if latest else {}).items()},
+        "decisions": status["decisions"],
+    }
 
 
 @app.command("show")
@@ -70,50 +109,118 @@ def show(
     day: str = typer.Option(..., "--date", help="YYYY-MM-DD."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Where the day's digest stands: published (version, reviewer, files) or pending
-    (awaiting review, rejected, timed out)."""
-    from boeflow.boe.store import RawStore, store_url
-    from boeflow.state.db import StateError, state
-    from boeflow.state.records import day_status
-
+    """Where the day's digest stands: the draft to review (its draft_hash), the published
+    version (reviewer, exclusions, corrections, files), a publication in progress or failed."""
     when = parse_day(day, "--date")
-    settings = get_settings()
-    try:
-        with state(settings) as conn:
-            status = day_status(conn, when)
-    except StateError as exc:
-        fail(str(exc))
-    if status is None:
-        fail(f"nothing recorded for {when}: run the daily DAG or `boeflow fetch` first")
-    store = RawStore(store_url(settings))
-    digests = status["digests"]
-    decisions = status["decisions"]
-    latest = digests[-1] if digests else None
-    summary = {
-        "date": when.isoformat(),
-        "state": ("no_publication" if status["day"]["status"] == "no_publication" else
-                  "published" if latest else "pending"),
-        "digest_status": status["day"]["digest_status"],
-        "version": latest["version"] if latest else None,
-        "published_at": latest["published_at"] if latest else None,
-        "files": {k: store.path(v) for k, v in (latest["paths"] if latest else {}).items()},
-        "decisions": decisions,
-    }
+    summary = day_summary(when)
     if as_json:
         print_json(summary)
         return
-    state_line = {"published": f"publicado (versión {summary['version']})",
-                  "no_publication": "sin BOE ese día",
-                  "pending": f"pendiente ({summary['digest_status'] or 'sin revisar'})"}
-    out.print(f"{when}: {state_line[summary['state']]}")
-    for decision in decisions:
-        out.print(f"  revisión {decision['decided_at']:%Y-%m-%d %H:%M}: {decision['decision']}"
-                  f" por {decision['reviewer'] or '—'}; excluidos: "
-                  f"{', '.join(decision['excluded']) or 'ninguno'}; corregidos: "
-                  f"{', '.join(decision['edits']) or 'ninguno'}"
-                  + (f"; nota: {decision['note']}" if decision["note"] else ""), markup=False)
+    version = summary["published_version"]
+    out.print(f"{when}: {summary['status']}"
+              + (f" · publicado: versión {version}" if version else " · sin publicar"),
+              markup=False)
+    if summary["draft_hash"]:
+        out.print(f"  borrador: {summary['draft_hash']}", markup=False)
+    if version:
+        out.print(f"  revisión: {summary['decision']} por {summary['reviewer'] or '—'}; "
+                  f"excluidos: {', '.join(summary['excluded']) or 'ninguno'}; corregidos: "
+                  f"{', '.join(summary['edited']) or 'ninguno'}", markup=False)
+    if summary["publishing"]:
+        pending = summary["publishing"]
+        out.print(f"  publicando la versión {pending['version']}"
+                  + (f": {pending['error']}" if pending["error"] else ""), markup=False)
     for fmt, path in summary["files"].items():
         out.print(f"  {fmt}: {path}", markup=False)
+
+
+def _corrections(values: list[str]) -> dict[str, str]:
+    edits: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            fail(f"--correct {value[:80]!r}: expected ID=TEXT or ID:va=TEXT")
+        if key.strip() in edits and edits[key.strip()] != text:
+            fail(f"--correct: {key.strip()} is corrected twice with different texts")
+        edits[key.strip()] = text
+    return edits
+
+
+def _deliver(when: date) -> dict[str, Any] | None:
+    """After a publication: e-mail it to the configured recipients (the DAG's deliver task,
+    through the same SMTP Connection ``BOEFLOW_DIGEST_SMTP_CONN_ID``); None when nobody is
+    configured to receive it."""
+    from boeflow.daily import deliver_day
+    from boeflow.digest.watchlists import load_watchlists
+
+    settings = get_settings()
+    watchlists = load_watchlists(settings.digest_watchlists_file)
+    if not settings.digest_recipients and not any(w.recipients for w in watchlists):
+        return None
+    from boeflow.airflow.notify import smtp_sender
+
+    send = smtp_sender(settings.digest_smtp_conn_id, settings.digest_mail_from, {})
+    return deliver_day(when.isoformat(), settings, send)
+
+
+def _publish(when: date, answer: dict[str, Any] | None, as_json: bool) -> None:
+    from boeflow.daily import TaskFailed, publish_day
+
+    settings = get_settings()
+    try:
+        result = publish_day(when.isoformat(), settings, answer)
+        if result.get("reason") == "not_reviewed":
+            fail(f"the draft of {when} is not approved: `boeflow digest approve --date {when} "
+                 "--draft-hash HASH`, approve it in Airflow, or pass --without-review")
+        delivered = _deliver(when) if result.get("published") or \
+            result.get("reason") == "already_published" else None
+    except TaskFailed as exc:
+        fail(str(exc))
+    result["delivery"] = delivered
+    if as_json:
+        print_json(result)
+        return
+    if result.get("published"):
+        out.print(f"{when}: published version {result['version']}", markup=False)
+        for fmt, path in result["full_paths"].items():
+            out.print(f"  {fmt}: {path}", markup=False)
+    else:
+        out.print(f"{when}: nothing new published ({result.get('reason')}"
+                  + (f", version {result['version']}" if result.get("version") else "") + ")",
+                  markup=False)
+    if delivered and delivered.get("sent"):
+        out.print(f"  sent: {len(delivered['sent'])} e-mails", markup=False)
+
+
+@app.command("approve")
+def approve(
+    day: str = typer.Option(..., "--date", help="YYYY-MM-DD."),
+    draft_hash: str = typer.Option(..., "--draft-hash", help="The draft you reviewed "
+                                   "(`boeflow digest show --date D --json`: draft_hash)."),
+    exclude: list[str] = typer.Option([], "--exclude", help="A BOE id not to publish "
+                                      "(repeatable)."),
+    correct: list[str] = typer.Option([], "--correct", help="ID=TEXT or ID:va=TEXT: the "
+                                      "corrected resumen (repeatable); re-reviewed "
+                                      "automatically."),
+    note: str | None = typer.Option(None, "--note", help="The general note, shown in the "
+                                    "published digest."),
+    reviewer: str | None = typer.Option(None, "--reviewer", help="Your name (default: your "
+                                        "user name)."),
+    reject: bool = typer.Option(False, "--reject", help="Reject the draft: nothing is "
+                                "published, the day stays pending."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Approve (or --reject) the day's draft, exactly as the Airflow approval form does:
+    the decision is validated against the draft it names by hash, corrections are
+    re-reviewed, then the digest is published and e-mailed once. A stale hash, an id that
+    is not an item of the draft or an empty correction is refused (exit 1, one line).
+    Rerunning the same command after a crash finishes the same version."""
+    when = parse_day(day, "--date")
+    answer = {"decision": "rejected" if reject else "approved", "draft_hash": draft_hash,
+              "excluir": list(exclude), "correcciones": _corrections(list(correct)),
+              "nota": note, "reviewer": reviewer or getpass.getuser(),
+              "decided_at": datetime.now().astimezone()}
+    _publish(when, answer, as_json)
 
 
 @app.command("publish")
@@ -124,51 +231,22 @@ def publish(
         "(recorded as such, with your user name)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Publish the day's draft digest: only after its approval in Airflow (the approved
-    decision on this very draft), or with --without-review."""
+    """Finish the day's publication (one interrupted by a crash or a failure, with its
+    recorded decision), or with --without-review publish the current draft with no human
+    approval. Publishing an approved, unchanged day again publishes nothing."""
     from boeflow.boe.store import RawStore, store_url
-    from boeflow.daily import TaskFailed, publish_day
-    from boeflow.digest.build import ReviewInput
     from boeflow.digest.publish import read_digest
-    from boeflow.state.db import StateError, state
-    from boeflow.state.records import latest_decision
 
     when = parse_day(day, "--date")
-    settings = get_settings()
-    draft = read_digest(RawStore(store_url(settings)), when, draft=True)
-    if draft is None:
-        fail(f"no draft digest for {when}: run the daily DAG (build_digest) first")
-    try:
-        with state(settings) as conn:
-            decision = latest_decision(conn, when)
-    except StateError as exc:
-        fail(str(exc))
+    answer = None
     if without_review:
-        review = ReviewInput(decision="without_review", reviewer=getpass.getuser(),
-                             decided_at=datetime.now().astimezone(),
-                             note="publicado sin revisión humana (--without-review)")
-    elif decision and decision["decision"] == "approved" \
-            and decision["draft_hash"] == draft.draft_hash:
-        review = ReviewInput(
-            decision="approved", reviewer=decision["reviewer"],
-            decided_at=decision["decided_at"], note=decision["note"],
-            excluded=list(decision["excluded"]),
-            edits={k: v["resumen"] for k, v in dict(decision["edits"]).items()})
-    else:
-        fail(f"the draft of {when} is not approved: approve it in Airflow (Required Actions) "
-             "or pass --without-review")
-    try:
-        result = publish_day(when.isoformat(), settings, review)
-    except TaskFailed as exc:
-        fail(str(exc))
-    if as_json:
-        print_json(result)
-    elif result.get("published"):
-        out.print(f"{when}: published version {result['version']}", markup=False)
-        for fmt, path in result["full_paths"].items():
-            out.print(f"  {fmt}: {path}", markup=False)
-    else:
-        out.print(f"{when}: nothing published ({result.get('reason')})", markup=False)
+        draft = read_digest(RawStore(store_url(get_settings())), when, draft=True)
+        if draft is None:
+            fail(f"no draft digest for {when}: run `boeflow digest build --date {when}` first")
+        answer = {"decision": "without_review", "draft_hash": draft.draft_hash,
+                  "reviewer": getpass.getuser(), "decided_at": datetime.now().astimezone(),
+                  "nota": "publicado sin revisión humana (--without-review)"}
+    _publish(when, answer, as_json)
 
 
 @app.command("schema")

@@ -4,7 +4,7 @@ plain-text part (the Markdown digest)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -20,6 +20,11 @@ class OutgoingMail:
     subject: str
     html: str
     text: str
+    message_id: str | None = None  # fixed per day, version, channel and recipient
+
+    def to(self, recipient: str, message_id: str) -> OutgoingMail:
+        """This message for one recipient (deliveries are recorded per recipient)."""
+        return replace(self, recipients=[recipient], message_id=message_id)
 
     def message(self, sender: str) -> EmailMessage:
         msg = EmailMessage()
@@ -27,7 +32,7 @@ class OutgoingMail:
         msg["To"] = ", ".join(self.recipients)
         msg["Subject"] = self.subject
         msg["Date"] = formatdate(localtime=True)
-        msg["Message-ID"] = make_msgid(domain="boeflow.local")
+        msg["Message-ID"] = self.message_id or make_msgid(domain="boeflow.local")
         msg["Content-Language"] = "es, ca-valencia"
         msg.set_content(self.text)
         msg.add_alternative(self.html, subtype="html")

@@ -4,8 +4,16 @@ Atom feed ``digests/feed.xml``.
 Layout in the raw store::
 
     digests/YYYY/MM/DD/draft/digest.{md,html,json}   the draft shown to the reviewer
-    digests/YYYY/MM/DD/digest.{md,html,json}         the published digest (latest version)
+    digests/YYYY/MM/DD/vN/digest.{md,html,json}      published version N (never rewritten
+                                                     once current)
+    digests/YYYY/MM/DD/current.json                  the day's current version: a pointer
+                                                     replaced in one atomic rename
     digests/feed.xml                                 Atom feed, one entry per published day
+
+A version's three files are written (JSON last) before the pointer names it, so a reader
+going through the pointer sees either the previous version or the new one, complete, however
+the publishing process dies. Days published before the pointer existed keep their
+``digests/YYYY/MM/DD/digest.*`` files, read when there is no pointer.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
+from pydantic import BaseModel
 
 from boeflow.boe.store import RawStore
 from boeflow.digest.model import Digest
@@ -32,19 +41,80 @@ def digest_paths(day: date, draft: bool = False) -> dict[str, str]:
     return {fmt: f"{digest_prefix(day, draft)}/digest.{fmt}" for fmt in FORMATS}
 
 
+def version_paths(day: date, version: int) -> dict[str, str]:
+    return {fmt: f"{digest_prefix(day)}/v{version}/digest.{fmt}" for fmt in FORMATS}
+
+
+def pointer_path(day: date) -> str:
+    return f"{digest_prefix(day)}/current.json"
+
+
+class Pointer(BaseModel):
+    """``current.json``: which version of the day readers get."""
+
+    version: int
+    draft_hash: str
+    content_key: str
+    paths: dict[str, str]
+
+
+def _write_formats(store: RawStore, digest: Digest, paths: dict[str, str]) -> None:
+    for fmt in sorted(paths, key=lambda f: f == "json"):  # JSON last: it completes a version
+        store.write_atomic(paths[fmt], render(digest, fmt).encode("utf-8"))  # type: ignore[arg-type]
+
+
 def write_digest(store: RawStore, digest: Digest, draft: bool = False) -> dict[str, str]:
-    """Render and write the three formats atomically; return format → store path."""
-    paths = digest_paths(digest.date, draft)
-    for fmt, path in paths.items():
-        store.write_atomic(path, render(digest, fmt).encode("utf-8"))  # type: ignore[arg-type]
+    """Render and write the three formats (each atomically); return format → store path.
+    A published digest goes to its version directory (``digest.version``); it becomes what
+    readers get only when ``switch_version`` names it."""
+    if draft:
+        paths = digest_paths(digest.date, True)
+    elif digest.version is None:
+        raise ValueError(f"the digest of {digest.date} has no version to publish")
+    else:
+        paths = version_paths(digest.date, digest.version)
+    _write_formats(store, digest, paths)
     return paths
 
 
+def read_pointer(store: RawStore, day: date) -> Pointer | None:
+    path = pointer_path(day)
+    if not store.exists(path):
+        return None
+    return Pointer.model_validate_json(store.read(path))
+
+
+def switch_version(store: RawStore, day: date, pointer: Pointer) -> None:
+    """Make ``pointer.version`` the day's current version: one atomic rename."""
+    store.write_atomic(pointer_path(day), pointer.model_dump_json(indent=1).encode("utf-8"))
+
+
+def read_version(store: RawStore, day: date, version: int) -> Digest | None:
+    path = version_paths(day, version)["json"]
+    if not store.exists(path):
+        return None
+    return Digest.model_validate_json(store.read(path))
+
+
 def read_digest(store: RawStore, day: date, draft: bool = False) -> Digest | None:
+    """The day's draft, or its current published version (through the pointer)."""
+    if not draft:
+        pointer = read_pointer(store, day)
+        if pointer is not None:
+            return read_version(store, day, pointer.version)
     path = digest_paths(day, draft)["json"]
     if not store.exists(path):
         return None
     return Digest.model_validate_json(store.read(path))
+
+
+def current_paths(store: RawStore, day: date) -> dict[str, str]:
+    """Format → store path of what readers get for ``day`` (empty when unpublished)."""
+    pointer = read_pointer(store, day)
+    if pointer is not None:
+        return dict(pointer.paths)
+    legacy = digest_paths(day)
+    return legacy if store.exists(legacy["json"]) else {}
 
 
 # --- Elasticsearch ---------------------------------------------------------------------------
@@ -123,11 +193,11 @@ def index_digest(client: Elasticsearch, names: IndexNames, digest: Digest,
 # --- Atom feed -------------------------------------------------------------------------------
 
 def published_days(store: RawStore) -> list[date]:
-    days: list[date] = []
+    days: set[date] = set()
     for path in store.list_files("digests"):
         parts = path.split("/")
-        if len(parts) == 5 and parts[4] == "digest.json":
-            days.append(date(int(parts[1]), int(parts[2]), int(parts[3])))
+        if len(parts) == 5 and parts[4] in ("current.json", "digest.json"):
+            days.add(date(int(parts[1]), int(parts[2]), int(parts[3])))
     return sorted(days)
 
 
@@ -160,7 +230,7 @@ def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
         entry.title(f"BOE del {day:%d/%m/%Y}: {digest.header.items} elementos"
                     + (f", {digest.header.excluded} excluidos" if digest.header.excluded
                        else ""))
-        entry.link(href=f"{digest_prefix(day)}/digest.html", rel="alternate",
+        entry.link(href=current_paths(store, day).get("html", ""), rel="alternate",
                    type="text/html")
         entry.updated(updated)
         entry.published(updated)

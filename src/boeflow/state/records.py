@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from boeflow.boe.manifest import DayManifest
+from boeflow.digest.decision import Decision
 from boeflow.state.db import Connection, jsonb
 
 
@@ -126,63 +127,115 @@ def record_enrichments(conn: Connection, day: date, rows: list[dict[str, Any]]) 
                failed=counts.get("failed", 0))
 
 
-def record_decision(conn: Connection, day: date, *, decision: str, reviewer: str | None,
-                    reviewer_id: str | None, decided_at: datetime, excluded: list[str],
-                    edits: dict[str, Any], note: str | None, run_id: str | None,
-                    draft_hash: str) -> int:
-    row = conn.execute(
+def record_decision(conn: Connection, day: date, decision: Decision,
+                    run_id: str | None) -> tuple[int, datetime]:
+    """The reviewer's validated decision, recorded once: a rerun of the same answer (same
+    draft, content, kind and reviewer) finds its row. Returns its id and the time it was
+    first decided (what the published digest shows)."""
+    ensure_day(conn, day)
+    decided = decision.decided_at or datetime.now().astimezone()
+    key = decision.key()
+    conn.execute(
         """INSERT INTO review_decisions (day, decision, reviewer, reviewer_id, decided_at,
-               excluded, edits, note, run_id, draft_hash)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-        (day, decision, reviewer, reviewer_id, decided_at, jsonb(excluded), jsonb(edits), note,
-         run_id, draft_hash)).fetchone()
+               excluded, edits, notes, note, run_id, draft_hash, decision_key, content_key)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (day, decision_key) WHERE decision_key IS NOT NULL DO NOTHING""",
+        (day, decision.decision, decision.reviewer, decision.reviewer_id, decided,
+         jsonb(decision.excluded), jsonb({k: {"resumen": v} for k, v in decision.edits.items()}),
+         jsonb(decision.notes), decision.note, run_id, decision.draft_hash, key,
+         decision.content_key()))
+    row = conn.execute("""SELECT id, decided_at FROM review_decisions
+                          WHERE day = %s AND decision_key = %s""", (day, key)).fetchone()
     assert row is not None
-    update_day(conn, day, digest_status={"approved": "approved", "without_review": "approved"}
-               .get(decision, decision))
-    return int(row["id"])
+    if not decision.publishes:
+        update_day(conn, day, digest_status=decision.decision)
+    return int(row["id"]), row["decided_at"]
+
+
+def decision_row(conn: Connection, decision_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM review_decisions WHERE id = %s",
+                       (decision_id,)).fetchone()
+    return dict(row) if row else None
 
 
 def latest_digest(conn: Connection, day: date) -> dict[str, Any] | None:
-    row = conn.execute("""SELECT * FROM digests WHERE day = %s
+    """The day's latest completely published version (files, ES, feed and this row)."""
+    row = conn.execute("""SELECT * FROM digests WHERE day = %s AND status = 'published'
                           ORDER BY version DESC LIMIT 1""", (day,)).fetchone()
     return dict(row) if row else None
 
 
-def record_digest(conn: Connection, day: date, *, draft_hash: str, content_hash: str,
-                  decision_id: int | None, without_review: bool, paths: dict[str, str],
-                  items: int, excluded: int) -> int:
-    """A new published version of the day's digest; returns its version number."""
-    previous = latest_digest(conn, day)
-    version = (previous["version"] if previous else 0) + 1
-    conn.execute(
-        """INSERT INTO digests (day, version, status, draft_hash, content_hash, decision_id,
-               without_review, paths, items, excluded)
-           VALUES (%s, %s, 'published', %s, %s, %s, %s, %s, %s, %s)""",
-        (day, version, draft_hash, content_hash, decision_id, without_review, jsonb(paths),
-         items, excluded))
-    update_day(conn, day, status="published", digest_status="published")
-    return version
-
-
-def delivery(conn: Connection, day: date, version: int, channel: str) -> dict[str, Any] | None:
-    row = conn.execute("""SELECT * FROM deliveries WHERE day = %s AND version = %s
-                          AND channel = %s""", (day, version, channel)).fetchone()
+def publishing_digest(conn: Connection, day: date) -> dict[str, Any] | None:
+    """The version of the day being published (started, not finished), if any."""
+    row = conn.execute("""SELECT * FROM digests WHERE day = %s AND status = 'publishing'""",
+                       (day,)).fetchone()
     return dict(row) if row else None
 
 
-def record_delivery(conn: Connection, day: date, version: int, channel: str, *,
-                    recipients: list[str], subject: str, error: str | None) -> None:
+def start_publication(conn: Connection, day: date, *, draft_hash: str, content_key: str,
+                      decision_id: int, without_review: bool) -> int:
+    """Decide the next version of the day (``publishing``); returns its number."""
+    row = conn.execute("SELECT COALESCE(max(version), 0) AS v FROM digests WHERE day = %s",
+                       (day,)).fetchone()
+    version = int((row or {}).get("v") or 0) + 1
     conn.execute(
-        """INSERT INTO deliveries (day, version, channel, recipients, status, attempts, error,
-               subject, sent_at)
-           VALUES (%s, %s, %s, %s, %s, 1, %s, %s, CASE WHEN %s::text IS NULL THEN now() END)
-           ON CONFLICT (day, version, channel) DO UPDATE SET
-               status = EXCLUDED.status, attempts = deliveries.attempts + 1,
+        """INSERT INTO digests (day, version, status, draft_hash, content_hash, content_key,
+               decision_id, without_review)
+           VALUES (%s, %s, 'publishing', %s, '', %s, %s, %s)""",
+        (day, version, draft_hash, content_key, decision_id, without_review))
+    update_day(conn, day, digest_status="publishing")
+    return version
+
+
+def abandon_publication(conn: Connection, day: date, version: int) -> None:
+    """Forget a version that was decided but never switched to (nobody saw it)."""
+    conn.execute("DELETE FROM digests WHERE day = %s AND version = %s AND status = "
+                 "'publishing'", (day, version))
+
+
+def fail_publication(conn: Connection, day: date, version: int, error: str) -> None:
+    conn.execute("""UPDATE digests SET error = %s, updated_at = now()
+                    WHERE day = %s AND version = %s""", (error, day, version))
+    update_day(conn, day, digest_status="publish_failed")
+
+
+def finish_publication(conn: Connection, day: date, version: int, *, content_hash: str,
+                       paths: dict[str, str], items: int, excluded: int) -> None:
+    """Files, pointer, Elasticsearch and the feed hold ``version``: it is published."""
+    conn.execute(
+        """UPDATE digests SET status = 'published', content_hash = %s, paths = %s, items = %s,
+               excluded = %s, error = NULL, published_at = now(), updated_at = now()
+           WHERE day = %s AND version = %s""",
+        (content_hash, jsonb(paths), items, excluded, day, version))
+    update_day(conn, day, status="published", digest_status="published")
+
+
+def delivery(conn: Connection, day: date, version: int, channel: str,
+             recipient: str) -> dict[str, Any] | None:
+    row = conn.execute("""SELECT * FROM deliveries WHERE day = %s AND version = %s
+                          AND channel = %s AND recipient = %s""",
+                       (day, version, channel, recipient)).fetchone()
+    return dict(row) if row else None
+
+
+def record_delivery(conn: Connection, day: date, version: int, channel: str, recipient: str,
+                    *, status: str, subject: str, message_id: str,
+                    error: str | None = None) -> None:
+    """One message to one recipient: ``sending`` (just before handing it to SMTP), then
+    ``sent`` or ``failed``; ``attempts`` counts the sends tried."""
+    conn.execute(
+        """INSERT INTO deliveries (day, version, channel, recipient, recipients, status,
+               attempts, error, subject, message_id, sent_at)
+           VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'sending' THEN 1 ELSE 0 END, %s, %s,
+                   %s, CASE WHEN %s = 'sent' THEN now() END)
+           ON CONFLICT (day, version, channel, recipient) DO UPDATE SET
+               status = EXCLUDED.status,
+               attempts = deliveries.attempts + EXCLUDED.attempts,
                error = EXCLUDED.error, subject = EXCLUDED.subject,
-               sent_at = EXCLUDED.sent_at, recipients = EXCLUDED.recipients,
-               updated_at = now()""",
-        (day, version, channel, jsonb(recipients), "failed" if error else "sent", error,
-         subject, error))
+               message_id = EXCLUDED.message_id,
+               sent_at = COALESCE(EXCLUDED.sent_at, deliveries.sent_at), updated_at = now()""",
+        (day, version, channel, recipient, jsonb([recipient]), status, status, error, subject,
+         message_id, status))
 
 
 def _rows(conn: Connection, sql: str, day: date) -> list[dict[str, Any]]:
@@ -220,14 +273,16 @@ def day_status(conn: Connection, day: date) -> dict[str, Any] | None:
                                              needs_attention, review_reasons, error
                                       FROM enrichments WHERE day = %s ORDER BY boe_id""", day),
         "decisions": _rows(conn, """SELECT id, decision, reviewer, decided_at, excluded, edits,
-                                           note, run_id FROM review_decisions WHERE day = %s
+                                           notes, note, run_id, draft_hash
+                                    FROM review_decisions WHERE day = %s
                                     ORDER BY id""", day),
         "digests": _rows(conn, """SELECT version, status, published_at, paths, items, excluded,
-                                         without_review, decision_id FROM digests
-                                  WHERE day = %s ORDER BY version""", day),
-        "deliveries": _rows(conn, """SELECT version, channel, recipients, status, attempts,
-                                            error, sent_at FROM deliveries WHERE day = %s
-                                     ORDER BY version, channel""", day),
+                                         without_review, decision_id, draft_hash, error
+                                  FROM digests WHERE day = %s ORDER BY version""", day),
+        "deliveries": _rows(conn, """SELECT version, channel, recipient, recipients, status,
+                                            attempts, error, sent_at, message_id
+                                     FROM deliveries WHERE day = %s
+                                     ORDER BY version, channel, recipient""", day),
     }
 
 

@@ -314,7 +314,7 @@ def create_app(settings: Settings | None = None) -> WorkbenchApp:
             sent = review.submission(body, list(detail.get("options") or []))
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        found = problems_of(get(), store, day, draft, sent.params)
+        found = problems_of(get(), store, day, draft, sent)
         if found:
             return JSONResponse({"problems": [p.as_json() for p in found]}, status_code=422,
                                 headers=HEADERS)
@@ -354,17 +354,28 @@ def create_app(settings: Settings | None = None) -> WorkbenchApp:
 
 
 def problems_of(settings: Settings, store: RawStore, day: date, draft: Digest,
-                params: dict[str, Any]) -> list[review.Problem]:
-    """Why the answer cannot be sent: corrections are re-checked against the raw store's text
-    of the item (a Valencian one against the Spanish resumen: corrected, or the draft's)."""
+                sent: review.Submission, user: dict[str, Any] | None = None
+                ) -> list[review.Problem]:
+    """Why the answer cannot be sent: ``boeflow.digest.decision.validate_decision`` on the
+    answer as the approval step will read it (``answer_from_hitl``), then the corrections
+    re-checked against the raw store's text of the item (a Valencian one against the Spanish
+    resumen: corrected, or the draft's)."""
     from boeflow.digest.collect import check_correction
+    from boeflow.digest.decision import DecisionError, answer_from_hitl
 
     items = {i.boe_id: i for i in draft.all_items()}
-    edits = params.get("correcciones") or {}
+    edits = sent.params.get("correcciones") or {}
+    try:
+        answer = answer_from_hitl({"chosen_options": [sent.option], "params_input": sent.params,
+                                   "responded_by_user": user or {"id": "?", "name": "?"}},
+                                  settings.digest_publish_on_timeout)
+    except DecisionError as exc:
+        return [review.Problem(str(exc), field="draft")]
+    assert answer is not None
 
     def check(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
         spanish = (edits.get(boe_id) or "").strip() or review.summary_text(items[boe_id], "es")
         return check_correction(settings, review.source_text(store, day, boe_id), language,
                                 summary, spanish=spanish or None)
 
-    return review.problems(draft, params, check)
+    return review.problems(draft, answer, check)

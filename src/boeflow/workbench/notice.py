@@ -16,7 +16,7 @@ SCHEDULED_START = (9, 0)  # boe_daily runs at 09:00 Madrid time (dags/boe_daily.
 def borrador_url(base_url: str, dag_id: str, run_id: str) -> str:
     """The run's "Borrador" tab in the Airflow UI (the plugin's external view)."""
     return (f"{base_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/"
-            f"{quote(run_id, safe='')}/borrador")
+            f"{quote(run_id, safe='')}/plugin/borrador")
 
 
 def deadline_interval(deadline: str) -> timedelta:

@@ -17,12 +17,11 @@ from typing import Any
 
 from boeflow.boe.store import RawStore, day_prefix
 from boeflow.digest.model import Digest, Item, Summary
-from boeflow.digest.publish import digest_paths, published_days, read_digest
+from boeflow.digest.publish import current_paths, published_days, read_digest
 
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 BOE_ID = re.compile(r"BOE-[A-Z]-\d{4}-\d{1,6}")
 ANSWER_KEYS = ("excluir", "correcciones", "notas", "nota", "draft_hash")
-MAX_TEXT = 20_000  # characters of one correction or note
 _QUOTED = re.compile(r'"([^"]{3,200}?)…?"')
 SPAN_CONTEXT = 160
 
@@ -58,8 +57,9 @@ def published(store: RawStore) -> list[date]:
 
 
 def published_html(store: RawStore, day: date) -> bytes | None:
-    path = digest_paths(day)["html"]
-    return store.read(path) if store.exists(path) else None
+    """The day's current published HTML (through the version pointer)."""
+    path = current_paths(store, day).get("html")
+    return store.read(path) if path and store.exists(path) else None
 
 
 def source_text(store: RawStore, day: date, boe_id: str) -> str:
@@ -126,12 +126,13 @@ class Submission:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _text(value: Any, limit: int = MAX_TEXT) -> str:
+def _text(value: Any) -> str:
+    """A text field as typed (its limits are ``boeflow.digest.decision``'s)."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise ValueError("a text field holds something else")
-    return value[:limit]
+    return value
 
 
 def submission(body: Mapping[str, Any], options: list[str]) -> Submission:
@@ -152,47 +153,55 @@ def submission(body: Mapping[str, Any], options: list[str]) -> Submission:
         "correcciones": {str(k): _text(v) for k, v in edits.items()},
         "notas": {str(k): _text(v) for k, v in notes.items() if _text(v).strip()},
         "nota": _text(body.get("nota")).strip() or None,
-        "draft_hash": _text(body.get("draft_hash"), 200) or None,
+        "draft_hash": _text(body.get("draft_hash")) or None,
     }
     return Submission(str(option), params)
 
 
-def problems(draft: Digest, params: Mapping[str, Any], checker: Checker | None) -> list[Problem]:
-    """Everything that stops the answer from being sent: a draft that changed since the page
-    was opened, unknown BOE ids, empty corrections and corrections that fail the automatic
-    review again (with its reasons). Empty: the answer can be sent."""
+_LOCATED = re.compile(r"^(excluir|correcciones|notas|nota|draft_hash)(?:\[([^\]]*)\])?:")
+
+
+def locate(message: str) -> Problem:
+    """Where a ``DecisionError`` belongs on the page: the item and control it names."""
+    found = _LOCATED.match(message)
+    key, inside = (found.group(1), (found.group(2) or "").strip("'\"")) if found else ("", "")
+    named = BOE_ID.search(inside or message)
+    boe_id = named.group(0) if named and key != "draft_hash" else None
+    fields = {"excluir": "excluir", "notas": "nota_item", "nota": "nota",
+              "draft_hash": "draft"}
+    field_ = ("va" if inside.lower().endswith(":va") else "es") if key == "correcciones" \
+        else fields.get(key)
+    if key == "excluir" and boe_id is None:
+        field_ = "draft"
+    return Problem(message, boe_id if field_ not in ("nota", "draft") else None, field_)
+
+
+def problems(draft: Digest, answer: Mapping[str, Any], checker: Checker | None) -> list[Problem]:
+    """Everything that stops the answer (``boeflow.digest.decision``'s form: ``decision``,
+    ``draft_hash``, ``excluir``…) from being sent: what ``validate_decision`` refuses (a stale
+    draft, unknown ids, empty corrections…, one at a time, placed by its item), then every
+    correction that fails the automatic review again. Empty: it can be sent."""
+    from boeflow.digest.decision import DecisionError, validate_decision
+
+    try:
+        decision = validate_decision(draft, answer)
+    except DecisionError as exc:
+        return [locate(str(exc))]
+    if checker is None or not decision.publishes:
+        return []
     items = {i.boe_id: i for i in draft.all_items()}
     found: list[Problem] = []
-    if params.get("draft_hash") != draft.draft_hash:
-        found.append(Problem("el borrador ha cambiado desde que se abrió la página: "
-                             "recárguela", field="draft"))
-    for boe_id in params.get("excluir") or []:
-        if boe_id not in items:
-            found.append(Problem(f"{boe_id} no es un elemento del borrador", boe_id, "excluir"))
-    excluded = set(params.get("excluir") or [])
-    for key, text in (params.get("correcciones") or {}).items():
+    for key, text in decision.edits.items():
         boe_id, _, lang = key.partition(":")
         language = lang or "es"
-        if boe_id not in items or language not in ("es", "va"):
-            found.append(Problem(f"{key} no es un elemento del borrador", boe_id, language))
-            continue
-        if not text.strip():
-            found.append(Problem("la corrección está vacía", boe_id, language))
-            continue
-        if boe_id in excluded or checker is None:
-            continue
         item = items[boe_id]
         current = item.summary_es if language == "es" else item.summary_va
-        corrected = (current.model_copy(update={"resumen": text.strip()}) if current
-                     else Summary(resumen=text.strip()))
+        corrected = (current.model_copy(update={"resumen": text}) if current
+                     else Summary(resumen=text))
         passed, reasons = checker(boe_id, language, corrected)
         if not passed:
             found.append(Problem("la corrección no pasa la revisión automática: "
                                  + "; ".join(reasons), boe_id, language))
-    for boe_id in params.get("notas") or {}:
-        if boe_id not in items:
-            found.append(Problem(f"{boe_id} no es un elemento del borrador", boe_id,
-                                 "nota_item"))
     return found
 
 
