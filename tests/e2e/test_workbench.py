@@ -55,7 +55,7 @@ DAY = "2024-11-06"
 EXCLUDED = "BOE-A-2024-22930"
 CORRECTED = "BOE-A-2024-22928"
 REVIEWER = "revisora@example.org"
-SCRIPT = "<script>window.__pwned = 1; document.title = 'pwned'</script>"
+SCRIPT = "<script>window.__pwned = true; document.title = 'pwned'</script>"
 
 
 @pytest.fixture(scope="module")
