@@ -21,6 +21,7 @@ Screenshots are saved in the artifacts directory (and were looked at)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -97,6 +98,10 @@ def deployment(live_settings: Settings, smoke_models_dir: Path, smtp: tuple[int,
             yield deployment
         finally:
             print(f"\nworkbench e2e artifacts (screenshots, answers): {artifacts}")
+            keep = os.environ.get("BOEFLOW_WORKBENCH_SHOTS")  # e.g. docs/img, to update them
+            if keep:
+                for shot in artifacts.glob("borrador-*.png"):
+                    shutil.copy2(shot, Path(keep) / shot.name)
             deployment.fail_unfinished()
             deployment.boeflow("services", "stop", timeout=240)
             logs = state / "state" / "airflow" / "process-logs"
@@ -346,8 +351,13 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     assert [e["boe_id"] for e in digest["excluded"]] == [EXCLUDED]
     items = [i for s in digest["sections"] for d in s["departments"]
              for i in (*d["items"], *d["compact"])]
-    assert [i["boe_id"] for i in items] == [CORRECTED]
-    published_item = items[0]
+    draft = read_digest(RawStore(deployment.data / "raw"), date.fromisoformat(DAY), draft=True)
+    assert draft is not None
+    assert [i["boe_id"] for i in items] == [i.boe_id for i in draft.all_items()
+                                            if i.boe_id != EXCLUDED]
+    published_item = next(i for i in items if i["boe_id"] == CORRECTED)
+    assert [i["boe_id"] for i in items if i["review"]["edits"] or i["review"]["note"]] == \
+        [CORRECTED]  # the other items as in the draft
     assert published_item["summary_es"]["resumen"] == es_text
     assert published_item["summary_va"]["resumen"] == va_text
     assert published_item["review"]["note"] == f"Nota del elemento {SCRIPT}"
