@@ -244,6 +244,57 @@ def review_day(day: str, settings: Settings | None = None,
     return result
 
 
+# --- the same records for the CLI's steps (a day processed without Airflow) ---------------
+
+def record_fetched(day: str, settings: Settings, summary: Mapping[str, Any]) -> None:
+    """What the fetch task records (documents, the day, the task's outcome), for a day
+    fetched by ``boeflow fetch``."""
+    from boeflow.digest.collect import load_manifest
+    from boeflow.state.db import state
+    from boeflow.state.records import record_fetch, record_task
+
+    when = date.fromisoformat(day)
+    detail = dict(summary)
+    with state(settings) as conn:
+        record_fetch(conn, when, load_manifest(_store(settings), when), detail)
+        record_task(conn, when, "fetch", "failed" if detail.get("status") == "error"
+                    else "success", detail=detail, error=detail.get("error"))
+
+
+def record_indexed(day: str, settings: Settings, failed: Mapping[str, str]) -> None:
+    """What the index task records, for a day indexed by ``boeflow index --date``:
+    each document's content hash in Elasticsearch, or why it failed."""
+    from boeflow.digest.collect import fetch_records, load_manifest
+    from boeflow.index.client import get_client, names_for
+    from boeflow.state.db import state
+    from boeflow.state.records import record_index, record_task
+
+    when = date.fromisoformat(day)
+    manifest = load_manifest(_store(settings), when)
+    ids = [i.id for i in manifest.items] if manifest else []
+    with get_client(settings) as client:
+        records = fetch_records(client, names_for(settings), ids)
+    mine = {i: reason for i, reason in failed.items() if i in set(ids)}
+    with state(settings) as conn:
+        record_index(conn, when, {i: r.get("content_hash") for i, r in records.items()}, mine)
+        record_task(conn, when, "index", "failed" if mine and not records else "success",
+                    detail={"indexed": len(records), "failed": mine})
+
+
+def record_enriched(day: str, settings: Settings, result: Mapping[str, Any]) -> None:
+    """What the enrich and review tasks record, for a day enriched by ``boeflow enrich``."""
+    from boeflow.state.db import state
+    from boeflow.state.records import record_task
+
+    when = date.fromisoformat(day)
+    failed = dict(result.get("failed") or {})
+    with state(settings) as conn:
+        record_task(conn, when, "enrich", "failed" if failed and not result.get("enriched")
+                    else "success", detail=dict(result), error=result.get("error"))
+    if "error" not in result:
+        review_day(day, settings, enriched={"failed": failed})
+
+
 # --- batches: the DAG's per-document work (dynamic task mapping) ---------------------------
 
 LANGUAGES = ("es", "va")
@@ -504,34 +555,41 @@ def build_digest_day(day: str, settings: Settings | None = None,
     return result
 
 
-def review_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool
-                     ) -> dict[str, Any] | None:
+def review_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool,
+                     shown_hash: str | None = None) -> dict[str, Any] | None:
     """The reviewer's answer from the Airflow approval step's result, in the form
     ``publish_day`` validates (``boeflow.digest.decision.answer_from_hitl``); None when the
     step did not ask (nothing to review)."""
     from boeflow.digest.decision import DecisionError, answer_from_hitl
 
     try:
-        return answer_from_hitl(response, publish_on_timeout)
+        return answer_from_hitl(response, publish_on_timeout, shown_hash)
     except DecisionError as exc:
         raise TaskFailed(str(exc)) from None
 
 
+_LOCK_SPACE = 0x626F65  # "boe"
+_FEED_LOCK = 0  # the feed is shared by every day
+
+
 @contextmanager
-def _publication_lock(settings: Settings, when: date) -> Iterator[None]:
-    """One publisher per day at a time (an Airflow retry and the CLI, say): a PostgreSQL
-    session lock, released when the process ends however it ends."""
+def _publication_lock(settings: Settings, when: date | None) -> Iterator[None]:
+    """One publisher per day at a time (an Airflow retry and the CLI, say), or with
+    ``when=None`` one feed writer at a time (waiting for it): a PostgreSQL session lock,
+    released when the process ends however it ends."""
     from boeflow.state.db import connect
 
     conn = connect(settings)
     try:
         conn.autocommit = True
-        key = int(when.strftime("%Y%m%d"))
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
-                           (0x626F65, key)).fetchone()
-        if not (row and row["ok"]):
-            raise TaskFailed(f"another publication of {when} is running; try again when it "
-                             "has finished")
+        if when is None:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_SPACE, _FEED_LOCK))
+        else:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                               (_LOCK_SPACE, int(when.strftime("%Y%m%d")))).fetchone()
+            if not (row and row["ok"]):
+                raise TaskFailed(f"another publication of {when} is running; try again when "
+                                 "it has finished")
         yield
     finally:
         conn.close()
@@ -686,7 +744,13 @@ def _write_version(settings: Settings, store: Any, draft: Any, decision: Decisio
     """Steps 2-4 of ``publish_day`` for a decided ``version``."""
     from boeflow.digest.build import apply_review
     from boeflow.digest.collect import edit_checker
-    from boeflow.digest.publish import Pointer, read_pointer, switch_version, write_digest
+    from boeflow.digest.publish import (
+        Pointer,
+        read_pointer,
+        remove_stale_temps,
+        switch_version,
+        write_digest,
+    )
     from boeflow.index.client import get_client, names_for
 
     when = draft.date
@@ -697,6 +761,7 @@ def _write_version(settings: Settings, store: Any, draft: Any, decision: Decisio
                 final = apply_review(draft, decision.review_input(),
                                      edit_checker(settings, client, names_for(settings)))
             final.version = version
+            remove_stale_temps(store, when, version)
             paths = write_digest(store, final)
             switch_version(store, when, Pointer(version=version, draft_hash=draft.draft_hash,
                                                 content_key=decision.content_key(),
@@ -723,7 +788,8 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
                              "digest.json is missing")
         with get_client(settings) as client:
             index_digest(client, names_for(settings), final, paths)
-        write_feed(store, settings.digest_feed_url, settings.digest_site_url)
+        with _publication_lock(settings, None):
+            write_feed(store, settings.digest_feed_url, settings.digest_site_url)
         with state(settings) as conn:
             finish_publication(conn, when, version, content_hash=content_hash(final),
                                paths=paths, items=final.header.items,
@@ -749,7 +815,9 @@ def message_id(day: date, version: int, channel: str, recipient: str) -> str:
     return f"<boeflow.{day:%Y%m%d}.v{version}.{tag}@boeflow.local>"
 
 
-Sender = Callable[[Any], None]  # sends one boeflow.digest.mail.OutgoingMail
+# Sends one boeflow.digest.mail.OutgoingMail; may return what closes the session, called
+# once the delivery is recorded.
+Sender = Callable[[Any], Any]
 
 
 def deliver_day(day: str, settings: Settings | None = None, send: Sender | None = None,
@@ -797,16 +865,25 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
                                     status="sending", subject=mail.subject,
                                     message_id=mail.message_id or "")
                 error = None
-                try:
-                    send(mail)
-                except Exception as exc:  # recorded, then retried by Airflow
-                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                    failed[label] = error
+                finish: Any = None
                 with state(settings) as conn:
-                    record_delivery(conn, when, version, group.channel, recipient,
-                                    status="failed" if error else "sent",
-                                    subject=mail.subject, message_id=mail.message_id or "",
-                                    error=error)
+                    try:
+                        # "sent" is written first and committed the moment SMTP accepts the
+                        # message: a crash can only fall between the server's answer and
+                        # this commit (one round trip) to leave a sent message unrecorded.
+                        with conn.transaction():
+                            record_delivery(conn, when, version, group.channel, recipient,
+                                            status="sent", subject=mail.subject,
+                                            message_id=mail.message_id or "")
+                            finish = send(mail)
+                    except Exception as exc:  # recorded, then retried by Airflow
+                        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                        failed[label] = error
+                        record_delivery(conn, when, version, group.channel, recipient,
+                                        status="failed", subject=mail.subject,
+                                        message_id=mail.message_id or "", error=error)
+                if callable(finish):  # the rest of the SMTP session, once recorded
+                    finish()
                 if error is None:
                     sent.append(label)
         detail.update({"day": day, "version": version, "sent": sent, "skipped": skipped,

@@ -354,8 +354,7 @@ def test_trigger_review_and_publish_in_the_web_ui(deployment: LocalAirflow,
     assert af.worker_name() in deployment.worker_log()
 
     # The digest is published with the reviewer's decision.
-    digest = json.loads((deployment.data / "raw" / "digests" / "2024" / "11" / "06" /
-                         "digest.json").read_text(encoding="utf-8"))
+    digest = json.loads(_current(deployment, "2024/11/06").read_text(encoding="utf-8"))
     assert digest["status"] == "published" and digest["version"] == 1
     assert digest["decision"]["reviewer"] == settings.airflow_admin_user
     assert [e["boe_id"] for e in digest["excluded"]] == [EXCLUDED]
@@ -397,6 +396,13 @@ def _es_day(deployment: LocalAirflow, ids: list[str]) -> dict[str, Any]:
         return out
     finally:
         client.close()
+
+
+def _current(deployment: LocalAirflow, day: str) -> Path:
+    """The day's current published digest.json (through its current.json pointer)."""
+    folder = deployment.data / "raw" / "digests" / day
+    pointer = json.loads((folder / "current.json").read_text(encoding="utf-8"))
+    return folder / f"v{pointer['version']}" / "digest.json"
 
 
 def _approve_pending(deployment: LocalAirflow, run_ids: list[str]) -> list[str]:
@@ -652,7 +658,7 @@ def _timeout_run(deployment: LocalAirflow) -> tuple[str, dict[str, Any]]:
 
 
 def test_approval_timeout_publishes_nothing_without_a_human(deployment: LocalAirflow) -> None:
-    digest = deployment.data / "raw" / "digests" / "2025" / "03" / "07" / "digest.json"
+    digest = _current(deployment, "2025/03/07")
     before = json.loads(digest.read_text(encoding="utf-8"))
     assert before["version"] == 1  # published by the backfill, with a reviewer
     _restart_with(deployment, BOEFLOW_DIGEST_REVIEW_TIMEOUT_HOURS="0.005")  # 18 s
@@ -671,7 +677,7 @@ def test_approval_timeout_publishes_nothing_without_a_human(deployment: LocalAir
     _restart_with(deployment, BOEFLOW_DIGEST_PUBLISH_ON_TIMEOUT="true")
     run_id, seen = _timeout_run(deployment)
     assert seen["pending"]["defaults"] == ["Publicar"]
-    after = json.loads(digest.read_text(encoding="utf-8"))
+    after = json.loads(_current(deployment, "2025/03/07").read_text(encoding="utf-8"))
     assert after["version"] == 2 and after["decision"]["decision"] == "without_review"
     assert seen["status"]["decisions"][-1]["decision"] == "without_review"
     assert [d["version"] for d in seen["status"]["digests"]] == [1, 2]

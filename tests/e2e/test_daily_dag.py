@@ -114,9 +114,12 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
             _finish(proc, log)
 
             digest_dir = data / "raw" / "digests" / "2024" / "11" / "06"
-            published = json.loads((digest_dir / "digest.json").read_text(encoding="utf-8"))
-            markdown = (digest_dir / "digest.md").read_text(encoding="utf-8")
-            html = (digest_dir / "digest.html").read_text(encoding="utf-8")
+            current = json.loads((digest_dir / "current.json").read_text(encoding="utf-8"))
+            assert current["version"] == 1
+            published = json.loads((digest_dir / "v1" / "digest.json").read_text(
+                encoding="utf-8"))
+            markdown = (digest_dir / "v1" / "digest.md").read_text(encoding="utf-8")
+            html = (digest_dir / "v1" / "digest.html").read_text(encoding="utf-8")
             assert published["status"] == "published" and published["version"] == 1
             ids = [i["boe_id"] for s in published["sections"] for d in s["departments"]
                    for i in (*d["items"], *d["compact"])]
@@ -161,12 +164,15 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
             assert status["decisions"][0]["reviewer"] == REVIEWER
             assert status["decisions"][0]["excluded"] == [EXCLUDED]
             assert [d["version"] for d in status["digests"]] == [1]
-            assert {d["channel"]: d["status"] for d in status["deliveries"]} == {
-                "mail:digest": "sent", "mail:watchlist:DANA": "sent"}
+            assert {(d["channel"], d["recipient"]): d["status"] for d in status["deliveries"]} \
+                == {("mail:digest", "equipo@example.org"): "sent",
+                    ("mail:digest", "lectores@example.org"): "sent",
+                    ("mail:watchlist:DANA", "dana@example.org"): "sent"}
 
-            assert len(inbox.messages) == 2
+            assert len(inbox.messages) == 3  # one per recipient and list
             by_rcpt = {tuple(sorted(r)): m for r, m in inbox.messages}
-            whole = by_rcpt[("equipo@example.org", "lectores@example.org")]
+            whole = by_rcpt[("lectores@example.org",)]
+            assert by_rcpt[("equipo@example.org",)]["Subject"] == whole["Subject"]
             assert whole["Subject"] == "BOE del 06/11/2024: resumen diario (237 elementos)"
             assert "Vigilancia «DANA»" in by_rcpt[("dana@example.org",)]["Subject"]
             for _, message in inbox.messages:
@@ -187,7 +193,7 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
             assert [r for r in boe.requests() if r.status == 200] == []
             assert client.get(index=f"{PREFIX}boe-documents", id=EDITED)[
                 "_source"]["indexed_at"] == indexed_at
-            assert len(inbox.messages) == 2
+            assert len(inbox.messages) == 3
             with connect(settings) as conn:
                 again = day_status(conn, date(2024, 11, 6))
             assert again is not None and [d["version"] for d in again["digests"]] == [1]
@@ -203,8 +209,8 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
             reviewer.answer(pending, "Rechazar", {"excluir": [], "correcciones": {},
                                                   "notas": {}, "nota": "Faltan resúmenes"})
             _finish(proc, log)
-            assert not (data / "raw" / "digests" / "2024" / "11" / "13" / "digest.json").exists()
-            assert len(inbox.messages) == 2
+            assert not (data / "raw" / "digests" / "2024" / "11" / "13" / "current.json").exists()
+            assert len(inbox.messages) == 3
             with connect(settings) as conn:
                 rejected = day_status(conn, date(2024, 11, 13))
             assert rejected is not None

@@ -139,3 +139,54 @@ def test_corrupt_item_xml_is_an_incidencia_and_the_day_stays_green(
     assert "malformed XML" in incidencias[corrupt]["reason"]
     assert good not in incidencias
     assert client.exists(index=f"{PREFIX}boe-documents", id=good)
+
+
+def test_a_day_processed_with_the_cli_steps_is_recorded_and_approvable(
+        state_settings: Settings, smoke_models_dir: Path, tmp_path: Path) -> None:
+    """Issue 17 point 2: `fetch`, `index`, `enrich`, `digest build` record the day as the
+    DAG's tasks do, so `digest show` and `digest approve` work without Airflow (on main,
+    `digest show` answered "nothing recorded")."""
+    client = get_client(state_settings)
+    drop_indices(client, IndexNames(PREFIX))
+    client.close()
+    day = "2024-11-13"
+    with BoeServer(SAMPLES) as server:
+        env = {**os.environ, "BOEFLOW_PROFILE": "smoke",
+               "BOEFLOW_SMOKE_MODELS_DIR": str(smoke_models_dir),
+               "BOEFLOW_DATA_DIR": str(tmp_path / "data"), "BOEFLOW_SAMPLES_DIR": str(SAMPLES),
+               "BOEFLOW_ES_INDEX_PREFIX": PREFIX, "BOEFLOW_PG_DATABASE": state_settings.pg_database,
+               "BOEFLOW_PG_PORT": str(state_settings.pg_port), "BOEFLOW_BOE_BASE_URL": server.url,
+               "BOEFLOW_BOE_RATE_LIMIT": "0", "BOEFLOW_BOE_MAX_ATTEMPTS": "1",
+               "BOEFLOW_DIGEST_RECIPIENTS": "[]"}
+        env.pop("BOEFLOW_RAW_STORE_URL", None)
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(Path(sys.executable).with_name("boeflow")), *args],
+                                  env=env, capture_output=True, text=True, timeout=600,
+                                  check=False)
+
+        fetched = cli("fetch", "--date", day, "--sections", "1")
+        assert "Traceback" not in fetched.stderr, fetched.stderr
+        for step in (["index", "--date", day], ["enrich", "--date", day]):
+            done = cli(*step)
+            assert "Traceback" not in done.stderr and "not recorded" not in done.stderr, \
+                done.stderr
+        built = cli("digest", "build", "--date", day, "--format", "json")
+        assert built.returncode == 0, built.stderr
+    shown = cli("digest", "show", "--date", day, "--json")
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["status"] == "awaiting_review" and summary["published_version"] is None
+    assert summary["draft_hash"] == json.loads(built.stdout)["draft_hash"]
+    with connect(state_settings) as conn:
+        status = day_status(conn, date(2024, 11, 13))
+    assert status is not None
+    tasks = {t["task"]: t["status"] for t in status["tasks"]}
+    assert {"fetch", "index", "enrich", "review", "build_digest"} <= set(tasks), tasks
+    assert status["documents"]["fetched"] >= 1 and status["documents"]["indexed"] >= 1
+    approved = cli("digest", "approve", "--date", day, "--draft-hash", summary["draft_hash"],
+                   "--reviewer", "ana", "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout)["version"] == 1
+    after = json.loads(cli("digest", "show", "--date", day, "--json").stdout)
+    assert after["status"] == "published" and after["published_version"] == 1

@@ -114,7 +114,9 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
                   "responded_at": str(result.get("responded_at"))}
         error = None
         try:
-            answer = review_from_hitl(result, settings.digest_publish_on_timeout)
+            built = context["ti"].xcom_pull(task_ids=BUILD_TASK) or {}
+            answer = review_from_hitl(result, settings.digest_publish_on_timeout,
+                                      built.get("draft_hash"))
             draft = read_digest(_store(settings), when, draft=True)
             if draft is None:
                 raise DecisionError(f"no draft digest for {self.day}")

@@ -140,7 +140,9 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
         task_settings = settings()
         context = get_current_context()
         response = context["ti"].xcom_pull(task_ids="approve")
-        review_input = review_from_hitl(response, task_settings.digest_publish_on_timeout)
+        built = context["ti"].xcom_pull(task_ids="build_digest") or {}
+        review_input = review_from_hitl(response, task_settings.digest_publish_on_timeout,
+                                        built.get("draft_hash"))
         user = (response or {}).get("responded_by_user") or {}
         return publish_day(day, task_settings, review_input, _run_id(),
                            reviewer_id=str(user["id"]) if user.get("id") else None)

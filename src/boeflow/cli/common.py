@@ -37,3 +37,17 @@ def parse_optional_day(value: str | None, option: str) -> date | None:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def record_state(record: Any, *args: Any) -> None:
+    """Record a step's outcome in PostgreSQL as the DAG's task does (``boeflow.daily``
+    ``record_*``); an unreachable database is a warning line, the step's work stands."""
+    from boeflow.errors import BoeflowError
+    from boeflow.state.db import StateError
+
+    try:
+        record(*args)
+    except (StateError, BoeflowError) as exc:
+        err_console.print(Text.assemble(("warning: ", "bold yellow"),
+                                        f"the day's state was not recorded: {exc}"),
+                          highlight=False, soft_wrap=True)

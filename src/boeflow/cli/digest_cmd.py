@@ -117,9 +117,14 @@ def show(
         print_json(summary)
         return
     version = summary["published_version"]
-    out.print(f"{when}: {summary['status']}"
-              + (f" · publicado: versión {version}" if version else " · sin publicar"),
-              markup=False)
+    if summary["status"] == "no_publication":
+        line = "sin BOE ese día"
+    elif version:
+        line = f"publicado (versión {version})" + (
+            f"; {summary['status']}" if summary["status"] != "published" else "")
+    else:
+        line = f"pendiente ({summary['status'] or 'sin revisar'})"
+    out.print(f"{when}: {line}", markup=False)
     if summary["draft_hash"]:
         out.print(f"  borrador: {summary['draft_hash']}", markup=False)
     if version:
@@ -148,8 +153,8 @@ def _corrections(values: list[str]) -> dict[str, str]:
 
 def _deliver(when: date) -> dict[str, Any] | None:
     """After a publication: e-mail it to the configured recipients (the DAG's deliver task,
-    through the same SMTP Connection ``BOEFLOW_DIGEST_SMTP_CONN_ID``); None when nobody is
-    configured to receive it."""
+    ``boeflow.daily.deliver_day``, through the same SMTP Connection
+    ``BOEFLOW_DIGEST_SMTP_CONN_ID``); None when nobody is configured to receive it."""
     from boeflow.daily import deliver_day
     from boeflow.digest.watchlists import load_watchlists
 
@@ -157,9 +162,15 @@ def _deliver(when: date) -> dict[str, Any] | None:
     watchlists = load_watchlists(settings.digest_watchlists_file)
     if not settings.digest_recipients and not any(w.recipients for w in watchlists):
         return None
-    from boeflow.airflow.notify import smtp_sender
+    from boeflow.digest.mail import env_connection, smtp_send
 
-    send = smtp_sender(settings.digest_smtp_conn_id, settings.digest_mail_from, {})
+    connection = env_connection(settings.digest_smtp_conn_id)
+    if connection is not None:  # defined in the environment: no need to load Airflow
+        send = smtp_send(connection, settings.digest_mail_from)
+    else:  # the Connection lives in Airflow's database
+        from boeflow.airflow.notify import smtp_sender
+
+        send = smtp_sender(settings.digest_smtp_conn_id, settings.digest_mail_from, {})
     return deliver_day(when.isoformat(), settings, send)
 
 

@@ -190,6 +190,8 @@ def enrich(
     must be generated: a rerun of finished days loads none."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from boeflow.cli.common import record_state
+    from boeflow.daily import record_enriched
     from boeflow.enrich.day import EnrichFailed, enrich_day
 
     start = parse_day(day, "--date")
@@ -217,6 +219,7 @@ def enrich(
                 fail(str(exc))
             except EnrichFailed as exc:
                 results.append({"day": current.isoformat(), "error": str(exc)})
+            record_state(record_enriched, current.isoformat(), settings, results[-1])
             progress.remove_task(task)
             current += timedelta(days=1)
     if as_json:

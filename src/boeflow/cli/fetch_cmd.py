@@ -7,7 +7,7 @@ from typing import cast
 
 import typer
 
-from boeflow.cli.common import err_console, fail, parse_day, print_json
+from boeflow.cli.common import err_console, fail, parse_day, print_json, record_state
 
 REPRESENTATIONS = ("xml", "html", "pdf")
 
@@ -70,6 +70,11 @@ def fetch(
     with BoeClient(config) as client, FetchProgress(err_console, len(days)) as progress:
         fetcher = Fetcher(client, RawStore(store_url), options, progress)
         summaries = [fetcher.fetch_day(d) for d in days]
+    if data_dir is None:  # the configured store: the day's state goes with it
+        from boeflow.daily import record_fetched
+
+        for summary in summaries:
+            record_state(record_fetched, summary.date.isoformat(), settings, summary.as_dict())
     if as_json:
         print_json({"store": store_url, "days": [s.as_dict() for s in summaries]})
     else:

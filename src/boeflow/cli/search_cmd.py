@@ -91,6 +91,16 @@ def index(
                                  on_document=lambda _id: progress.advance(task))
     except SearchBackendError as exc:
         fail(str(exc))
+    if start:
+        from datetime import timedelta
+
+        from boeflow.cli.common import record_state
+        from boeflow.daily import record_indexed
+
+        current = start
+        while current <= (end or start):
+            record_state(record_indexed, current.isoformat(), settings, dict(report.failed))
+            current += timedelta(days=1)
     summary = report.as_dict()
     if settings.is_smoke:
         summary["note"] = "smoke profile: vectors come from a tiny random model"

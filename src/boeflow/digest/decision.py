@@ -264,14 +264,15 @@ PUBLISH = "Publicar"
 REJECT = "Rechazar"
 
 
-def answer_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool
-                     ) -> dict[str, Any] | None:
+def answer_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: bool,
+                     shown_hash: str | None = None) -> dict[str, Any] | None:
     """The answer of the Airflow approval step (its result: ``chosen_options``,
     ``params_input``, ``responded_by_user``, ``responded_at``) in the form
     ``validate_decision`` reads; None when the step did not ask (nothing to review).
     Nobody answering in time is ``timed_out`` (or ``without_review`` when the day may be
     published on timeout); the form's defaults, the prefilled ``draft_hash`` included, are
-    what Airflow applied."""
+    what Airflow applied; when they lack the hash, it is ``shown_hash``, the hash of the
+    draft the step showed (the build task's result)."""
     if not response:
         return None
     chosen = list(response.get("chosen_options") or [])
@@ -285,6 +286,7 @@ def answer_from_hitl(response: Mapping[str, Any] | None, publish_on_timeout: boo
         answer.update(decision="without_review" if publish_on_timeout and chosen == [PUBLISH]
                       else "timed_out", reviewer=None, excluir=None, correcciones=None,
                       notas=None, nota="sin respuesta del revisor en el plazo configurado")
+        answer["draft_hash"] = answer.get("draft_hash") or shown_hash
         return answer
     if chosen not in ([PUBLISH], [REJECT]):
         raise DecisionError(f"chosen_options: {shown(chosen)} is not [{PUBLISH!r}] or "

@@ -77,6 +77,19 @@ def write_digest(store: RawStore, digest: Digest, draft: bool = False) -> dict[s
     return paths
 
 
+def remove_stale_temps(store: RawStore, day: date, version: int) -> int:
+    """Temporary files a killed publisher of ``day`` left in ``vN/`` and next to the pointer
+    (the caller holds the day's publication lock: nobody else writes there)."""
+    from boeflow.boe.store import TEMP_MARKER
+
+    removed = store.remove_stale_temps(f"{digest_prefix(day)}/v{version}")
+    for path in store.list_files(digest_prefix(day)):
+        if path.rsplit("/", 1)[-1].startswith(f"current.json{TEMP_MARKER}"):
+            store.fs.rm_file(store.path(path))
+            removed += 1
+    return removed
+
+
 def read_pointer(store: RawStore, day: date) -> Pointer | None:
     path = pointer_path(day)
     if not store.exists(path):
@@ -186,7 +199,9 @@ def index_digest(client: Elasticsearch, names: IndexNames, digest: Digest,
         {"_op_type": "index", "_index": names.digests, "_id": d["_id"],
          "_source": {k: v for k, v in d.items() if k != "_id"}} for d in docs]
     actions += [{"_op_type": "delete", "_index": names.digests, "_id": i} for i in stale]
-    helpers.bulk(client, actions, refresh="wait_for")
+    # A record already gone is fine: a run killed mid-publication may have sent these very
+    # deletes, still being applied when its rerun searched.
+    helpers.bulk(client, actions, refresh="wait_for", ignore_status=(404,))
     return len(docs)
 
 
@@ -203,7 +218,8 @@ def published_days(store: RawStore) -> list[date]:
 
 def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
     """Rebuild ``digests/feed.xml`` from the published digests (newest first, bounded);
-    return the number of entries."""
+    return the number of entries. Callers serialise feed writers (``boeflow.daily`` holds a
+    PostgreSQL lock around it)."""
     from feedgen.feed import FeedGenerator
 
     feed = FeedGenerator()
@@ -214,6 +230,11 @@ def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
     feed.language("es")
     feed.author({"name": "boeflow"})
     feed.rights("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
+    from boeflow.boe.store import TEMP_MARKER
+
+    for path in store.list_files("digests"):  # left by a killed writer (callers serialise)
+        if path.startswith(f"{FEED_PATH}{TEMP_MARKER}"):
+            store.fs.rm_file(store.path(path))
     days = published_days(store)[-FEED_ENTRIES:]
     latest = datetime(1970, 1, 1, tzinfo=UTC)
     for day in days:  # feedgen prepends entries: oldest first gives newest first

@@ -148,7 +148,13 @@ class ReviewClient:
 
     def answer(self, detail: dict[str, Any], option: str,
                params: dict[str, Any]) -> dict[str, Any]:
-        """``PATCH …/taskInstances/{task_id}/{map_index}/hitlDetails``."""
+        """``PATCH …/taskInstances/{task_id}/{map_index}/hitlDetails``. Like the form in the
+        UI, the answer names the draft it was shown: ``draft_hash`` is the form's prefilled
+        value unless ``params`` gives one."""
+        params = dict(params)
+        if "draft_hash" not in params:
+            shown = (detail.get("params") or {}).get("draft_hash")
+            params["draft_hash"] = shown.get("value") if isinstance(shown, dict) else shown
         ti = detail["task_instance"]
         url = (f"{self.base_url}/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/"
                f"taskInstances/{ti['task_id']}/{ti['map_index']}/hitlDetails")
