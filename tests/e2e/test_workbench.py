@@ -308,6 +308,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     assert "Publicar" in answered.text and settings.airflow_admin_user in answered.text
     assert SCRIPT in answered.text  # shown as typed, not run
     assert browser.execute_script("return window.__pwned") is None
+    browser.execute_script("window.scrollTo(0, 0)")  # the answer, at the top
     _frame_shot(browser, out / "borrador-respondido.png")
     browser.switch_to.default_content()
     assert browser.execute_script("return window.__pwned") is None

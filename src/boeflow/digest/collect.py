@@ -93,16 +93,21 @@ def check_correction(settings: Settings, source_text: str, language: str,
 
 
 def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:
-    """``check_correction`` of a corrected summary, against the document text (and, for a
-    Valencian correction, the Spanish resumen) stored in ``boe-documents``."""
+    """``check_correction`` of a corrected summary, against the document text stored in
+    ``boe-documents``; a Valencian correction against the Spanish resumen as published: the
+    same answer's Spanish correction (``apply_review`` checks it first), else the stored one."""
+    corrected_es: dict[str, str] = {}
 
     def check(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
         source = client.get(index=names.documents, id=boe_id,
                             source_includes=["text", "summary_text"],
                             ignore=[404])  # type: ignore[call-arg]
         found = source.get("_source") or {}
+        if language == "es":
+            corrected_es[boe_id] = summary.resumen
+        spanish = corrected_es.get(boe_id) or str(found.get("summary_text") or "") or None
         return check_correction(settings, str(found.get("text") or ""), language, summary,
-                                spanish=str(found.get("summary_text") or "") or None)
+                                spanish=spanish)
 
     return check
 
