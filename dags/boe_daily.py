@@ -28,6 +28,7 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from boeflow.airflow.notify import review_deadline_alert
 from boeflow.airflow.wiring import (
     BATCH_NAME,
     ENRICHED,
@@ -52,6 +53,8 @@ from boeflow.airflow.wiring import (
     catchup=False,
     max_active_runs=1,
     default_args=io_retries(),
+    # Reviewers are reminded when the day is not approved by the review deadline.
+    deadline=review_deadline_alert("boe_daily"),
     params=TRIGGER_PARAMS,
     tags=["boeflow", "boe"],
     doc_md=__doc__,

@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from boeflow.airflow.notify import review_deadline_alert
 from boeflow.airflow.wiring import ENRICHED, digest_tasks, io_retries
 
 
@@ -24,6 +25,8 @@ from boeflow.airflow.wiring import ENRICHED, digest_tasks, io_retries
     catchup=False,
     max_active_runs=1,
     default_args=io_retries(),
+    # Reviewers are reminded when the day is not approved by the review deadline.
+    deadline=review_deadline_alert("boe_digest"),
     params={"date": Param(None, type=["null", "string"], format="date",
                           title="Fecha del BOE",
                           description="Día cuyo resumen se reconstruye (AAAA-MM-DD).")},

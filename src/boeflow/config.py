@@ -278,6 +278,21 @@ class Settings(BaseSettings):
                                  "set to the https URL where digests/feed.xml is served and "
                                  "entries link to the digest pages next to it")
 
+    digest_reviewers: list[str] = Field(
+        default_factory=list, description="addresses told by e-mail (the SMTP Connection) "
+        "that a day's draft waits for review, and reminded at the review deadline")
+    digest_review_apprise_conn_id: str | None = Field(
+        None, description="Airflow Connection of an Apprise channel (Slack, Matrix, ntfy…) "
+        "that is told too; needs apache-airflow-providers-apprise")
+    digest_review_deadline: str = Field(
+        "14:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|\+\d+)$",
+        description="when reviewers are reminded that the day is not approved: a Madrid clock "
+        "time on the run's day (HH:MM; measured from the 09:00 scheduled start, so a run "
+        "queued later is reminded as many hours later) or +SECONDS after the run is queued")
+    digest_workbench_url: str | None = Field(
+        None, description="base URL of the Airflow UI in reviewers' links (default: the "
+        "api-server's [api] base_url)")
+
     @field_validator("digest_site_url")
     @classmethod
     def _boe_site(cls, value: str) -> str:

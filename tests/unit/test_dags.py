@@ -55,6 +55,11 @@ def test_boe_daily_shape(dagbag: object) -> None:
     assert approve.defaults == ["Rechazar"]  # nothing is published without a human
     assert set(approve.params) == {"excluir", "correcciones", "notas", "nota", "draft_hash"}
     assert approve.response_timeout.total_seconds() == 48 * 3600
+    # Reviewers are told when the approval starts, and reminded at the review deadline
+    # (14:00 Madrid: five hours after the 09:00 scheduled start).
+    assert [type(n).__name__ for n in approve.notifiers] == ["ReviewRequestNotifier"]
+    assert [(d.interval.total_seconds(), d.callback.path) for d in dag.deadline] == [
+        (5 * 3600, "boeflow.airflow.notify.remind_reviewers")]
     assert [o.uri for o in dag.get_task("lote.enrich").outlets] == [
         "boeflow://boe-documents/enriched"]
 

@@ -5,6 +5,10 @@ Markdown body (rendered from the ``build_digest`` task's result) gives the day's
 every item flagged by the automatic review; its form lets the reviewer publish or reject,
 exclude items by BOE id, correct summary texts and leave notes.
 
+When the step starts, ``ReviewRequestNotifier`` tells the reviewers
+(``BOEFLOW_DIGEST_REVIEWERS`` by e-mail, an Apprise channel if configured) with the link to the
+run's "Borrador" tab (the workbench plugin), where the draft is reviewed item by item.
+
 Timeout (``BOEFLOW_DIGEST_REVIEW_TIMEOUT_HOURS``): Airflow applies the step's defaults when
 nobody answers in time. The default option is *Rechazar*, so nothing is published without a
 human and the day stays pending (decision ``timed_out``); with
@@ -28,6 +32,7 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowSkipException
 
 from boeflow.airflow.connections import task_settings
+from boeflow.airflow.notify import ReviewRequestNotifier
 from boeflow.config import Settings, get_settings
 from boeflow.daily import APPROVAL_OPTIONS
 from boeflow.digest.decision import PUBLISH, REJECT
@@ -63,6 +68,8 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
             "body", "{{ (ti.xcom_pull(task_ids='" + BUILD_TASK + "') or {}).get("
             "'review_body', 'Sin borrador') }}")
         kwargs.pop("params", None)  # the DAG's own params do not belong in this form
+        # Reviewers are told that the day waits (e-mail, Apprise), with the Borrador link.
+        kwargs.setdefault("notifiers", [ReviewRequestNotifier(day)])
         super().__init__(
             options=list(APPROVAL_OPTIONS),
             defaults=[PUBLISH if settings.digest_publish_on_timeout else REJECT],

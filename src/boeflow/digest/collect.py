@@ -110,23 +110,45 @@ def facts_cards(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]
     return cards
 
 
-def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:
-    """Re-run the automatic review (``boeflow.review.review_summary``) on a corrected
-    summary, against the document text stored in ``boe-documents``."""
+def check_correction(settings: Settings, source_text: str, language: str,
+                     summary: Summary, spanish: str | None = None) -> tuple[bool, list[str]]:
+    """The automatic review of a reviewer's corrected summary: (passed, reasons). A Spanish
+    resumen is reviewed as a summary of the document's text (``review_summary``); a
+    Valencian one as the translation of the Spanish resumen ``spanish``
+    (``review_translation``, what the enrich stage runs on Aitana's output) — against the
+    Spanish document every Valencian word would count as invented."""
     from boeflow.review import review_summary
+    from boeflow.review.checks import review_translation
+
+    if language == "va" and spanish:
+        result = review_translation([(spanish, summary.resumen)], target_language="va")
+        return (not result.reasons, list(result.reasons))
+    fields = {k: v for k, v in summary.model_dump().items() if v not in (None, [], "")}
+    result = review_summary(fields=fields, raw_text=summary.resumen, status="ok",
+                            errors=[], source_text=source_text,
+                            resumen_max_chars=settings.summary_resumen_max_chars,
+                            language="va" if language == "va" else "es")
+    # A corrected resumen alone has no puntos clave: that is not the reviewer's fault.
+    reasons = [r for r in result.reasons if "puntos_clave" not in r]
+    return (not reasons, reasons)
+
+
+def edit_checker(settings: Settings, client: Elasticsearch, names: IndexNames) -> EditChecker:
+    """``check_correction`` of a corrected summary, against the document text stored in
+    ``boe-documents``; a Valencian correction against the Spanish resumen as published: the
+    same answer's Spanish correction (``apply_review`` checks it first), else the stored one."""
+    corrected_es: dict[str, str] = {}
 
     def check(boe_id: str, language: str, summary: Summary) -> tuple[bool, list[str]]:
-        source = client.get(index=names.documents, id=boe_id, source_includes=["text"],
+        source = client.get(index=names.documents, id=boe_id,
+                            source_includes=["text", "summary_text"],
                             ignore=[404])  # type: ignore[call-arg]
-        text = str((source.get("_source") or {}).get("text") or "")
-        fields = {k: v for k, v in summary.model_dump().items() if v not in (None, [], "")}
-        result = review_summary(fields=fields, raw_text=summary.resumen, status="ok",
-                                errors=[], source_text=text,
-                                resumen_max_chars=settings.summary_resumen_max_chars,
-                                language="va" if language == "va" else "es")
-        # A corrected resumen alone has no puntos clave: that is not the reviewer's fault.
-        reasons = [r for r in result.reasons if "puntos_clave" not in r]
-        return (not reasons, reasons)
+        found = source.get("_source") or {}
+        if language == "es":
+            corrected_es[boe_id] = summary.resumen
+        spanish = corrected_es.get(boe_id) or str(found.get("summary_text") or "") or None
+        return check_correction(settings, str(found.get("text") or ""), language, summary,
+                                spanish=spanish)
 
     return check
 
