@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+from pathlib import Path
 
+import pytest
+
+from boeflow.boe.samples import (
+    ARCHIVE,
+    SUMS,
+    SampleError,
+    archived_members,
+    recorded_sumario_days,
+    unpack,
+)
 from tests.conftest import SAMPLES
 
 
@@ -20,3 +32,30 @@ def test_every_listed_sample_matches_its_recorded_sha256() -> None:
 def test_attribution_is_kept() -> None:
     sources = (SAMPLES / "SOURCES.md").read_text(encoding="utf-8")
     assert "Basado en datos de la Agencia Estatal Boletín Oficial del Estado" in sources
+
+
+def test_the_archive_unpacks_and_every_member_matches_sha256sums(tmp_path: Path) -> None:
+    """The packed recordings (archive/boe-2024-2025.tar.xz) are whole and unaltered, and
+    none of them duplicates a loose sample."""
+    members = archived_members(SAMPLES)
+    sumarios = [m for m in members if m.startswith("sumario/")]
+    documents = [m for m in members if m.startswith("documents/")]
+    assert len(sumarios) == 185 and len(documents) == 80
+    assert not [m for m in members if (SAMPLES / m).exists()]
+    root = unpack(SAMPLES, tmp_path / "root")
+    for name, digest in members.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
+    assert len(recorded_sumario_days(SAMPLES)) == 189
+
+
+def test_a_damaged_member_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "samples"
+    (copy / "archive").mkdir(parents=True)
+    for folder in ("sumario", "documents", "pdf"):
+        (copy / folder).mkdir()
+    shutil.copy(SAMPLES / ARCHIVE, copy / ARCHIVE)
+    sums = (SAMPLES / SUMS).read_text().splitlines()
+    sums[3] = "0" * 64 + sums[3][64:]
+    (copy / SUMS).write_text("\n".join(sums) + "\n")
+    with pytest.raises(SampleError, match="does not match SHA256SUMS"):
+        unpack(copy, tmp_path / "root")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -227,7 +227,9 @@ def index_documents(
     :class:`IndexingInterrupted`; a rerun resumes (finished documents are skipped)."""
     report = IndexReport()
     pipeline_key = f"{PIPELINE_VERSION}|{embedder.model_key}"
-    touched: list[ParsedDocument] = []
+    # What refresh_links needs of each written document (its id and the documents it
+    # cites), never the documents themselves: a day's texts are not held to the end.
+    touched: dict[str, set[str]] = {}
     batch: list[tuple[ParsedDocument, list[Chunk]]] = []
     current = ""
 
@@ -288,7 +290,7 @@ def index_documents(
 
 
 def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
-           group: list[_Pending], report: IndexReport, touched: list[ParsedDocument],
+           group: list[_Pending], report: IndexReport, touched: dict[str, set[str]],
            pipeline_key: str, smoke: bool) -> None:
     if not group:
         return
@@ -320,18 +322,24 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
                             "_id": pending.doc.id,
                             "_source": document_source(pending.doc, pending.chunks,
                                                        pipeline_key, pending.digest, smoke)})
-        touched.append(pending.doc)
+        touched[pending.doc.id] = link_targets(pending.doc)
     for doc_id, reason in _bulk(client, doc_actions).items():
         report.failed[doc_id] = reason
-        touched[:] = [doc for doc in touched if doc.id != doc_id]
+        touched.pop(doc_id, None)
 
 
-def refresh_links(client: Elasticsearch, names: IndexNames, docs: list[ParsedDocument]) -> None:
+def link_targets(doc: ParsedDocument) -> set[str]:
+    """The documents ``doc`` corrects, modifies or cites (its earlier references)."""
+    return {ref.target_id for ref in doc.references if ref.direction == "anterior"}
+
+
+def refresh_links(client: Elasticsearch, names: IndexNames,
+                  written: Mapping[str, set[str]]) -> None:
     """Write ``linked_from`` (who corrects/modifies/cites me) on every affected document: one
-    search for the referencing documents, one bulk of partial updates. Concurrent runs touching
-    the same documents retry on version conflicts instead of failing."""
-    affected = {doc.id for doc in docs} | {ref.target_id for doc in docs for ref in doc.references
-                                           if ref.direction == "anterior"}
+    search for the referencing documents, one bulk of partial updates. ``written`` maps each
+    written document to its :func:`link_targets`. Concurrent runs touching the same
+    documents retry on version conflicts instead of failing."""
+    affected = set(written) | {target for targets in written.values() for target in targets}
     links: dict[str, list[dict[str, str]]] = {target: [] for target in affected}
     search_after: list[Any] | None = None
     while True:
