@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,12 +50,16 @@ class IndexReport:
     skipped_unchanged: int = 0
     deleted_stale: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    embed_seconds: float = 0.0  # in embedder.embed
+    bulk_seconds: float = 0.0  # in the chunk and record bulk requests
+    bulk_actions: int = 0  # chunk writes, stale deletes and record writes sent
 
     def as_dict(self) -> dict[str, Any]:
         return {"documents": self.documents, "chunks": self.chunks, "embedded": self.embedded,
                 "chunks_unchanged": self.chunks_unchanged,
                 "skipped_unchanged": self.skipped_unchanged, "deleted_stale": self.deleted_stale,
-                "failed": dict(self.failed)}
+                "failed": dict(self.failed), "embed_seconds": round(self.embed_seconds, 3),
+                "bulk_seconds": round(self.bulk_seconds, 3), "bulk_actions": self.bulk_actions}
 
 
 def content_hash(doc: ParsedDocument, chunks: list[Chunk]) -> str:
@@ -296,7 +301,9 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
         return
     texts = [c.text for p in group for c in p.to_embed]
     before = embedder.stats.computed
+    started = time.perf_counter()
     vectors = embedder.embed(texts) if texts else None
+    report.embed_seconds += time.perf_counter() - started
     report.embedded += embedder.stats.computed - before
     actions: list[dict[str, Any]] = []
     row = 0
@@ -311,7 +318,10 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
         actions.extend({"_op_type": "delete", "_index": names.chunks, "_id": stale_id,
                         "_doc_id": pending.doc.id} for stale_id in sorted(pending.stale))
     # "_doc_id" rides along for error reports; the bulk helper drops unknown metadata.
+    started = time.perf_counter()
     failed = _bulk(client, actions)
+    report.bulk_seconds += time.perf_counter() - started
+    report.bulk_actions += len(actions)
     doc_actions = []
     for pending in group:
         if pending.doc.id in failed:
@@ -323,7 +333,11 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
                             "_source": document_source(pending.doc, pending.chunks,
                                                        pipeline_key, pending.digest, smoke)})
         touched[pending.doc.id] = link_targets(pending.doc)
-    for doc_id, reason in _bulk(client, doc_actions).items():
+    started = time.perf_counter()
+    written = _bulk(client, doc_actions)
+    report.bulk_seconds += time.perf_counter() - started
+    report.bulk_actions += len(doc_actions)
+    for doc_id, reason in written.items():
         report.failed[doc_id] = reason
         touched.pop(doc_id, None)
 
