@@ -98,10 +98,10 @@ def _xcom(deployment: LocalAirflow, run_id: str, task_id: str, map_index: int) -
     with deployment.api() as client:
         response = client.get(
             f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-            "return_value", params={"map_index": map_index, "deserialize": True})
+            "return_value", params={"map_index": map_index})
     if response.status_code != 200:
         return None
-    value = response.json().get("value")
+    value = response.json().get("value")  # the stored JSON (a string or already parsed)
     if isinstance(value, str):
         try:
             return json.loads(value)
