@@ -9,7 +9,8 @@ unpacked.
 The composed day (:data:`COMPOSED_DAY`, a Sunday: the BOE never publishes on Sundays, so it
 cannot be mistaken for a real day) lists every recorded item document under a sumario built
 from their real listing: section, department and epígrafe as the recorded sumario of their
-own day lists them, or their document metadata when that sumario is not recorded. Its
+own day lists them, or their document metadata (section, department, no epígrafe) when that
+sumario is not recorded. Its
 identifier (:data:`COMPOSED_SUMARIO_ID`) and publication name say it is composed, and the
 digest shows both.
 """
@@ -166,7 +167,7 @@ def composed_items(root: Path) -> list[SumarioItem]:
             section_name=_SECTION_NAMES.get(section, section),
             department=(meta.department or "").upper(),
             department_code=department.get("codigo") if department is not None else None,
-            epigrafe=meta.rango if section in ("1", "2A", "2B", "3") else None, diario="1",
+            epigrafe=None, diario="1",  # no recorded listing: no epígrafe is invented
             control=None, url_pdf=meta.url_pdf, pdf_size=None,
             first_page=int(first) if first and first.isdigit() else None,
             last_page=int(last) if last and last.isdigit() else None, page_count=None,
