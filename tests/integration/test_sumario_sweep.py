@@ -69,6 +69,19 @@ def test_the_json_sumario_of_a_day(replay: tuple[Path, BoeClient, Path], tmp_pat
     assert figures.items == 238
 
 
+@pytest.mark.timeout(60)
+def test_the_composed_day_through_fetch_and_digest(tmp_path: Path) -> None:
+    """The composed 101-document day: every document fetched, every item listed once, its
+    identifier on the digest."""
+    from boeflow.boe.samples import COMPOSED_DAY, replay_root
+
+    root = replay_root(SAMPLES, tmp_path / "root")
+    with BoeServer(root) as server, \
+            BoeClient(ClientConfig(base_url=server.url, rate_limit=0, max_attempts=1)) as client:
+        figures = sweep_day(client, root, COMPOSED_DAY, tmp_path / "store")
+    assert figures.items == figures.fetched == 101
+
+
 def test_an_unreadable_sumario_fails_naming_its_day(
         replay: tuple[Path, BoeClient, Path], tmp_path: Path) -> None:
     """A sumario the parser cannot read is a failure of that day, not a skip."""
