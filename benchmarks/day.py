@@ -134,8 +134,8 @@ def measure_enrich(args: argparse.Namespace, raw: Settings) -> dict[str, Any]:
     # Load both models once before timing: both arms use the same cached backends.
     clear_backends()
     warm = enrich_settings(args, raw, raw.data_dir / "warm")
-    get_backend(warm, "summarizer")
-    get_backend(warm, "translator")
+    get_backend(warm, "summarizer").backend()  # lazy: load now, outside the timing
+    get_backend(warm, "translator").backend()
     loads = dict(model_loads())
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as base_dir:
