@@ -1,7 +1,8 @@
 """Enrichment speed: a whole day's enrichment, and the summariser's generation throughput.
 
-**Day level** (``BENCH enrich_day``): every sample document published on 2024-11-06 and
-2024-11-13 (replayed on loopback, fetched into a fresh raw store, read through
+**Demo days** (``BENCH enrich_demo_days``; the day-level ``BENCH enrich_day`` on the
+composed 101-document day is ``benchmarks/day.py``): every sample document published on
+2024-11-06 and 2024-11-13 (replayed on loopback, fetched into a fresh raw store, read through
 ``boeflow.parse``), enriched end to end — summary, translation of every summary field,
 review — three ways in the same run, each from an empty enrich store:
 
@@ -13,8 +14,8 @@ review — three ways in the same run, each from an empty enrich store:
 * per-document loop with the backends built once (the baseline of the BENCH line).
 
 Reports documents/min for each, then
-``BENCH enrich_day ours=<docs/min> baseline=<docs/min, cached per-document loop> unit=docs/min
-ratio=<ours/baseline>``.
+``BENCH enrich_demo_days ours=<docs/min> baseline=<docs/min, cached per-document loop>
+unit=docs/min ratio=<ours/baseline>``.
 
 **Generation** (``BENCH enrich``): in one run, on the same prompts (the real short-summary
 prompt of each recorded BOE document, text cut to ``--prompt-tokens``), with greedy decoding
@@ -200,7 +201,7 @@ def measure_day(args: argparse.Namespace) -> None:
                 print(f"{name:46s} {elapsed:8.1f} s  {rates[name]:7.2f} documents/min"
                       f"  failures {failures}" + (f"  shared loads {loads}" if loads else ""))
     ours, baseline = rates[runs[2][0]], rates[runs[1][0]]
-    print(f"BENCH enrich_day ours={ours:.2f} baseline={baseline:.2f} unit=docs/min "
+    print(f"BENCH enrich_demo_days ours={ours:.2f} baseline={baseline:.2f} unit=docs/min "
           f"ratio={ours / baseline:.2f}")
 
 

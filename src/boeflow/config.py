@@ -238,7 +238,9 @@ class Settings(BaseSettings):
     airflow_host: str = Field("127.0.0.1", description="Airflow api-server bind address")
     airflow_port: int = Field(8080, description="Airflow api-server port (UI, REST, execution API)")
     airflow_api_workers: int = Field(1, ge=1, description="api-server worker processes")
-    airflow_worker_concurrency: int = Field(2, ge=1, description="task slots of the Celery worker")
+    airflow_worker_concurrency: int = Field(2, ge=1, description="task slots of each Celery worker")
+    airflow_workers: int = Field(1, ge=1, le=8, description="Celery worker processes of the "
+                                 "local deployment (each with its own node name and log)")
     airflow_llm_pool_slots: int = Field(1, ge=1, description="slots of the boeflow_llm pool "
                                         "(GPU/LLM tasks running at once)")
     airflow_admin_user: str = Field("admin", description="Airflow UI admin user")

@@ -14,6 +14,8 @@ day downloads nothing, does no model work, publishes nothing new and sends no se
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -359,6 +361,11 @@ def _batch_files(settings: Settings, when: date, ids: list[str],
     return files, {i: "no document file in the raw store" for i in ids if i not in found}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (MiB; Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0][:300] if text else type(exc).__name__)
@@ -394,7 +401,8 @@ def index_batch(day: str, ids: list[str], settings: Settings | None = None,
     with state(settings) as conn:
         record_index(conn, when, indexed, failed)
     return {"day": day, "batch": batch, "ids": ids, "indexed": sorted(indexed),
-            "failed": failed, **({k: v for k, v in report.as_dict().items()
+            "failed": failed, "pid": os.getpid(), "peak_rss_mib": peak_rss_mib(),
+            **({k: v for k, v in report.as_dict().items()
                                   if k not in ("failed",)} if report else {})}
 
 
@@ -428,9 +436,12 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
     records; cached, so a rerun generates nothing unless ``force``). Documents that fail
     are recorded with their reason; a batch that cannot run at all fails (Airflow
     retries it) after recording every id as failed."""
+    from boeflow.enrich.backends import generate_calls, loads_since, model_loads
+
     settings = _settings(settings)
     when = date.fromisoformat(day)
     wanted = [lang for lang in (languages or LANGUAGES) if lang in LANGUAGES]
+    loads_before, calls_before = model_loads(), generate_calls()
     try:
         result = _enrich_ids(day, ids, settings, wanted, force)
     except Exception as exc:
@@ -440,8 +451,14 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
         _record_enrich_failures(settings, when, result["failed"])
         raise TaskFailed(f"enrich {day} batch {batch} ({batch_label(ids)}): {message}") from exc
     _record_enrich_failures(settings, when, result["failed"])
+    calls = {role: n - calls_before.get(role, 0) for role, n in generate_calls().items()
+             if n - calls_before.get(role, 0)}
+    # Where the work ran and what it cost: the process, its model loads and generate calls,
+    # its peak RSS (docs/scale.md reads these from the mapped tasks' results).
     return {"day": day, "batch": batch, "ids": ids, "languages": wanted, **result,
-            "smoke": settings.is_smoke}
+            "smoke": settings.is_smoke, "pid": os.getpid(),
+            "model_loads": loads_since(loads_before), "generate_calls": calls,
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str, str]) -> None:

@@ -97,3 +97,24 @@ def test_require_loopback_names_what_to_set() -> None:
                          secured=False, security_hint="BOEFLOW_X_PASSWORD")
     require_loopback("X", "0.0.0.0", "BOEFLOW_X_HOST", allow_non_loopback=True,
                      secured=True, security_hint="BOEFLOW_X_PASSWORD")
+
+
+def test_two_workers_are_two_celery_processes_with_their_own_node_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(af, "airflow_executable", lambda: "/venv/bin/airflow")
+    settings = Settings(state_dir=tmp_path, airflow_workers=2, airflow_worker_concurrency=1)
+    assert af.components(settings) == (*af.COMPONENTS, "celery-worker-2")
+    assert af.components(Settings(state_dir=tmp_path)) == af.COMPONENTS
+    commands = af._commands(settings)
+    names = {c: commands[c][commands[c].index("--celery-hostname") + 1]
+             for c in ("celery-worker", "celery-worker-2")}
+    assert names["celery-worker"] == af.worker_name() != names["celery-worker-2"]
+    assert names["celery-worker-2"].startswith("boeflow2@")
+    assert commands["celery-worker-2"][commands["celery-worker-2"].index("--concurrency") + 1] \
+        == "1"
+    # stop() also finds workers started with a larger BOEFLOW_AIRFLOW_WORKERS than now set.
+    layout = af.AirflowLayout.from_settings(settings)
+    layout.run.mkdir(parents=True)
+    (layout.run / "celery-worker-2.pid").write_text("999999999 0\n")
+    assert af.stop(Settings(state_dir=tmp_path)) is False
+    assert not (layout.run / "celery-worker-2.pid").exists()

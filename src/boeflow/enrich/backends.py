@@ -395,6 +395,16 @@ def loads_since(before: dict[str, int]) -> dict[str, int]:
     return {role: n - before.get(role, 0) for role, n in now.items() if n - before.get(role, 0)}
 
 
+def generate_calls() -> dict[str, int]:
+    """``generate`` calls made so far by this process's shared backends, per role."""
+    with _POOL_LOCK:
+        pooled = list(_POOL.values())
+    calls: Counter[str] = Counter()
+    for lazy in pooled:
+        calls[lazy.role] += lazy.generate_calls
+    return dict(calls)
+
+
 def clear_backends() -> None:
     """Forget every shared backend (tests; frees the models' memory)."""
     with _POOL_LOCK:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -242,18 +242,35 @@ def enrich_and_store(docs: Sequence[SourceDocument], settings: Settings,
     return stored
 
 
-def read_day(settings: Settings, when: date) -> tuple[list[SourceDocument], dict[str, str]]:
-    """The fetched documents of ``when`` (from the raw store), and those that cannot be read."""
+def iter_day(settings: Settings, when: date, size: int | None = None
+             ) -> Iterator[tuple[list[SourceDocument], dict[str, str]]]:
+    """The fetched documents of ``when`` (from the raw store) ``size`` at a time
+    (``enrich_window_docs``), with those of each window that cannot be read: a day's texts
+    are never all in memory at once."""
     from boeflow.pipeline import fetched_day_files
 
+    size = size or settings.enrich_window_docs
+    with tempfile.TemporaryDirectory() as workdir:
+        files = fetched_day_files(settings, when, when, Path(workdir))
+        for start in range(0, len(files), size):
+            docs: list[SourceDocument] = []
+            failed: dict[str, str] = {}
+            for path in files[start:start + size]:
+                try:
+                    docs.append(read_document(path))
+                except Exception as exc:  # one unreadable item never stops the day
+                    failed[path.stem] = _reason(exc)
+            yield docs, failed
+
+
+def read_day(settings: Settings, when: date) -> tuple[list[SourceDocument], dict[str, str]]:
+    """All the fetched documents of ``when`` at once, and those that cannot be read (for
+    benchmarks and tools; the enrich step reads a window at a time with ``iter_day``)."""
     docs: list[SourceDocument] = []
     failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        for path in fetched_day_files(settings, when, when, Path(workdir)):
-            try:
-                docs.append(read_document(path))
-            except Exception as exc:  # one unreadable item never stops the day
-                failed[path.stem] = _reason(exc)
+    for window, unreadable in iter_day(settings, when, size=1_000_000):
+        docs += window
+        failed.update(unreadable)
     return docs, failed
 
 
@@ -272,19 +289,23 @@ def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument |
 
     when = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
     loads_before = model_loads()
-    docs, failed = read_day(settings, when)
-    unreadable = len(failed)
-    client = get_client(settings)
-    names = names_for(settings)
-
-    try:
-        stored = enrich_and_store(docs, settings, client, names, failed, force=force,
-                                  on_document=on_document)
-    finally:
-        client.close()
-    enriched, attention, generated = stored.enriched, stored.needs_attention, stored.generated
+    failed: dict[str, str] = {}
+    enriched: list[str] = []
+    attention: list[str] = []
+    generated: list[str] = []
+    documents = 0
+    with get_client(settings) as client:
+        names = names_for(settings)
+        for docs, unreadable in iter_day(settings, when):
+            documents += len(docs) + len(unreadable)
+            failed.update(unreadable)
+            stored = enrich_and_store(docs, settings, client, names, failed, force=force,
+                                      on_document=on_document)
+            enriched += stored.enriched
+            attention += stored.needs_attention
+            generated += stored.generated
     titles = translate_titles_of_day(settings, when, force=force)
-    report = {"day": when.isoformat(), "documents": len(docs) + unreadable,
+    report = {"day": when.isoformat(), "documents": documents,
               "enriched": enriched, "needs_attention": attention, "failed": failed,
               "generated": generated, "model_loads": loads_since(loads_before),
               "titles_va": titles, "smoke": settings.is_smoke}

@@ -17,7 +17,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,12 +55,17 @@ class IndexReport:
     deleted_stale: int = 0
     enrichment_stale: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    embed_seconds: float = 0.0  # in embedder.embed
+    bulk_seconds: float = 0.0  # in the chunk and record bulk requests
+    bulk_actions: int = 0  # chunk writes, stale deletes and record writes sent
 
     def as_dict(self) -> dict[str, Any]:
         return {"documents": self.documents, "chunks": self.chunks, "embedded": self.embedded,
                 "chunks_unchanged": self.chunks_unchanged,
                 "skipped_unchanged": self.skipped_unchanged, "deleted_stale": self.deleted_stale,
-                "enrichment_stale": self.enrichment_stale, "failed": dict(self.failed)}
+                "enrichment_stale": self.enrichment_stale,
+                "failed": dict(self.failed), "embed_seconds": round(self.embed_seconds, 3),
+                "bulk_seconds": round(self.bulk_seconds, 3), "bulk_actions": self.bulk_actions}
 
 
 def content_hash(doc: ParsedDocument, chunks: list[Chunk]) -> str:
@@ -254,7 +260,9 @@ def index_documents(
     its vector from the embedding cache."""
     report = IndexReport()
     pipeline_key = f"{PIPELINE_VERSION}|{embedder.model_key}"
-    touched: list[ParsedDocument] = []
+    # What refresh_links needs of each written document (its id and the documents it
+    # cites), never the documents themselves: a day's texts are not held to the end.
+    touched: dict[str, set[str]] = {}
     batch: list[tuple[ParsedDocument, list[Chunk]]] = []
     current = ""
 
@@ -318,13 +326,15 @@ def index_documents(
 
 
 def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
-           group: list[_Pending], report: IndexReport, touched: list[ParsedDocument],
+           group: list[_Pending], report: IndexReport, touched: dict[str, set[str]],
            pipeline_key: str, smoke: bool) -> None:
     if not group:
         return
     texts = [c.text for p in group for c in p.to_embed]
     before = embedder.stats.computed
+    started = time.perf_counter()
     vectors = embedder.embed(texts) if texts else None
+    report.embed_seconds += time.perf_counter() - started
     report.embedded += embedder.stats.computed - before
     actions: list[dict[str, Any]] = []
     row = 0
@@ -339,7 +349,10 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
         actions.extend({"_op_type": "delete", "_index": names.chunks, "_id": stale_id,
                         "_doc_id": pending.doc.id} for stale_id in sorted(pending.stale))
     # "_doc_id" rides along for error reports; the bulk helper drops unknown metadata.
+    started = time.perf_counter()
     failed = _bulk(client, actions)
+    report.bulk_seconds += time.perf_counter() - started
+    report.bulk_actions += len(actions)
     doc_actions = []
     for pending in group:
         if pending.doc.id in failed:
@@ -354,18 +367,28 @@ def _flush(client: Elasticsearch, names: IndexNames, embedder: Embedder,
         doc_actions.append({"_op_type": "update", "_index": names.documents,
                             "_id": pending.doc.id, "retry_on_conflict": RETRY_ON_CONFLICT,
                             "doc": fields, "doc_as_upsert": True})
-        touched.append(pending.doc)
-    for doc_id, reason in _bulk(client, doc_actions).items():
+        touched[pending.doc.id] = link_targets(pending.doc)
+    started = time.perf_counter()
+    written = _bulk(client, doc_actions)
+    report.bulk_seconds += time.perf_counter() - started
+    report.bulk_actions += len(doc_actions)
+    for doc_id, reason in written.items():
         report.failed[doc_id] = reason
-        touched[:] = [doc for doc in touched if doc.id != doc_id]
+        touched.pop(doc_id, None)
 
 
-def refresh_links(client: Elasticsearch, names: IndexNames, docs: list[ParsedDocument]) -> None:
+def link_targets(doc: ParsedDocument) -> set[str]:
+    """The documents ``doc`` corrects, modifies or cites (its earlier references)."""
+    return {ref.target_id for ref in doc.references if ref.direction == "anterior"}
+
+
+def refresh_links(client: Elasticsearch, names: IndexNames,
+                  written: Mapping[str, set[str]]) -> None:
     """Write ``linked_from`` (who corrects/modifies/cites me) on every affected document: one
-    search for the referencing documents, one bulk of partial updates. Concurrent runs touching
-    the same documents retry on version conflicts instead of failing."""
-    affected = {doc.id for doc in docs} | {ref.target_id for doc in docs for ref in doc.references
-                                           if ref.direction == "anterior"}
+    search for the referencing documents, one bulk of partial updates. ``written`` maps each
+    written document to its :func:`link_targets`. Concurrent runs touching the same
+    documents retry on version conflicts instead of failing."""
+    affected = set(written) | {target for targets in written.values() for target in targets}
     links: dict[str, list[dict[str, str]]] = {target: [] for target in affected}
     search_after: list[Any] | None = None
     while True:

@@ -48,8 +48,10 @@ from boeflow.services.common import (
     tail,
 )
 
-# Start order; stop runs in reverse.
+# Start order; stop runs in reverse. More workers (BOEFLOW_AIRFLOW_WORKERS) are
+# celery-worker-2, celery-worker-3, … after these.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+WORKER = "celery-worker"
 START_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 45.0
 HEARTBEAT_MAX_AGE_S = 60.0
@@ -81,9 +83,16 @@ class AirflowLayout:
         return self.logs / f"{component}.log"
 
 
-def worker_name() -> str:
-    """The Celery node name of the local worker (what ``celery inspect ping`` answers as)."""
-    return f"boeflow@{socket.gethostname()}"
+def components(settings: Settings) -> tuple[str, ...]:
+    """The components of this deployment in start order (one per Celery worker)."""
+    return COMPONENTS + tuple(f"{WORKER}-{n}" for n in range(2, settings.airflow_workers + 1))
+
+
+def worker_name(component: str = WORKER) -> str:
+    """The Celery node name of a local worker (what ``celery inspect ping`` answers as):
+    ``boeflow@host`` for the first, ``boeflow2@host`` for ``celery-worker-2``…"""
+    number = component.removeprefix(WORKER).removeprefix("-")
+    return f"boeflow{number}@{socket.gethostname()}"
 
 
 def airflow_executable() -> str:
@@ -257,9 +266,10 @@ def _commands(settings: Settings) -> dict[str, list[str]]:
         # Same machine, same log folder: the api-server reads task logs from disk, so no
         # log-serving listener (it would bind every interface) is started.
         "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-        "celery-worker": [airflow, "celery", "worker", "--skip-serve-logs",
-                          "--concurrency", str(settings.airflow_worker_concurrency),
-                          "--celery-hostname", worker_name()],
+        **{worker: [airflow, "celery", "worker", "--skip-serve-logs",
+                    "--concurrency", str(settings.airflow_worker_concurrency),
+                    "--celery-hostname", worker_name(worker)]
+           for worker in components(settings) if worker.startswith(WORKER)},
     }
 
 
@@ -345,7 +355,7 @@ def start(settings: Settings) -> list[ServiceStatus]:
     postgres.start(settings)
     redis.start(settings)
     layout, env = prepare(settings)
-    running = {c: component_pid(layout, c) for c in COMPONENTS}
+    running = {c: component_pid(layout, c) for c in components(settings)}
     if running["api-server"] is None and port_in_use(settings.airflow_host, settings.airflow_port):
         raise ServiceError(
             f"port {settings.airflow_port} on {settings.airflow_host} is already in use by "
@@ -353,7 +363,7 @@ def start(settings: Settings) -> list[ServiceStatus]:
     if any(pid is None for pid in running.values()):
         _run_airflow(["db", "migrate"], env, layout, "db migrate")
         commands = _commands(settings)
-        for component in COMPONENTS:
+        for component in components(settings):
             if running[component] is None:
                 _spawn(component, commands[component], env, layout)
     statuses = _wait_healthy(settings, layout)
@@ -368,7 +378,7 @@ def _wait_healthy(settings: Settings, layout: AirflowLayout) -> list[ServiceStat
         statuses = status(settings)
         if all(s.healthy for s in statuses):
             return statuses
-        for component, state in zip(COMPONENTS, statuses, strict=True):
+        for component, state in zip(components(settings), statuses, strict=True):
             if not state.running and component_pid(layout, component) is None:
                 raise ServiceError(f"Airflow {component} exited during start-up "
                                    f"(log: {layout.logfile(component)})",
@@ -376,7 +386,8 @@ def _wait_healthy(settings: Settings, layout: AirflowLayout) -> list[ServiceStat
         time.sleep(2.0)
     sick = [s for s in statuses if not s.healthy]
     component = sick[0].name.removeprefix("airflow-") if sick else "api-server"
-    log_name = "celery-worker" if component == "worker" else component
+    log_name = component.replace("worker", WORKER) if component.startswith("worker") \
+        else component
     raise ServiceError(
         f"Airflow did not become healthy within {START_TIMEOUT_S:.0f}s: "
         + "; ".join(f"{s.name}: {s.detail}" for s in sick),
@@ -387,7 +398,8 @@ def stop(settings: Settings) -> bool:
     """Stop every running component (their whole process groups); True if any ran."""
     layout = AirflowLayout.from_settings(settings)
     stopped = False
-    for component in reversed(COMPONENTS):
+    extra = sorted({p.stem for p in layout.run.glob(f"{WORKER}-*.pid")} - set(COMPONENTS))
+    for component in [*reversed(extra), *reversed(COMPONENTS)]:
         pid = component_pid(layout, component)
         if pid is not None:
             _terminate_group(pid)
@@ -463,9 +475,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
     url = settings.airflow_url
     health = api_health(settings)
     out: list[ServiceStatus] = []
-    for component in COMPONENTS:
+    for component in components(settings):
         pid = component_pid(layout, component)
-        name = "airflow-worker" if component == "celery-worker" else f"airflow-{component}"
+        name = "airflow-" + component.removeprefix("celery-")
         state = ServiceStatus(name, url, running=pid is not None,
                               detail="not running" if pid is None else f"pid {pid}")
         if pid is not None:
@@ -476,10 +488,10 @@ def status(settings: Settings) -> list[ServiceStatus]:
 
 def _fill_health(state: ServiceStatus, component: str, settings: Settings,
                  health: dict[str, Any] | None) -> None:
-    if component == "celery-worker":
+    if component.startswith(WORKER):
         answered = ping_workers(settings)
-        state.healthy = worker_name() in answered
-        state.url = f"celery://{worker_name()}"
+        state.healthy = worker_name(component) in answered
+        state.url = f"celery://{worker_name(component)}"
         state.detail = "pong" if state.healthy else "no answer to celery ping"
         return
     if health is None:
