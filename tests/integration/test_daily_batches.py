@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 PREFIX = "it-batches-"
 DAY = "2024-11-13"
 GOOD, OTHER = "BOE-A-2024-23543", "BOE-A-2024-23620"  # sections I and III, both recorded
+THIRD = "BOE-A-2024-23622"  # section III, recorded too
 
 
 @pytest.fixture()
@@ -57,13 +58,13 @@ def test_plan_follows_sections_and_max_items(settings: Settings) -> None:
     assert [i["section"] for i in manifest["items"]] == ["1", "1", "1", "3", "3"]
     assert daily.plan_batches(DAY, settings, sections=["1"], batch_size=1) == [
         {"day": DAY, "batch": 0, "ids": [GOOD], "label": GOOD}]
-    # Only what was fetched is planned (the replay server has two of these documents).
+    # Only what was fetched is planned (the replay server has three of these documents).
     fetched = daily.fetch_day(DAY, settings, ["1", "3"])
     plan = daily.plan_batches(DAY, settings, sections=["1", "3"], batch_size=25)
-    assert [b["ids"] for b in plan] == [[GOOD, OTHER]]
-    assert plan[0]["label"] == f"{GOOD}, {OTHER}"
+    assert [b["ids"] for b in plan] == [[GOOD, OTHER, THIRD]]
+    assert plan[0]["label"] == f"{GOOD}, {OTHER}, {THIRD}"
     assert [b["ids"] for b in daily.plan_batches(DAY, settings, sections=["1", "3"],
-                                                 batch_size=1)] == [[GOOD], [OTHER]]
+                                                 batch_size=1)] == [[GOOD], [OTHER], [THIRD]]
     assert daily.plan_batches(DAY, settings, sections=["5"]) == []
     assert daily.plan_batches("2024-11-10", settings) == []  # not fetched: nothing
 
