@@ -22,9 +22,9 @@ from boeflow.index.indexer import existing_chunk_ids, index_documents
 from boeflow.index.mapping import IndexNames
 from boeflow.kibana import load_objects, referenced_fields
 from boeflow.parse import parse_file
-from boeflow.pipeline import expand_paths, index_files, make_chunker
+from boeflow.pipeline import index_files, make_chunker
 from boeflow.search import Filters, Searcher, rrf_fuse
-from tests.conftest import DOCUMENTS
+from tests.conftest import DOCUMENTS, SEARCH_CORPUS
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-"
@@ -48,7 +48,7 @@ def es_settings(live_settings: Settings, smoke_models_dir: Path,
 def indexed(es_settings: Settings) -> Iterator[dict[str, object]]:
     client = get_client(es_settings)
     _drop(client, PREFIX)
-    files = expand_paths([DOCUMENTS])
+    files = list(SEARCH_CORPUS)
     first = index_files(files, es_settings)
     yield {"client": client, "files": files, "first": first}
 

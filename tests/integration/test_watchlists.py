@@ -19,8 +19,8 @@ from boeflow.digest.watchlists import MIN_COVERAGE, QueryHit
 from boeflow.evaluation import KNOWN_ITEMS, NATURAL_QUERIES, load_set
 from boeflow.index.client import drop_indices, get_client, names_for
 from boeflow.index.mapping import IndexNames
-from boeflow.pipeline import expand_paths, index_files
-from tests.conftest import DOCUMENTS
+from boeflow.pipeline import index_files
+from tests.conftest import SEARCH_CORPUS
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-watch-"
@@ -41,8 +41,8 @@ def settings(live_settings: Settings, smoke_models_dir: Path,
                         data_dir=tmp_path_factory.mktemp("watch-data"))
     client = get_client(settings)
     _drop(client)
-    report = index_files(expand_paths([DOCUMENTS]), settings)
-    assert report.failed == {} and report.documents == 21
+    report = index_files(list(SEARCH_CORPUS), settings)
+    assert report.failed == {} and report.documents == len(SEARCH_CORPUS) == 22
     yield settings
     _drop(client)
 
