@@ -15,15 +15,10 @@ from pathlib import Path
 import pytest
 
 from boeflow import daily
-from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
-from boeflow.index.client import drop_indices, get_client
-from boeflow.index.mapping import IndexNames
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
-from tests.conftest import SAMPLES
-from tests.support.digest_fixtures import private_database
-from tests.support.generation import SMOKE_GENERATION
+from tests.support.digest_fixtures import replayed_smoke_settings
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-batches-"
@@ -35,18 +30,9 @@ THIRD = "BOE-A-2024-23622"  # section III, recorded too
 @pytest.fixture()
 def settings(live_settings: Settings, smoke_models_dir: Path,
              tmp_path: Path) -> Iterator[Settings]:
-    client = get_client(live_settings)
-    try:
-        drop_indices(client, IndexNames(PREFIX))
-    finally:
-        client.close()
-    with private_database(live_settings) as state, BoeServer(SAMPLES) as server:
-        yield Settings(profile="smoke", smoke_models_dir=smoke_models_dir,
-                       data_dir=tmp_path / "data", samples_dir=SAMPLES,
-                       es_url=live_settings.es_url, es_index_prefix=PREFIX,
-                       pg_port=state.pg_port, pg_database=state.pg_database,
-                       boe_base_url=server.url, boe_rate_limit=0.0, boe_max_attempts=1,
-                       boe_backoff_initial=0.01, **SMOKE_GENERATION)
+    with replayed_smoke_settings(live_settings, smoke_models_dir, tmp_path / "data",
+                                 PREFIX) as settings:
+        yield settings
 
 
 def test_plan_follows_sections_and_max_items(settings: Settings) -> None:

@@ -12,14 +12,11 @@ from typing import Any
 import pytest
 
 from boeflow import daily
-from boeflow.boe.replay import BoeServer
 from boeflow.config import Settings
 from boeflow.digest.build import STALE_REASON
-from boeflow.index.client import drop_indices, get_client
+from boeflow.index.client import get_client
 from boeflow.index.mapping import IndexNames
-from tests.conftest import SAMPLES
-from tests.support.digest_fixtures import private_database
-from tests.support.generation import SMOKE_GENERATION
+from tests.support.digest_fixtures import replayed_smoke_settings
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-reindex-"
@@ -32,18 +29,9 @@ ENRICHMENT_FIELDS = ("summary", "summary_text", "summary_va", "title_va", "summa
 @pytest.fixture()
 def settings(live_settings: Settings, smoke_models_dir: Path,
              tmp_path: Path) -> Iterator[Settings]:
-    client = get_client(live_settings)
-    try:
-        drop_indices(client, IndexNames(PREFIX))
-    finally:
-        client.close()
-    with private_database(live_settings) as state, BoeServer(SAMPLES) as server:
-        yield Settings(profile="smoke", smoke_models_dir=smoke_models_dir,
-                       data_dir=tmp_path / "data", samples_dir=SAMPLES,
-                       es_url=live_settings.es_url, es_index_prefix=PREFIX,
-                       pg_port=state.pg_port, pg_database=state.pg_database,
-                       boe_base_url=server.url, boe_rate_limit=0.0, boe_max_attempts=1,
-                       boe_backoff_initial=0.01, **SMOKE_GENERATION)
+    with replayed_smoke_settings(live_settings, smoke_models_dir, tmp_path / "data",
+                                 PREFIX) as settings:
+        yield settings
 
 
 def _record(settings: Settings) -> dict[str, Any]:

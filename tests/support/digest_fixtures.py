@@ -67,3 +67,25 @@ def body_text(message: EmailMessage, subtype: str) -> str:
     part = message.get_body(preferencelist=(subtype,))
     assert part is not None, f"no text/{subtype} part"
     return str(part.get_content())  # type: ignore[attr-defined]
+
+
+@contextmanager
+def replayed_smoke_settings(live_settings: Settings, smoke_models_dir: Any, data_dir: Any,
+                            prefix: str) -> Iterator[Settings]:
+    """Smoke-profile settings over the recorded BOE replayed on loopback, a private state
+    database and the index prefix ``prefix`` (its indices dropped first)."""
+    from boeflow.boe.replay import BoeServer
+    from boeflow.index.client import drop_indices, get_client
+    from boeflow.index.mapping import IndexNames
+    from tests.conftest import SAMPLES
+    from tests.support.generation import SMOKE_GENERATION
+
+    with get_client(live_settings) as client:
+        drop_indices(client, IndexNames(prefix))
+    with private_database(live_settings) as state, BoeServer(SAMPLES) as server:
+        yield Settings(profile="smoke", smoke_models_dir=smoke_models_dir,
+                       data_dir=data_dir, samples_dir=SAMPLES,
+                       es_url=live_settings.es_url, es_index_prefix=prefix,
+                       pg_port=state.pg_port, pg_database=state.pg_database,
+                       boe_base_url=server.url, boe_rate_limit=0.0, boe_max_attempts=1,
+                       boe_backoff_initial=0.01, **SMOKE_GENERATION)

@@ -136,6 +136,21 @@ def unmask(text: str, originals: dict[str, str]) -> tuple[str, list[str]]:
     return restored, [f"{p} ({originals[p]})" for p in originals if p not in seen]
 
 
+
+def _stored_or_refused(cached: Callable[[TranslationJob], TranslationRecord | None],
+                       job: TranslationJob, force: bool) -> TranslationRecord | Exception | None:
+    """A job's stored translation, or why it cannot be translated (as a value: the job's own
+    failure, never the batch's), or None when it must be translated now. A setup problem is
+    raised: it is the whole task's."""
+    try:
+        if job.source == job.target:
+            raise ValueError(f"source and target language are both {job.source}")
+        return None if force else cached(job)
+    except ModelSetupError:
+        raise
+    except Exception as exc:
+        return exc
+
 class Translator:
     def __init__(self, settings: Settings, backend: Backend, store: EnrichStore | None = None,
                  prompts: TranslationPrompts = DEFAULT_TRANSLATION_PROMPTS,
@@ -225,17 +240,9 @@ class Translator:
         results: list[TranslationRecord | Exception | None] = [None] * len(jobs)
         todo: list[int] = []
         for j, job in enumerate(jobs):
-            try:
-                if job.source == job.target:
-                    raise ValueError(f"source and target language are both {job.source}")
-                hit = None if force else self.cached(job)
-            except ModelSetupError:
-                raise
-            except Exception as exc:
-                results[j] = exc
-                continue
-            if hit is not None:
-                results[j] = hit
+            found = _stored_or_refused(self.cached, job, force)
+            if found is not None:
+                results[j] = found
             else:
                 todo.append(j)
         if todo:
@@ -420,17 +427,9 @@ class ApertiumTranslator:
         results: list[TranslationRecord | Exception | None] = [None] * len(jobs)
         todo: dict[tuple[Lang, Lang], list[int]] = {}
         for j, job in enumerate(jobs):
-            try:
-                if job.source == job.target:
-                    raise ValueError(f"source and target language are both {job.source}")
-                hit = None if force else self.cached(job)
-            except ModelSetupError:
-                raise
-            except Exception as exc:
-                results[j] = exc
-                continue
-            if hit is not None:
-                results[j] = hit
+            found = _stored_or_refused(self.cached, job, force)
+            if found is not None:
+                results[j] = found
             else:
                 todo.setdefault((job.source, job.target), []).append(j)
         for (source, target), members in todo.items():
