@@ -287,10 +287,10 @@ class Settings(BaseSettings):
         None, description="Airflow Connection of an Apprise channel (Slack, Matrix, ntfy…) "
         "that is told too; needs apache-airflow-providers-apprise")
     digest_review_deadline: str = Field(
-        "14:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|\+\d+)$",
+        "14:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|\+\d+|off)$",
         description="when reviewers are reminded that the day is not approved: a Madrid clock "
         "time on the run's day (HH:MM; measured from the 09:00 scheduled start, so a run "
-        "queued later is reminded as many hours later) or +SECONDS after the run is queued")
+        "queued later is reminded as many hours later), +SECONDS after the run is queued, or off")
     digest_workbench_url: str | None = Field(
         None, description="base URL of the Airflow UI in reviewers' links (default: the "
         "api-server's [api] base_url)")

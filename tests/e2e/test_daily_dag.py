@@ -76,6 +76,10 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
     with BoeServer(SAMPLES) as boe, smtp_server() as (smtp_port, inbox):
         env = airflow_env(settings, tmp_path / "airflow", {REVIEWER: PASSWORD}, {
             "BOEFLOW_PROFILE": "smoke",
+            # `airflow dags test` runs the DAG unserialized, where Airflow 3.3 cannot look up
+            # a Deadline Alert (it passes the alert itself as its id); the reminder is tested
+            # on the real deployment (tests/e2e/test_workbench.py).
+            "BOEFLOW_DIGEST_REVIEW_DEADLINE": "off",
             "BOEFLOW_SMOKE_MODELS_DIR": str(smoke_models_dir),
             "BOEFLOW_DATA_DIR": str(data),
             "BOEFLOW_ES_URL": settings.es_url,

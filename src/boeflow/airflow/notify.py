@@ -90,7 +90,7 @@ class ReviewRequestNotifier(BaseNotifier):  # type: ignore[misc]
 def review_deadline_alert(dag_id: str) -> Any:
     """The DAG's Deadline Alert: when a run is not finished (i.e. its digest is not approved
     and published) by the review deadline (``BOEFLOW_DIGEST_REVIEW_DEADLINE``), remind the
-    reviewers."""
+    reviewers. None (no alert) when the deadline is ``off``."""
     from airflow.sdk.definitions.callback import AsyncCallback
     from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
@@ -98,6 +98,8 @@ def review_deadline_alert(dag_id: str) -> Any:
     from boeflow.workbench.notice import deadline_interval
 
     deadline = get_settings().digest_review_deadline
+    if deadline == "off":
+        return None
     return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
                          interval=deadline_interval(deadline),
                          callback=AsyncCallback(remind_reviewers,
