@@ -151,7 +151,35 @@ def _stored_or_refused(cached: Callable[[TranslationJob], TranslationRecord | No
     except Exception as exc:
         return exc
 
-class Translator:
+class _StoredTranslations:
+    """What both translators share: their records in the enrich store, and one document's
+    translation as a batch of one."""
+
+    store: EnrichStore
+
+    def record_key(self, fields: Sequence[tuple[str, str]], source: Lang, target: Lang) -> str:
+        raise NotImplementedError
+
+    def translate_many(self, jobs: Sequence[TranslationJob], force: bool = False,
+                       on_done: Callable[[int, TranslationRecord | Exception], None] | None = None,
+                       ) -> list[TranslationRecord | Exception]:
+        raise NotImplementedError
+
+    def cached(self, job: TranslationJob) -> TranslationRecord | None:
+        key = self.record_key(job.fields, job.source, job.target)
+        return self.store.load_record(job.doc_id, "translation", key, TranslationRecord)
+
+    def translate(self, doc_id: str, fields: Sequence[tuple[str, str]], source: Lang,
+                  target: Lang, force: bool = False) -> TranslationRecord:
+        """Translate named fields (e.g. titulo, resumen, puntos_clave.0) of one document."""
+        result = self.translate_many([TranslationJob(doc_id, fields, source, target)],
+                                     force=force)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class Translator(_StoredTranslations):
     def __init__(self, settings: Settings, backend: Backend, store: EnrichStore | None = None,
                  prompts: TranslationPrompts = DEFAULT_TRANSLATION_PROMPTS,
                  reference: bool = False) -> None:
@@ -219,19 +247,6 @@ class Translator:
                                     context_length=self.backend.context_length,
                                     completion_tokens=generation.completion_tokens)
         return outputs
-
-    def cached(self, job: TranslationJob) -> TranslationRecord | None:
-        key = self.record_key(job.fields, job.source, job.target)
-        return self.store.load_record(job.doc_id, "translation", key, TranslationRecord)
-
-    def translate(self, doc_id: str, fields: Sequence[tuple[str, str]], source: Lang,
-                  target: Lang, force: bool = False) -> TranslationRecord:
-        """Translate named fields (e.g. titulo, resumen, puntos_clave.0) of one document."""
-        result = self.translate_many([TranslationJob(doc_id, fields, source, target)],
-                                     force=force)[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     def translate_many(self, jobs: Sequence[TranslationJob], force: bool = False,
                        on_done: Callable[[int, TranslationRecord | Exception], None] | None = None,
@@ -385,7 +400,7 @@ def apertium_for(settings: Settings, source: Lang, target: Lang) -> Apertium:
     raise ValueError(f"no Apertium direction {source}→{target}")
 
 
-class ApertiumTranslator:
+class ApertiumTranslator(_StoredTranslations):
     """Translations by Apertium (``BOEFLOW_TRANSLATE_BACKEND=apertium``): the same records,
     cache and review as the model's, every field of every pending document of a call
     translated by one Apertium process per direction. Nothing is masked with placeholders:
@@ -405,18 +420,6 @@ class ApertiumTranslator:
                          model=f"apertium:{engine.mode}", revision=engine.revision,
                          prompt_version=PROTECTION_VERSION,
                          source_hash=Translator.source_hash(fields), params={})
-
-    def cached(self, job: TranslationJob) -> TranslationRecord | None:
-        key = self.record_key(job.fields, job.source, job.target)
-        return self.store.load_record(job.doc_id, "translation", key, TranslationRecord)
-
-    def translate(self, doc_id: str, fields: Sequence[tuple[str, str]], source: Lang,
-                  target: Lang, force: bool = False) -> TranslationRecord:
-        result = self.translate_many([TranslationJob(doc_id, fields, source, target)],
-                                     force=force)[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     def translate_summary(self, summary: SummaryRecord, force: bool = False) -> TranslationRecord:
         return self.translate(summary.doc_id, summary_fields(summary), "es", "va", force=force)
