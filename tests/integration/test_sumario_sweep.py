@@ -2,13 +2,17 @@
 and the digest build on the replay server: the recorded item XMLs are served, every other
 item answers 404. Each day is one test named by its date (tests/support/sweep.py checks it).
 
-Peak RSS and wall time of each day go to ``sumario-sweep.jsonl`` in the session's temporary
-directory (path printed at the end)."""
+The days run in one worker process of their own (spawned, so it holds no model or Airflow
+import of the test session): its peak RSS, reset before each day, is that day's. Peak RSS and
+wall time of each day go to ``sumario-sweep.jsonl`` in the session's temporary directory
+(path printed at the end)."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -18,24 +22,33 @@ from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.replay import BoeServer
 from boeflow.boe.samples import recorded_sumario_days, unpack
 from tests.conftest import SAMPLES
-from tests.support.sweep import DayFigures, listed_items, sweep_day
+from tests.support.sweep import DayFigures, listed_items, sweep_day, sweep_day_in_this_process
 
 DAYS = recorded_sumario_days(SAMPLES)
-# Bounded memory: one day's fetch and digest never needs more than this on top of the
-# interpreter: the process peaks at 120-200 MiB per day, pytest included (docs/scale.md).
+# Bounded memory: a fresh process fetching a day and building its digest never needs more
+# than this; it peaks at 120-200 MiB per day (docs/scale.md).
 PEAK_RSS_LIMIT_MIB = 400
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, BoeClient, Path]]:
+def sweeper() -> Iterator[ProcessPoolExecutor]:
+    with ProcessPoolExecutor(max_workers=1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Path, BoeClient, Path, ClientConfig]]:
     root = unpack(SAMPLES, tmp_path_factory.mktemp("recorded"))
     report = tmp_path_factory.getbasetemp() / "sumario-sweep.jsonl"
     report.write_text("")
     config = ClientConfig(user_agent="boeflow-sweep/1", rate_limit=0, max_attempts=1,
                           connect_timeout=5, read_timeout=10, request_deadline=20)
-    with BoeServer(root) as server, \
-            BoeClient(ClientConfig(**{**config.__dict__, "base_url": server.url})) as client:
-        yield root, client, report
+    with BoeServer(root) as server:
+        served = ClientConfig(**{**config.__dict__, "base_url": server.url})
+        with BoeClient(served) as client:
+            yield root, client, report, served
     rows = [json.loads(line) for line in report.read_text().splitlines() if line]
     if rows:
         slowest = max(rows, key=lambda r: r["seconds"])
@@ -52,18 +65,21 @@ def test_every_recorded_day_is_swept() -> None:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("day", DAYS, ids=lambda d: d.isoformat())
-def test_recorded_day(day: date, replay: tuple[Path, BoeClient, Path], tmp_path: Path) -> None:
-    root, client, report = replay
-    figures = sweep_day(client, root, day, tmp_path / "store")
+def test_recorded_day(day: date, replay: tuple[Path, BoeClient, Path, ClientConfig],
+                      sweeper: ProcessPoolExecutor, tmp_path: Path) -> None:
+    root, _, report, config = replay
+    figures = sweeper.submit(sweep_day_in_this_process, config, root, day,
+                             tmp_path / "store").result()
     with report.open("a") as out:
         out.write(json.dumps(figures.as_dict()) + "\n")
     assert figures.peak_rss_mib < PEAK_RSS_LIMIT_MIB, f"{day}: peak RSS {figures.peak_rss_mib}"
 
 
 @pytest.mark.timeout(60)
-def test_the_json_sumario_of_a_day(replay: tuple[Path, BoeClient, Path], tmp_path: Path) -> None:
+def test_the_json_sumario_of_a_day(replay: tuple[Path, BoeClient, Path, ClientConfig],
+                                   tmp_path: Path) -> None:
     """2024-11-06 is also recorded as API JSON: the same items, checked the same way."""
-    root, client, _ = replay
+    root, client, _, _ = replay
     figures = sweep_day(client, root, date(2024, 11, 6), tmp_path / "store",
                         sumario_format="json")
     assert figures.items == 238
@@ -83,9 +99,9 @@ def test_the_composed_day_through_fetch_and_digest(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_sumario_fails_naming_its_day(
-        replay: tuple[Path, BoeClient, Path], tmp_path: Path) -> None:
+        replay: tuple[Path, BoeClient, Path, ClientConfig], tmp_path: Path) -> None:
     """A sumario the parser cannot read is a failure of that day, not a skip."""
-    root, _, _ = replay
+    root, _, _, _ = replay
     broken = tmp_path / "root"
     (broken / "sumario").mkdir(parents=True)
     (broken / "documents").symlink_to(root / "documents")

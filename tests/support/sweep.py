@@ -7,6 +7,10 @@ renders its HTML, and checks, against the sumario XML read independently of
 with its title, department and epígrafe intact, and that an item without a summary is
 compact or under incidencias with its reason. Any failure raises AssertionError naming the
 day. The peak RSS (VmHWM, reset before the day) and the wall time are returned.
+
+``sweep_day_in_this_process`` is the entry point for a fresh process (the sweep's own
+worker): there the peak RSS is the day's fetch and digest on top of a bare interpreter, not
+whatever the test session loaded before (models, Airflow).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Literal
 from lxml import etree, html
 
 from boeflow.boe.fetch import Fetcher, FetchOptions
-from boeflow.boe.http import BoeClient
+from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.store import RawStore
 from boeflow.digest.build import DayInputs, build_draft
 from boeflow.digest.collect import load_manifest
@@ -91,6 +95,13 @@ def peak_rss_mib() -> float:
     match = re.search(r"VmHWM:\s+(\d+) kB", status)
     assert match, "no VmHWM in /proc/self/status"
     return int(match.group(1)) / 1024
+
+
+def sweep_day_in_this_process(config: ClientConfig, root: Path, day: date, store_dir: Path, *,
+                              sumario_format: Literal["xml", "json"] = "xml") -> DayFigures:
+    """``sweep_day`` with a client of its own (picklable arguments, for a worker process)."""
+    with BoeClient(config) as client:
+        return sweep_day(client, root, day, store_dir, sumario_format=sumario_format)
 
 
 def sweep_day(client: BoeClient, root: Path, day: date, store_dir: Path, *,
