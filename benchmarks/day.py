@@ -13,7 +13,7 @@ fetched into a fresh raw store, then, each ours vs a baseline in the same run:
   long law's share of the baseline's time and the ratio ceiling it implies (batching cannot
   shorten a law's own sequential map-reduce: ceiling = total / time of the long laws).
 * ``BENCH index_day``: parse → chunk → embed → bulk of the day into Elasticsearch. Ours:
-  ``boeflow.pipeline.index_files`` (documents streamed, embedding and record lookups batched
+  ``boeflow.index.files.index_files`` (documents streamed, embedding and record lookups batched
   across documents, bounded bulk requests, one refresh). Baseline: the naive per-document
   loop (parse, chunk, embed and ``index_documents`` of one document at a time, so one
   lookup, one embedding call, one bulk and one refresh per document). Fresh indices and an
@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from boeflow.boe.samples import COMPOSED_DAY, replay_root
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "boe"
@@ -175,7 +175,7 @@ def measure_enrich(args: argparse.Namespace, raw: Settings) -> dict[str, Any]:
 # --- index_day --------------------------------------------------------------------------------
 
 def index_ours(settings: Settings, files: list[Path]) -> tuple[int, int]:
-    from boeflow.pipeline import index_files
+    from boeflow.index.files import index_files
 
     report = index_files(files, settings)
     return report.documents, report.chunks
@@ -183,11 +183,11 @@ def index_ours(settings: Settings, files: list[Path]) -> tuple[int, int]:
 
 def index_loop(settings: Settings, files: list[Path]) -> tuple[int, int]:
     """Naive: each document parsed, chunked, embedded and indexed on its own."""
-    from boeflow.embed import build_embedder
     from boeflow.index.client import bulk_client, get_client, names_for, setup_indices
-    from boeflow.index.indexer import index_documents
+    from boeflow.index.embed import build_embedder
+    from boeflow.index.files import make_chunker
+    from boeflow.index.writer import index_documents
     from boeflow.parse import parse_file
-    from boeflow.pipeline import make_chunker
 
     embedder = build_embedder(settings)
     chunker = make_chunker(settings)
@@ -205,8 +205,8 @@ def index_loop(settings: Settings, files: list[Path]) -> tuple[int, int]:
 
 
 def measure_index(raw: Settings) -> dict[str, Any]:
+    from boeflow.boe.store import fetched_day_files
     from boeflow.index.client import drop_indices, get_client, names_for
-    from boeflow.pipeline import fetched_day_files
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as work:

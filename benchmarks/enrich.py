@@ -59,11 +59,11 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.backends import GenerationParams, TransformersBackend
 from boeflow.enrich.budget import hard_split
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, Message
-from boeflow.enrich.source import SourceDocument, read_document
+from boeflow.review.source import SourceDocument, read_document
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = REPO / "samples" / "boe" / "documents"
@@ -213,8 +213,7 @@ def measure_titles(args: argparse.Namespace) -> None:
     import subprocess
 
     from boeflow.boe.replay import BoeServer
-    from boeflow.boe.store import RawStore, store_url
-    from boeflow.digest.collect import load_manifest
+    from boeflow.boe.store import RawStore, load_manifest, store_url
     from boeflow.enrich.apertium import Apertium
     from boeflow.enrich.titles import day_texts
 

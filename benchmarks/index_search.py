@@ -41,15 +41,15 @@ import numpy as np
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk, streaming_bulk
 
-import boeflow.index.indexer as indexer
-from boeflow.config import PRODUCTION_EMBEDDER, Settings
-from boeflow.embed import Embedder, EmbeddingCache, LocalBackend, Vectors
+import boeflow.index.writer as indexer
+from boeflow.core.settings import PRODUCTION_EMBEDDER, Settings
+from boeflow.core.types import Chunk, ParsedDocument
 from boeflow.index.client import drop_indices, get_client, setup_indices
-from boeflow.index.indexer import chunk_source, document_source, index_documents
+from boeflow.index.embed import Embedder, EmbeddingCache, LocalBackend, Vectors
+from boeflow.index.files import expand_paths, parse_and_chunk
 from boeflow.index.mapping import IndexNames
-from boeflow.pipeline import expand_paths, parse_and_chunk
-from boeflow.search import Filters, Searcher, bm25_query
-from boeflow.types import Chunk, ParsedDocument
+from boeflow.index.search import Filters, Searcher, bm25_query
+from boeflow.index.writer import chunk_source, document_source, index_documents
 
 REPO = Path(__file__).resolve().parents[1]
 INDEX_TYPES = ("hnsw", "int8_hnsw", "bbq_hnsw")

@@ -1,6 +1,6 @@
 """Parse + chunk throughput over every sample XML, next to the peer-project baseline.
 
-ours:     boeflow.parse.parse_bytes + boeflow.chunk.chunk_document (structure-aware,
+ours:     boeflow.parse.parse_bytes + boeflow.index.chunk.chunk_document (structure-aware,
           token-exact with the configured embedder's tokenizer, overlap 64)
 baseline: BeautifulSoup(xml, "xml").get_text() + LangChain
           RecursiveCharacterTextSplitter(chunk_size=1200, chunk_overlap=100)
@@ -24,8 +24,8 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from boeflow.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
+from boeflow.index.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
 from boeflow.parse import parse_bytes
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "boe" / "documents"

@@ -16,7 +16,7 @@ refused by the form. A backfill (``airflow backfill create --dag-id boe_daily --
 finished day downloads nothing, computes nothing, publishes nothing new and sends no second
 e-mail. A day without a BOE ends green with a "no publication" record; an item (or a whole
 batch) that fails is listed in the digest's incidencias and never fails the day. Each task
-calls one function of ``boeflow.daily``, with settings from Airflow Connections, and records
+calls one function of ``boeflow.jobs``, with settings from Airflow Connections, and records
 its outcome in PostgreSQL (``boeflow status``).
 """
 
@@ -62,7 +62,7 @@ from boeflow.airflow.wiring import (
 def boe_daily() -> None:
     @task
     def which_day() -> str:
-        from boeflow.daily import resolve_day
+        from boeflow.jobs.common import resolve_day
 
         context = get_current_context()
         when = context.get("logical_date") or context["dag_run"].run_after
@@ -70,7 +70,7 @@ def boe_daily() -> None:
 
     @task
     def fetch(day: str) -> dict[str, Any]:
-        from boeflow.daily import fetch_day
+        from boeflow.jobs.fetch import fetch_day
 
         params = get_current_context()["params"]
         return fetch_day(day, settings(), params.get("sections") or None, run_id(),
@@ -78,7 +78,7 @@ def boe_daily() -> None:
 
     @task
     def plan(day: str, fetched: dict[str, Any]) -> list[dict[str, Any]]:
-        from boeflow.daily import plan_batches
+        from boeflow.jobs.index import plan_batches
 
         params = get_current_context()["params"]
         return plan_batches(day, settings(), sections=params.get("sections") or None,
@@ -89,7 +89,7 @@ def boe_daily() -> None:
     def lote(batch: dict[str, Any]) -> Any:
         @task(pool=LLM_POOL, map_index_template=BATCH_NAME)
         def index(batch: dict[str, Any]) -> dict[str, Any]:
-            from boeflow.daily import index_batch
+            from boeflow.jobs.index import index_batch
 
             params = name_batch(batch)["params"]
             return index_batch(batch["day"], batch["ids"], settings(), batch["batch"],
@@ -97,7 +97,7 @@ def boe_daily() -> None:
 
         @task(pool=LLM_POOL, outlets=[ENRICHED], map_index_template=BATCH_NAME)
         def enrich(batch: dict[str, Any], indexed: dict[str, Any]) -> dict[str, Any]:
-            from boeflow.daily import enrich_batch
+            from boeflow.jobs.enrich import enrich_batch
 
             context = name_batch(batch)
             params = context["params"]

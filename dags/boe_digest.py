@@ -36,7 +36,7 @@ from boeflow.airflow.wiring import ENRICHED, digest_tasks, io_retries
 def boe_digest() -> None:
     @task
     def which_day() -> str:
-        from boeflow.daily import resolve_day
+        from boeflow.jobs.common import resolve_day
 
         context = get_current_context()
         requested = context["params"].get("date")

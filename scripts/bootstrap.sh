@@ -13,7 +13,7 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # shellcheck disable=SC1091
-source "$ROOT/src/boeflow/versions.env"
+source "$ROOT/src/boeflow/core/versions.env"
 need_apt=()
 [ -x "/usr/lib/postgresql/${POSTGRES_VERSION}/bin/postgres" ] || need_apt+=("postgresql-${POSTGRES_VERSION}")
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)

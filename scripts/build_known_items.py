@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from boeflow.evaluation import build_known_items
+from boeflow.evals.retrieval import build_known_items
 from boeflow.parse import parse_file
 
 REPO = Path(__file__).resolve().parents[1]

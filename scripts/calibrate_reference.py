@@ -17,9 +17,9 @@ import random
 import re
 import statistics
 
-from boeflow.config import Settings
-from boeflow.enrich.evaluation import SHIPPED_REFERENCE, SHIPPED_SOURCE, read_pairs
+from boeflow.core.settings import Settings
 from boeflow.enrich.translate import apertium_for
+from boeflow.evals.translation import SHIPPED_REFERENCE, SHIPPED_SOURCE, read_pairs
 from boeflow.review.checks import REFERENCE_MIN_CHARS, chrf
 
 SENTENCE_END = re.compile(r"(?<=[.;:])\s+(?=[A-ZÀ-Ú«(])")

@@ -10,4 +10,4 @@ export BOEFLOW_PROFILE=smoke
 boeflow services start
 boeflow models smoke >/dev/null
 boeflow models info
-python -m boeflow.demo "$@"
+python -m boeflow_ops.demo "$@"

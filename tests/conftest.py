@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.config import Settings, get_settings
+from boeflow.core.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples" / "boe"
@@ -57,8 +57,8 @@ def smoke_settings(smoke_models_dir: Path, tmp_path: Path) -> Iterator[Settings]
 def live_settings() -> Settings:
     """Settings pointing at the services started by the test command; fails (never skips)
     when they are not running, so CI cannot pass without real services."""
-    from boeflow.services import elasticsearch as es
-    from boeflow.services import postgres as pg
+    from boeflow_ops.services import elasticsearch as es
+    from boeflow_ops.services import postgres as pg
 
     settings = Settings()
     for name, check in (("elasticsearch", es.status), ("postgresql", pg.status)):

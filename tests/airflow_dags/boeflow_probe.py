@@ -31,7 +31,7 @@ def boeflow_probe() -> None:
         from airflow.utils.net import get_hostname  # what Airflow records on the task
 
         from boeflow.airflow.connections import in_airflow_task, task_settings
-        from boeflow.config import redact_url
+        from boeflow.core.settings import redact_url
 
         settings = task_settings()
         print(f"elasticsearch at {settings.es_url}")  # the log must show *** for the password

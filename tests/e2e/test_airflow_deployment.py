@@ -40,13 +40,13 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from boeflow.airflow.wiring import SECTION_NAMES
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
-from boeflow.services import airflow as af
-from boeflow.services.common import processes
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
+from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import processes
 from tests.conftest import SAMPLES
 from tests.support.browser import headless_chromium
 from tests.support.local_airflow import (

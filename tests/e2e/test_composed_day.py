@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from boeflow.boe.samples import COMPOSED_SUMARIO_ID, composed_items, unpack
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from tests.conftest import SAMPLES
 from tests.support.composed_day import run_composed_day
 

@@ -20,12 +20,12 @@ import feedparser
 import pytest
 
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
-from boeflow.services.airflow_api import ApiServer, ReviewClient, airflow, airflow_env
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
+from boeflow_ops.airflow_api import ApiServer, ReviewClient, airflow, airflow_env
 from tests.conftest import SAMPLES
 from tests.support.digest_fixtures import body_text, private_database, smtp_server
 

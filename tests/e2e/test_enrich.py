@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from boeflow.config import Settings, get_settings
+from boeflow.core.settings import Settings, get_settings
 from boeflow.enrich.backends import (
     CPU_BATCH_TOKENS,
     ContextOverflowError,
@@ -31,9 +31,9 @@ from boeflow.enrich.backends import (
 from boeflow.enrich.cache import EnrichStore
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS
 from boeflow.enrich.schema import SUMMARY_FIELDS, Summary, SummaryRecord, TranslationRecord
-from boeflow.enrich.source import SourceDocument, SourceSection, read_document
 from boeflow.enrich.summarize import Summarizer
 from boeflow.enrich.translate import Translator, summary_structure
+from boeflow.review.source import SourceDocument, SourceSection, read_document
 from tests.conftest import DOCUMENTS
 from tests.support.generation import SMOKE_GENERATION
 
@@ -325,7 +325,7 @@ def test_documents_are_found_in_the_raw_store(smoke_settings: Settings) -> None:
     """A BOE id is looked up in the configured raw store (its day layout), before the
     samples; what is there is what gets summarised."""
     from boeflow.boe.store import RawStore, store_url
-    from boeflow.enrich.source import find_in_raw_store, load_source
+    from boeflow.review.source import find_in_raw_store, load_source
 
     store = RawStore(store_url(smoke_settings))
     data = NOTICE_UV.read_bytes().replace(b"Ciencias Matem", b"Ciencias Fisicas y Matem")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.schema import SUMMARY_FIELDS
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
@@ -71,7 +71,8 @@ def _loads(reports: list[dict[str, Any]]) -> dict[str, int]:
 
 def test_two_days_load_each_model_once_and_a_rerun_loads_none(
         live_settings: Settings, smoke_models_dir: Path, tmp_path: Path) -> None:
-    from boeflow.pipeline import fetched_day_files, index_files
+    from boeflow.boe.store import fetched_day_files
+    from boeflow.index.files import index_files
 
     settings = live_settings.model_copy(update={
         "profile": "smoke", "smoke_models_dir": smoke_models_dir,

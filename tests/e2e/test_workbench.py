@@ -38,12 +38,12 @@ from selenium.webdriver.common.by import By
 
 from boeflow.boe.replay import BoeServer
 from boeflow.boe.store import RawStore
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.publish import read_digest
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
-from boeflow.services import airflow as af
 from boeflow.workbench.notice import borrador_url
+from boeflow_ops.services import airflow as af
 from tests.conftest import DOCUMENTS, SAMPLES
 from tests.e2e.test_airflow_deployment import _login, _shot, _wait_for
 from tests.support.browser import headless_chromium

@@ -11,7 +11,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import TypeVar
 
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError
 
 T = TypeVar("T")
 MAX_CPU_SECONDS = 8.0

@@ -23,12 +23,12 @@ from lxml import etree
 
 from boeflow.boe.fetch import describe_document
 from boeflow.boe.sumario import SumarioSource, parse_sumario
-from boeflow.chunk import TokenCounter, chunk_document, load_tokenizer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.types import ParsedDocument
+from boeflow.index.chunk import TokenCounter, chunk_document, load_tokenizer
+from boeflow.index.search import Filters, SearchInputError, _check_query, bm25_query
 from boeflow.parse import parse_bytes
 from boeflow.parse.xml import ROLE_OF_CLASS
-from boeflow.search import Filters, SearchInputError, _check_query, bm25_query
-from boeflow.types import ParsedDocument
 from tests.fuzz.bounds import bounded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def _bytes(path: Path) -> bytes:
 
 @cache
 def _counter() -> TokenCounter:
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
 
     base = get_settings()
     settings = Settings(profile="smoke", smoke_models_dir=base.smoke_models_dir)

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from boeflow.config import Settings
-from boeflow.services import airflow as af
+from boeflow.core.settings import Settings
+from boeflow_ops.services import airflow as af
 
 pytestmark = pytest.mark.integration
 

@@ -20,16 +20,16 @@ from boeflow.boe.consolidada import ConsolidadaClient
 from boeflow.boe.fetch import Fetcher, FetchOptions
 from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.replay import BoeServer, Fault
-from boeflow.boe.store import RawStore
-from boeflow.config import Settings
+from boeflow.boe.store import RawStore, load_manifest
+from boeflow.core.settings import Settings
+from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.digest.amendments import word_diff
 from boeflow.digest.build import DayInputs, build_draft
-from boeflow.digest.collect import fetch_records, load_manifest
+from boeflow.digest.collect import fetch_records
 from boeflow.digest.render import render_email_html, render_html, render_json, render_markdown
+from boeflow.enrich.links import links_for, refresh_links
 from boeflow.index.client import drop_indices, get_client, names_for, setup_indices
-from boeflow.links import links_for, refresh_links
 from boeflow.parse import parse_file
-from boeflow.xmlsafe import parse_xml_bytes
 from tests.conftest import DOCUMENTS, SAMPLES
 from tests.support.browser import headless_chromium
 

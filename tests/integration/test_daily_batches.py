@@ -1,4 +1,4 @@
-"""The DAG's per-batch functions (`boeflow.daily.plan_batches`, `index_batch`, `enrich_batch`,
+"""The DAG's per-batch functions (`boeflow.jobs.index.plan_batches`, `index_batch`, `enrich_batch`,
 `close_batches`) on the real Elasticsearch and PostgreSQL with the recorded BOE replayed on
 loopback: batches follow the trigger form's sections and max_items; a document that cannot
 be indexed is recorded and does not fail its batch; a batch that cannot run at all records
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from boeflow import daily
-from boeflow.config import Settings
+from boeflow import jobs
+from boeflow.core.settings import Settings
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from tests.support.digest_fixtures import replayed_smoke_settings
@@ -36,35 +36,35 @@ def settings(live_settings: Settings, smoke_models_dir: Path,
 
 
 def test_plan_follows_sections_and_max_items(settings: Settings) -> None:
-    fetched = daily.fetch_day(DAY, settings, ["1", "3"], max_items=5)
+    fetched = jobs.fetch_day(DAY, settings, ["1", "3"], max_items=5)
     # max_items bounds what is fetched: the first five items of sections I and III.
     assert fetched["items"] == 5
     manifest = json.loads((settings.data_dir / "raw" / "boe" / "2024" / "11" / "13" /
                            "manifest.json").read_text(encoding="utf-8"))
     assert [i["section"] for i in manifest["items"]] == ["1", "1", "1", "3", "3"]
-    assert daily.plan_batches(DAY, settings, sections=["1"], batch_size=1) == [
+    assert jobs.plan_batches(DAY, settings, sections=["1"], batch_size=1) == [
         {"day": DAY, "batch": 0, "ids": [GOOD], "label": GOOD}]
     # Only what was fetched is planned (the replay server has three of these documents).
-    fetched = daily.fetch_day(DAY, settings, ["1", "3"])
-    plan = daily.plan_batches(DAY, settings, sections=["1", "3"], batch_size=25)
+    fetched = jobs.fetch_day(DAY, settings, ["1", "3"])
+    plan = jobs.plan_batches(DAY, settings, sections=["1", "3"], batch_size=25)
     assert [b["ids"] for b in plan] == [[GOOD, OTHER, THIRD]]
     assert plan[0]["label"] == f"{GOOD}, {OTHER}, {THIRD}"
-    assert [b["ids"] for b in daily.plan_batches(DAY, settings, sections=["1", "3"],
+    assert [b["ids"] for b in jobs.plan_batches(DAY, settings, sections=["1", "3"],
                                                  batch_size=1)] == [[GOOD], [OTHER], [THIRD]]
-    assert daily.plan_batches(DAY, settings, sections=["5"]) == []
-    assert daily.plan_batches("2024-11-10", settings) == []  # not fetched: nothing
+    assert jobs.plan_batches(DAY, settings, sections=["5"]) == []
+    assert jobs.plan_batches("2024-11-10", settings) == []  # not fetched: nothing
 
 
 def test_a_bad_document_does_not_fail_its_batch(settings: Settings) -> None:
-    daily.fetch_day(DAY, settings, ["1", "3"])
+    jobs.fetch_day(DAY, settings, ["1", "3"])
     item = settings.data_dir / "raw" / "boe" / "2024" / "11" / "13" / "items" / f"{OTHER}.xml"
     item.write_bytes(b"<documento><texto>")  # damaged in the store after the fetch
-    result = daily.index_batch(DAY, [GOOD, OTHER], settings, batch=0)
+    result = jobs.index_batch(DAY, [GOOD, OTHER], settings, batch=0)
     assert result["indexed"] == [GOOD]
     assert list(result["failed"]) == [OTHER]
-    enriched = daily.enrich_batch(DAY, [GOOD], settings, batch=0, languages=["es"])
+    enriched = jobs.enrich_batch(DAY, [GOOD], settings, batch=0, languages=["es"])
     assert enriched["enriched"] == [GOOD] and enriched["languages"] == ["es"]
-    closed = daily.close_batches(DAY, settings)
+    closed = jobs.close_batches(DAY, settings)
     assert closed["indexed"] == 1 and list(closed["index_failed"]) == [OTHER]
     with connect(settings) as conn:
         status = day_status(conn, date.fromisoformat(DAY))
@@ -73,7 +73,7 @@ def test_a_bad_document_does_not_fail_its_batch(settings: Settings) -> None:
     assert tasks["index"]["status"] == "success"
     assert tasks["index"]["detail"]["failed"] == {OTHER: result["failed"][OTHER]}
     assert {f["boe_id"]: f["stage"] for f in status["failures"]}[OTHER] == "index"
-    built = daily.build_digest_day(DAY, settings)
+    built = jobs.build_digest_day(DAY, settings)
     draft = json.loads((settings.data_dir / "raw" / "digests" / "2024" / "11" / "13" / "draft" /
                         "digest.json").read_text(encoding="utf-8"))
     incidencias = {n["boe_id"]: n["stage"] for n in draft["incidencias"]}
@@ -84,10 +84,10 @@ def test_a_bad_document_does_not_fail_its_batch(settings: Settings) -> None:
 
 
 def test_a_batch_that_cannot_run_records_its_ids_and_fails(settings: Settings) -> None:
-    daily.fetch_day(DAY, settings, ["1", "3"])
+    jobs.fetch_day(DAY, settings, ["1", "3"])
     down = settings.model_copy(update={"es_url": "http://127.0.0.1:9"})  # nothing listens
-    with pytest.raises(daily.TaskFailed) as failure:
-        daily.index_batch(DAY, [GOOD, OTHER], down, batch=3)
+    with pytest.raises(jobs.TaskFailed) as failure:
+        jobs.index_batch(DAY, [GOOD, OTHER], down, batch=3)
     message = str(failure.value)
     assert message.startswith(f"index {DAY} batch 3 ({GOOD}, {OTHER}): ")
     assert "\n" not in message
@@ -97,7 +97,7 @@ def test_a_batch_that_cannot_run_records_its_ids_and_fails(settings: Settings) -
     assert [(r["boe_id"], r["index_status"]) for r in rows] == [(GOOD, "failed"),
                                                                 (OTHER, "failed")]
     # The retry that works replaces the failure.
-    assert daily.index_batch(DAY, [GOOD, OTHER], settings, batch=3)["indexed"] == [GOOD, OTHER]
+    assert jobs.index_batch(DAY, [GOOD, OTHER], settings, batch=3)["indexed"] == [GOOD, OTHER]
     with connect(settings) as conn:
         rows = conn.execute("SELECT index_status, index_error FROM documents "
                             "WHERE boe_id = ANY(%s)", ([GOOD, OTHER],)).fetchall()
@@ -108,29 +108,29 @@ def test_a_batch_that_cannot_run_records_its_ids_and_fails(settings: Settings) -
 
 
 def test_close_refuses_a_day_that_was_not_fetched(settings: Settings) -> None:
-    with pytest.raises(daily.TaskFailed, match="was not fetched"):
-        daily.close_batches("2024-11-14", settings)
+    with pytest.raises(jobs.TaskFailed, match="was not fetched"):
+        jobs.close_batches("2024-11-14", settings)
 
 
 def test_a_rerun_of_a_published_day_keeps_it_published(settings: Settings) -> None:
     """The backfill case: a published day processed again asks nothing, publishes nothing
     new, and is still published afterwards (its fetch had set it back to pending)."""
     def run_day() -> dict[str, object]:
-        daily.fetch_day(DAY, settings, ["1"])
-        for batch in daily.plan_batches(DAY, settings, sections=["1"]):
-            daily.index_batch(DAY, batch["ids"], settings, batch["batch"])
-            daily.enrich_batch(DAY, batch["ids"], settings, batch["batch"], languages=["es"])
-        daily.close_batches(DAY, settings)
-        return daily.build_digest_day(DAY, settings)
+        jobs.fetch_day(DAY, settings, ["1"])
+        for batch in jobs.plan_batches(DAY, settings, sections=["1"]):
+            jobs.index_batch(DAY, batch["ids"], settings, batch["batch"])
+            jobs.enrich_batch(DAY, batch["ids"], settings, batch["batch"], languages=["es"])
+        jobs.close_batches(DAY, settings)
+        return jobs.build_digest_day(DAY, settings)
 
     built = run_day()
     assert built["needs_review"] is True
     review = {"decision": "approved", "reviewer": "revisora",
               "draft_hash": built["draft_hash"]}
-    assert daily.publish_day(DAY, settings, review)["version"] == 1
+    assert jobs.publish_day(DAY, settings, review)["version"] == 1
     again = run_day()
     assert again["needs_review"] is False and again["already_published"] is True
-    assert daily.publish_day(DAY, settings, None)["reason"] == "already_published"
+    assert jobs.publish_day(DAY, settings, None)["reason"] == "already_published"
     with connect(settings) as conn:
         status = day_status(conn, date.fromisoformat(DAY))
     assert status is not None

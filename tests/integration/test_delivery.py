@@ -15,9 +15,9 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from boeflow import daily
+from boeflow import jobs
 from boeflow.boe.manifest import DayManifest
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.publish import write_digest
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
@@ -54,12 +54,12 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     draft = _nov6(fetched)
     draft.watchlists = run_watchlists(draft, load_watchlists(settings.digest_watchlists_file),
                                       {}, None)
-    store = daily._store(settings)
+    store = jobs.raw_store(settings)
     write_digest(store, draft, draft=True)
     day = "2024-11-06"
     review = {"decision": "approved", "reviewer": "revisor", "excluir": [EXCLUDED],
               "draft_hash": draft.draft_hash}
-    result = daily.publish_day(day, settings, review)
+    result = jobs.publish_day(day, settings, review)
     assert result["published"] and result["version"] == 1 and result["excluded"] == [EXCLUDED]
     for fmt in ("md", "html", "json"):
         assert Path(result["full_paths"][fmt]).is_file()
@@ -71,7 +71,7 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     items = client.count(index=f"{PREFIX}boe-digests", query={"term": {"kind": "item"}})
     assert items["count"] == 237
     # The Kibana "digests" saved search uses only fields of the real boe-digests mapping.
-    from boeflow.kibana import load_objects, referenced_fields
+    from boeflow.index.kibana import load_objects, referenced_fields
 
     fields = referenced_fields(load_objects())["boe-digests"]
     mapping = client.indices.get_field_mapping(index=f"{PREFIX}boe-digests",
@@ -79,7 +79,7 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     found = {name for idx in mapping.values() for name in idx["mappings"]}
     assert fields <= found and {"kind", "approved_by", "n_excluded"} <= fields
     # The same review again publishes nothing new.
-    again = daily.publish_day(day, settings, {**review, "reviewer": "otro"})
+    again = jobs.publish_day(day, settings, {**review, "reviewer": "otro"})
     assert again["published"] is False and again["reason"] == "already_published"
     assert again["version"] == 1
     with smtp_server() as (port, inbox):
@@ -88,8 +88,8 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
             "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0}}))
         send = smtp_sender("boeflow_smtp", settings.digest_mail_from, {})
         inbox.refuse = True
-        with pytest.raises(daily.TaskFailed, match="delivery of 2024-11-06 v1 failed"):
-            daily.deliver_day(day, settings, send)
+        with pytest.raises(jobs.TaskFailed, match="delivery of 2024-11-06 v1 failed"):
+            jobs.deliver_day(day, settings, send)
         with connect(settings) as conn:
             status = day_status(conn, date(2024, 11, 6))
         assert status is not None
@@ -100,11 +100,11 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
             "mail:watchlist:Cultura": ("failed", 1, "cultura@example.org")}
         assert inbox.messages == []
         inbox.refuse = False
-        sent = daily.deliver_day(day, settings, send)
+        sent = jobs.deliver_day(day, settings, send)
         assert sorted(sent["sent"]) == ["mail:digest:lectores@example.org",
                                         "mail:watchlist:Cultura:cultura@example.org"]
         assert len(inbox.messages) == 2
-        again = daily.deliver_day(day, settings, send)
+        again = jobs.deliver_day(day, settings, send)
         assert again["sent"] == [] and len(again["skipped"]) == 2
         assert len(inbox.messages) == 2
     by_rcpt = {tuple(r): m for r, m in inbox.messages}

@@ -18,9 +18,9 @@ from boeflow.digest.build import card_from
 from boeflow.digest.model import FlaggedFact
 from boeflow.digest.model import Summary as DigestSummary
 from boeflow.digest.render import render_html
-from boeflow.enrich.source import read_document
 from boeflow.review import review_summary
 from boeflow.review.card import facts_card
+from boeflow.review.source import read_document
 from tests.conftest import SAMPLES
 from tests.support.browser import headless_chromium
 from tests.unit.test_digest import _nov6, fetched  # noqa: F401 (fixture)

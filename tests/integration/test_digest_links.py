@@ -30,7 +30,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, UnexpectedAlertPresentException
 from selenium.webdriver.common.by import By
 
-from boeflow.boe.site import BOE_HOSTS
+from boeflow.core.site import BOE_HOSTS
 from boeflow.digest.build import ReviewInput, apply_review
 from boeflow.digest.mail import digest_mails
 from boeflow.digest.publish import write_digest

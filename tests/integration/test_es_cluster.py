@@ -24,10 +24,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.index.mapping import index_name
-from boeflow.services import elasticsearch as es
-from boeflow.services.common import port_in_use, read_pid
+from boeflow_ops.services import elasticsearch as es
+from boeflow_ops.services.common import port_in_use, read_pid
 from tests.conftest import SAMPLES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]

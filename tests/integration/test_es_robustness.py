@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from boeflow.config import Settings
-from boeflow.embed import build_embedder
+from boeflow.core.settings import Settings
 from boeflow.index.client import drop_indices, get_client, names_for, setup_indices
-from boeflow.index.indexer import existing_chunk_ids, index_documents
+from boeflow.index.embed import build_embedder
+from boeflow.index.files import make_chunker
 from boeflow.index.mapping import IndexNames
+from boeflow.index.writer import existing_chunk_ids, index_documents
 from boeflow.parse import parse_file
-from boeflow.pipeline import make_chunker
-from boeflow.services import ServiceError
-from boeflow.services import elasticsearch as es
+from boeflow_ops.services import ServiceError
+from boeflow_ops.services import elasticsearch as es
 from tests.conftest import DOCUMENTS
 
 pytestmark = pytest.mark.integration

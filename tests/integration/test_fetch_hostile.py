@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.boe.ids import is_boe_id
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import HOSTILE_MODES, BoeServer, HostileMode
+from boeflow.core.ids import is_boe_id
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "boe"

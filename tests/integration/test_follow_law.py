@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from boeflow import daily
+from boeflow import jobs
 from boeflow.boe.consolidada import ConsolidadaClient
 from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.digest.publish import write_digest
 from boeflow.digest.render import render_html
 from boeflow.digest.watchlists import WatchlistError, load_watchlists, run_watchlists
+from boeflow.enrich.links import links_for
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
-from boeflow.links import links_for
-from boeflow.xmlsafe import parse_xml_bytes
 from tests.conftest import DOCUMENTS, SAMPLES
 from tests.support.digest_fixtures import body_text, private_database, smtp_server
 from tests.unit.test_digest import SUMMARY_22928, _day, _record, fetched  # noqa: F401
@@ -97,17 +97,17 @@ def test_a_followed_law_reaches_only_its_recipient(
         ("BOE-A-2024-22928", ["modifica BOE-A-2015-10565"])]
     assert lcsp.matches == []
     assert "BOE-A-2024-22930" in render_html(draft)  # an item of the day that is not a hit
-    write_digest(daily._store(settings), draft, draft=True)
-    assert daily.publish_day("2024-11-06", settings, {
+    write_digest(jobs.raw_store(settings), draft, draft=True)
+    assert jobs.publish_day("2024-11-06", settings, {
         "decision": "approved", "reviewer": "r", "draft_hash": draft.draft_hash})["published"]
     with smtp_server() as (port, inbox):
         monkeypatch.setenv("AIRFLOW_CONN_BOEFLOW_SMTP", json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,
             "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0}}))
         send = smtp_sender("boeflow_smtp", settings.digest_mail_from, {})
-        sent = daily.deliver_day("2024-11-06", settings, send)
+        sent = jobs.deliver_day("2024-11-06", settings, send)
         assert sent["sent"] == ["mail:follow:juridico@example.org"]
-        again = daily.deliver_day("2024-11-06", settings, send)
+        again = jobs.deliver_day("2024-11-06", settings, send)
         assert again["sent"] == []
     assert [tuple(r) for r, _ in inbox.messages] == [("juridico@example.org",)]
     [(_, message)] = inbox.messages

@@ -25,12 +25,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.backends import GenerationParams, HttpBackend, get_backend, make_backend
-from boeflow.enrich.source import read_document
 from boeflow.enrich.structured import SummaryConstraint, summary_json_schema
 from boeflow.enrich.summarize import Summarizer
 from boeflow.models.loading import ModelSetupError
+from boeflow.review.source import read_document
 from tests.conftest import DOCUMENTS
 
 NOTICE_UV = DOCUMENTS / "BOE-B-2024-45529.xml"

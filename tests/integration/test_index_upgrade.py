@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.index.client import drop_indices, get_client, names_for, setup_indices, upgrade_index
 from boeflow.index.mapping import ANALYSIS, IndexNames, documents_mapping, index_name, templates
 

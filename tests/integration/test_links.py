@@ -19,8 +19,8 @@ from boeflow.boe.consolidada import ConsolidadaClient, ConsolidadaError, LawNotF
 from boeflow.boe.http import BoeClient, ClientConfig
 from boeflow.boe.replay import BoeServer, Served
 from boeflow.boe.store import RawStore
-from boeflow.links import block_titles, links_for
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.xmlsafe import parse_xml_bytes
+from boeflow.enrich.links import block_titles, links_for
 from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.integration

@@ -27,9 +27,9 @@ from typing import Any
 import feedparser
 import pytest
 
-from boeflow import daily
+from boeflow import jobs
 from boeflow.boe.manifest import DayManifest
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.model import Digest
 from boeflow.digest.publish import read_pointer, write_digest
 from boeflow.index.client import drop_indices, get_client
@@ -91,7 +91,7 @@ def env(live_settings: Settings, tmp_path: Path,
             "data_dir": tmp_path / "data", "es_index_prefix": PREFIX, "raw_store_url": None,
             "digest_recipients": [], "digest_mail_from": "boeflow@example.org"})
         draft = _nov6(fetched)
-        write_digest(daily._store(settings), draft, draft=True)
+        write_digest(jobs.raw_store(settings), draft, draft=True)
         yield Env(settings, draft, tmp_path / "data")
 
 
@@ -102,7 +102,7 @@ def approve(env: Env, **extra: Any) -> dict[str, Any]:
 
 def one_version(env: Env, excluded: list[str]) -> int:
     """The day is exactly one complete version everywhere; returns it."""
-    pointer = read_pointer(daily._store(env.settings), WHEN)
+    pointer = read_pointer(jobs.raw_store(env.settings), WHEN)
     assert pointer is not None
     version = pointer.version
     folder = env.raw / "digests" / "2024" / "11" / "06" / f"v{version}"
@@ -148,7 +148,7 @@ def one_version(env: Env, excluded: list[str]) -> int:
 def test_finding_1_hostile_ids_are_applied_or_refuse_everything(env: Env) -> None:
     """On main, these ids were ignored (all 238 items published) while the record listed
     them as excluded and edited."""
-    result = daily.publish_day(DAY, env.settings, approve(
+    result = jobs.publish_day(DAY, env.settings, approve(
         env, excluir=[f"{B}, {C}", "boe-a-2024-22929"],
         correcciones={A.replace("-", "\u2011") + ":VA": "El Reial decret llei 6/2024 adopta "
                       "mesures urgents davant de la DANA."}))
@@ -168,8 +168,8 @@ def test_finding_1_hostile_ids_are_applied_or_refuse_everything(env: Env) -> Non
     for bad, line in (({"excluir": [B, "BOE-A-2024-1"]}, "BOE-A-2024-1 is not an item"),
                       ({"correcciones": {f"{A}:es": "x"}}, "only language suffix"),
                       ({"correcciones": {A: " "}}, "empty correction")):
-        with pytest.raises(daily.TaskFailed, match=line) as info:
-            daily.publish_day(DAY, env.settings, approve(env, **bad))
+        with pytest.raises(jobs.TaskFailed, match=line) as info:
+            jobs.publish_day(DAY, env.settings, approve(env, **bad))
         assert "\n" not in str(info.value)
     assert one_version(env, [B, C, "BOE-A-2024-22929"]) == 1
     with connect(env.settings) as conn:
@@ -189,12 +189,12 @@ def test_finding_2_an_approval_publishes_only_the_draft_it_names(
     from boeflow.digest.build import draft_hash
 
     rebuilt.draft_hash = draft_hash(rebuilt)
-    write_digest(daily._store(env.settings), rebuilt, draft=True)
-    with pytest.raises(daily.TaskFailed, match="draft_hash: the decision answers draft"):
-        daily.publish_day(DAY, env.settings, seen)
-    with pytest.raises(daily.TaskFailed, match="does not name the draft"):
-        daily.publish_day(DAY, env.settings, {**seen, "draft_hash": None})
-    assert read_pointer(daily._store(env.settings), WHEN) is None
+    write_digest(jobs.raw_store(env.settings), rebuilt, draft=True)
+    with pytest.raises(jobs.TaskFailed, match="draft_hash: the decision answers draft"):
+        jobs.publish_day(DAY, env.settings, seen)
+    with pytest.raises(jobs.TaskFailed, match="does not name the draft"):
+        jobs.publish_day(DAY, env.settings, {**seen, "draft_hash": None})
+    assert read_pointer(jobs.raw_store(env.settings), WHEN) is None
     assert not (env.raw / "digests" / "2024" / "11" / "06" / "v1").exists()
     with connect(env.settings) as conn:
         status = day_status(conn, WHEN)
@@ -204,18 +204,18 @@ def test_finding_2_an_approval_publishes_only_the_draft_it_names(
 # --- finding 9: a republish of an unchanged day is a no-op -------------------------------------
 
 def test_finding_9_republishing_an_unchanged_day_publishes_nothing(env: Env) -> None:
-    first = daily.publish_day(DAY, env.settings, approve(env, excluir=[B]))
+    first = jobs.publish_day(DAY, env.settings, approve(env, excluir=[B]))
     assert first["version"] == 1
     with smtp_server() as (port, inbox):
         send = _sender(env, port)
         settings = env.settings.model_copy(update={"digest_recipients": READERS})
-        assert len(daily.deliver_day(DAY, settings, send)["sent"]) == 2
+        assert len(jobs.deliver_day(DAY, settings, send)["sent"]) == 2
         for answer in (approve(env, excluir=[B]), approve(env, excluir=[B], reviewer="otro"),
                        None):
-            again = daily.publish_day(DAY, env.settings, answer)
+            again = jobs.publish_day(DAY, env.settings, answer)
             assert again["published"] is False and again["reason"] == "already_published"
             assert again["version"] == 1
-            assert daily.deliver_day(DAY, settings, send)["sent"] == []
+            assert jobs.deliver_day(DAY, settings, send)["sent"] == []
         assert len(inbox.messages) == 2
     assert one_version(env, [B]) == 1
     with connect(env.settings) as conn:
@@ -224,9 +224,9 @@ def test_finding_9_republishing_an_unchanged_day_publishes_nothing(env: Env) -> 
     feed = feedparser.parse((env.raw / "digests" / "feed.xml").read_bytes())
     assert [e.id for e in feed.entries] == ["urn:boeflow:digests/2024/11/06/v1"]
     # A different decision is a new version, once.
-    second = daily.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
+    second = jobs.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
     assert second["version"] == 2
-    assert daily.publish_day(DAY, env.settings, approve(env, excluir=[C, B]))["reason"] == \
+    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[C, B]))["reason"] == \
         "already_published"
     assert one_version(env, [B, C]) == 2
 
@@ -253,7 +253,7 @@ def test_finding_6_a_crash_at_each_step_then_a_rerun_finishes_the_same_version(
     from boeflow.digest import publish as publish_module
     from boeflow.state import records
 
-    assert daily.publish_day(DAY, env.settings, approve(env, excluir=[B]))["version"] == 1
+    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[B]))["version"] == 1
     module = records if point == "finish_publication" else publish_module
     real = getattr(module, point)
 
@@ -264,15 +264,15 @@ def test_finding_6_a_crash_at_each_step_then_a_rerun_finishes_the_same_version(
 
     monkeypatch.setattr(module, point, crash)
     with pytest.raises(Crash):
-        daily.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
+        jobs.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
     monkeypatch.setattr(module, point, real)
-    pointer = read_pointer(daily._store(env.settings), WHEN)
+    pointer = read_pointer(jobs.raw_store(env.settings), WHEN)
     assert pointer is not None
     # Readers get the old version or the new one, complete.
     assert pointer.version == (1 if point in ("write_digest", "switch_version") else 2)
     # The rerun: with the same answer, or with none (`boeflow digest publish`).
     answer = approve(env, excluir=[B, C]) if point in ("write_digest", "index_digest") else None
-    result = daily.publish_day(DAY, env.settings, answer)
+    result = jobs.publish_day(DAY, env.settings, answer)
     assert result["published"] and result["version"] == 2
     assert one_version(env, [B, C]) == 2
     with connect(env.settings) as conn:
@@ -288,7 +288,7 @@ def test_finding_7_disk_full_or_es_refusal_leaves_the_published_version(
     from boeflow.boe import store as store_module
     from boeflow.digest import publish as publish_module
 
-    assert daily.publish_day(DAY, env.settings, approve(env, excluir=[B]))["version"] == 1
+    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[B]))["version"] == 1
     real_fsync = os.fsync
     calls = {"n": 0}
 
@@ -299,8 +299,8 @@ def test_finding_7_disk_full_or_es_refusal_leaves_the_published_version(
         real_fsync(fd)
 
     monkeypatch.setattr(store_module.os, "fsync", full)
-    with pytest.raises(daily.TaskFailed) as info:
-        daily.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
+    with pytest.raises(jobs.TaskFailed) as info:
+        jobs.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
     monkeypatch.setattr(store_module.os, "fsync", real_fsync)
     line = str(info.value)
     assert "\n" not in line and "disk full" in line and "published version (v1) is unchanged" \
@@ -318,29 +318,29 @@ def test_finding_7_disk_full_or_es_refusal_leaves_the_published_version(
         raise ApiError("es_rejected_execution_exception", meta=meta, body={})
 
     monkeypatch.setattr(publish_module, "index_digest", refuse)
-    with pytest.raises(daily.TaskFailed, match=r"es_rejected_execution_exception.*digest "
+    with pytest.raises(jobs.TaskFailed, match=r"es_rejected_execution_exception.*digest "
                        r"publish --date 2024-11-06"):
-        daily.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
+        jobs.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
     monkeypatch.undo()
     with connect(env.settings) as conn:
         status = day_status(conn, WHEN)
     assert status is not None and status["day"]["digest_status"] == "publish_failed"
     assert status["digests"][-1]["status"] == "publishing"
     assert "es_rejected_execution_exception" in status["digests"][-1]["error"]
-    assert daily.publish_day(DAY, env.settings, None)["version"] == 2
+    assert jobs.publish_day(DAY, env.settings, None)["version"] == 2
     assert one_version(env, [B, C]) == 2
     # Reviewer input over its limits is refused before anything is written.
-    with pytest.raises(daily.TaskFailed, match=rf"correcciones\[{A}\]: 10485760 characters"):
-        daily.publish_day(DAY, env.settings, approve(env, correcciones={A: "x" * 10 * 2**20}))
-    with pytest.raises(daily.TaskFailed, match="nota: 10485760 characters"):
-        daily.publish_day(DAY, env.settings, approve(env, nota="x" * 10 * 2**20))
+    with pytest.raises(jobs.TaskFailed, match=rf"correcciones\[{A}\]: 10485760 characters"):
+        jobs.publish_day(DAY, env.settings, approve(env, correcciones={A: "x" * 10 * 2**20}))
+    with pytest.raises(jobs.TaskFailed, match="nota: 10485760 characters"):
+        jobs.publish_day(DAY, env.settings, approve(env, nota="x" * 10 * 2**20))
     assert one_version(env, [B, C]) == 2
 
 
 def one_version_but_failed(env: Env, excluded: list[str]) -> int:
     """After a failed publication that never switched: the old version is whole; the day
     says publish_failed."""
-    pointer = read_pointer(daily._store(env.settings), WHEN)
+    pointer = read_pointer(jobs.raw_store(env.settings), WHEN)
     assert pointer is not None
     with connect(env.settings) as conn:
         status = day_status(conn, WHEN)
@@ -426,7 +426,7 @@ def _step(env: Env, version: int) -> int:
         return STEPS.index("sending")
     if row and row["status"] == "published":
         return STEPS.index("published")
-    pointer = read_pointer(daily._store(env.settings), WHEN)
+    pointer = read_pointer(jobs.raw_store(env.settings), WHEN)
     if pointer is not None and pointer.version == version:
         client = get_client(env.settings)
         try:
@@ -454,7 +454,7 @@ def test_kill_9_of_digest_approve_at_random_points(
     from typer.testing import CliRunner
 
     from boeflow.cli import app
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
 
     seed = int(os.environ.get("BOEFLOW_KILL_SEED", str(random.SystemRandom().randrange(10**6))))
     rng = random.Random(seed)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from boeflow import daily
-from boeflow.config import Settings
+from boeflow import jobs
+from boeflow.core.settings import Settings
 from boeflow.digest.build import STALE_REASON
 from boeflow.index.client import get_client
 from boeflow.index.mapping import IndexNames
@@ -40,17 +40,17 @@ def _record(settings: Settings) -> dict[str, Any]:
 
 
 def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Settings) -> None:
-    daily.fetch_day(DAY, settings, ["1"])
-    first = daily.index_batch(DAY, [DOC], settings)
+    jobs.fetch_day(DAY, settings, ["1"])
+    first = jobs.index_batch(DAY, [DOC], settings)
     assert first["indexed"] == [DOC]
-    enriched = daily.enrich_batch(DAY, [DOC], settings, languages=["es", "va"])
+    enriched = jobs.enrich_batch(DAY, [DOC], settings, languages=["es", "va"])
     assert enriched["enriched"] == [DOC]
     before = _record(settings)
     kept = {name: before[name] for name in ENRICHMENT_FIELDS}
     assert kept["summary"] and kept["review_status"] and before["enrichment_stale"] is False
 
     # --force on an unchanged document: re-indexed (every chunk re-sent), enrichment intact.
-    forced = daily.index_batch(DAY, [DOC], settings, force=True)
+    forced = jobs.index_batch(DAY, [DOC], settings, force=True)
     assert forced["skipped_unchanged"] == 0 and forced["chunks_unchanged"] == 0
     assert forced["enrichment_stale"] == 0
     after = _record(settings)
@@ -59,7 +59,7 @@ def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Setti
 
     # A chunking change (another pipeline key: new chunk ids, same text): intact, not stale.
     rechunked_settings = settings.model_copy(update={"embed_max_seq_length": 256})
-    rechunked = daily.index_batch(DAY, [DOC], rechunked_settings)
+    rechunked = jobs.index_batch(DAY, [DOC], rechunked_settings)
     assert rechunked["skipped_unchanged"] == 0 and rechunked["deleted_stale"] > 0
     after = _record(settings)
     assert after["n_chunks"] != before["n_chunks"]
@@ -75,7 +75,7 @@ def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Setti
                "texto.</p></texto>" + tail)
     assert changed != xml
     item.write_text(changed, encoding="utf-8")
-    edited = daily.index_batch(DAY, [DOC], rechunked_settings)
+    edited = jobs.index_batch(DAY, [DOC], rechunked_settings)
     assert edited["indexed"] == [DOC] and edited["enrichment_stale"] == 1, edited
     stale = _record(settings)
     assert stale["enrichment_stale"] is True and stale["summary"] == kept["summary"]
@@ -85,7 +85,7 @@ def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Setti
     review = _review(stale, has_summary=True)
     assert review.status == "needs_attention" and review.reasons[0] == STALE_REASON
 
-    regenerated = daily.enrich_batch(DAY, [DOC], rechunked_settings, languages=["es", "va"])
+    regenerated = jobs.enrich_batch(DAY, [DOC], rechunked_settings, languages=["es", "va"])
     assert regenerated["enriched"] == [DOC] and regenerated["generated"] == [DOC]
     fresh = _record(settings)
     assert fresh["enrichment_stale"] is False and fresh["summary"]

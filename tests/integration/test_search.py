@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from boeflow.config import Settings
-from boeflow.embed import build_embedder
-from boeflow.evaluation import CITATION_QUERIES, NATURAL_QUERIES, evaluate, load_set
+from boeflow.core.settings import Settings
+from boeflow.evals.retrieval import CITATION_QUERIES, NATURAL_QUERIES, evaluate, load_set
 from boeflow.index.client import drop_indices, get_client, names_for, setup_indices
-from boeflow.index.indexer import existing_chunk_ids, index_documents
+from boeflow.index.embed import build_embedder
+from boeflow.index.files import index_files, make_chunker
+from boeflow.index.kibana import load_objects, referenced_fields
 from boeflow.index.mapping import IndexNames
-from boeflow.kibana import load_objects, referenced_fields
+from boeflow.index.search import Filters, Searcher, rrf_fuse
+from boeflow.index.writer import existing_chunk_ids, index_documents
 from boeflow.parse import parse_file
-from boeflow.pipeline import index_files, make_chunker
-from boeflow.search import Filters, Searcher, rrf_fuse
 from tests.conftest import DOCUMENTS, SEARCH_CORPUS
 
 pytestmark = pytest.mark.integration

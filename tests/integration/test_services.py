@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from elasticsearch import Elasticsearch
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.versions import elastic_version
 from boeflow.models.loading import embedding_dimension, load_embedder
-from boeflow.services.common import read_pid
-from boeflow.services.elasticsearch import EsLayout
-from boeflow.versions import elastic_version
+from boeflow_ops.services.common import read_pid
+from boeflow_ops.services.elasticsearch import EsLayout
 
 pytestmark = pytest.mark.integration
 

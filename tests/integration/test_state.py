@@ -1,6 +1,6 @@
 """PostgreSQL state on the real server: forward-only migrations applied idempotently
 (`boeflow db upgrade` twice is a no-op), what each step records, `boeflow status`; and two
-awkward days run through boeflow.daily against the replay server and the real services: a
+awkward days run through boeflow.jobs against the replay server and the real services: a
 day without a BOE and a day with one corrupt item XML both end green with the right
 incidencias."""
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from boeflow import daily
+from boeflow import jobs
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer, Served
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import StateError, connect, migrations, state, upgrade
@@ -164,7 +164,7 @@ def test_publish_on_a_postgres_stalled_mid_publication_is_one_line(
 
     settings = state_settings.model_copy(update={"data_dir": tmp_path / "data",
                                                  "es_index_prefix": PREFIX})
-    write_digest(daily._store(settings), _nov6(fetched), draft=True)
+    write_digest(jobs.raw_store(settings), _nov6(fetched), draft=True)
     with StallingProxy(settings.pg_port, stall_on=b"INSERT INTO digests") as proxy:
         started = time.monotonic()
         result = _cli(["digest", "publish", "--date", "2024-11-06", "--without-review"],
@@ -197,13 +197,13 @@ def test_day_without_boe_is_green_with_a_no_publication_record(
     with BoeServer(SAMPLES) as server:
         settings = _replay(state_settings, server, tmp_path / "data", smoke_models_dir)
         day = "2024-11-10"  # a Sunday: the API answers 404
-        assert daily.fetch_day(day, settings)["status"] == "no_publication"
-        assert daily.index_day(day, settings)["note"] == "no publication"
-        assert daily.enrich_day(day, settings)["note"] == "no publication"
-        daily.review_day(day, settings)
-        built = daily.build_digest_day(day, settings)
+        assert jobs.fetch_day(day, settings)["status"] == "no_publication"
+        assert jobs.index_day(day, settings)["note"] == "no publication"
+        assert jobs.enrich_day(day, settings)["note"] == "no publication"
+        jobs.review_day(day, settings)
+        built = jobs.build_digest_day(day, settings)
         assert built["status"] == "no_publication" and built["needs_review"] is False
-        assert daily.publish_day(day, settings)["reason"] == "no_publication"
+        assert jobs.publish_day(day, settings)["reason"] == "no_publication"
     with connect(settings) as conn:
         status = day_status(conn, date(2024, 11, 10))
     assert status is not None and status["day"]["status"] == "no_publication"
@@ -226,16 +226,16 @@ def test_corrupt_item_xml_is_an_incidencia_and_the_day_stays_green(
             body[: len(body) // 2], "application/xml")
         settings = _replay(state_settings, server, tmp_path / "data", smoke_models_dir)
         day = "2024-11-13"
-        fetched = daily.fetch_day(day, settings, sections=["1", "3"])
+        fetched = jobs.fetch_day(day, settings, sections=["1", "3"])
         assert fetched["status"] == "published"
         # The fetcher refuses the malformed body (it never reaches the store); the rest of
         # the day goes on.
         assert fetched["failed"] >= 1
-        indexed = daily.index_day(day, settings)
+        indexed = jobs.index_day(day, settings)
         # the good item and BOE-A-2024-23622 (section III, recorded since issue 20)
         assert indexed["documents"] == 2 and indexed["failed"] == {}
-        daily.review_day(day, settings)
-        built = daily.build_digest_day(day, settings)
+        jobs.review_day(day, settings)
+        built = jobs.build_digest_day(day, settings)
     assert built["status"] == "draft" and built["needs_review"] is True
     with connect(settings) as conn:
         status = day_status(conn, date(2024, 11, 13))

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.calibrate import NONSENSE, calibrate
 from boeflow.digest.collect import hybrid_query, query_evidence
 from boeflow.digest.watchlists import MIN_COVERAGE, QueryHit
-from boeflow.evaluation import KNOWN_ITEMS, NATURAL_QUERIES, load_set
+from boeflow.evals.retrieval import KNOWN_ITEMS, NATURAL_QUERIES, load_set
 from boeflow.index.client import drop_indices, get_client, names_for
+from boeflow.index.files import index_files
 from boeflow.index.mapping import IndexNames
-from boeflow.pipeline import index_files
 from tests.conftest import SEARCH_CORPUS
 
 pytestmark = pytest.mark.integration

@@ -33,11 +33,11 @@ from typing import Any
 
 from boeflow.boe.replay import BoeServer
 from boeflow.boe.samples import COMPOSED_DAY, replay_root
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
-from boeflow.services import airflow as af
-from boeflow.services.common import processes
+from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import processes
 from tests.support.local_airflow import DAG, LocalAirflow, deployment_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 
 
 @contextmanager
@@ -51,7 +51,7 @@ class Inbox:
 def smtp_server() -> Iterator[tuple[int, Inbox]]:
     from aiosmtpd.controller import Controller
 
-    from boeflow.services.airflow_api import free_port
+    from boeflow_ops.airflow_api import free_port
 
     inbox = Inbox()
     port = free_port()

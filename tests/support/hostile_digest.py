@@ -17,7 +17,7 @@ from typing import Any
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer
 from boeflow.boe.store import RawStore
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.build import DayInputs, build_draft
 from boeflow.digest.model import Digest
 
@@ -47,9 +47,10 @@ def hostile_day(data_dir: Path, *, hostile: bool = True, sections: list[str] | N
                 max_items: int | None = None) -> HostileDay:
     from boeflow.boe.fetch import Fetcher, FetchOptions
     from boeflow.boe.http import BoeClient, ClientConfig
-    from boeflow.daily import _store
-    from boeflow.digest.collect import listed_items, load_manifest
-    from boeflow.index.indexer import document_source
+    from boeflow.boe.store import load_manifest
+    from boeflow.digest.collect import listed_items
+    from boeflow.index.writer import document_source
+    from boeflow.jobs.common import raw_store
     from boeflow.parse import parse_file
 
     settings = Settings(data_dir=data_dir, samples_dir=SAMPLES)
@@ -57,7 +58,7 @@ def hostile_day(data_dir: Path, *, hostile: bool = True, sections: list[str] | N
         planted = server.make_hostile("hostile_links", NOV13) if hostile else []
         replay = settings.model_copy(update={"boe_base_url": server.url,
                                              "boe_rate_limit": 0.0, "boe_max_attempts": 1})
-        store = _store(replay)
+        store = raw_store(replay)
         with BoeClient(ClientConfig.from_settings(replay)) as client:
             Fetcher(client, store, FetchOptions.from_settings(
                 replay, sections=sections if sections is not None else ["1", "3"],

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
-from boeflow.services import airflow as af
+from boeflow.core.settings import Settings
+from boeflow_ops.services import airflow as af
 from tests.support.generation import generation_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,7 +206,7 @@ class LocalAirflow:
                              f"{self.describe(run_id)}")
 
     def answer(self, detail: dict[str, Any], option: str, params: dict[str, Any]) -> None:
-        from boeflow.services.airflow_api import ReviewClient
+        from boeflow_ops.airflow_api import ReviewClient
 
         reviewer = ReviewClient(self.settings.airflow_url, self.settings.airflow_admin_user,
                                 af.admin_password(self.settings))

@@ -27,9 +27,8 @@ from lxml import etree, html
 
 from boeflow.boe.fetch import Fetcher, FetchOptions
 from boeflow.boe.http import BoeClient, ClientConfig
-from boeflow.boe.store import RawStore
+from boeflow.boe.store import RawStore, load_manifest
 from boeflow.digest.build import DayInputs, build_draft
-from boeflow.digest.collect import load_manifest
 from boeflow.digest.model import SECTION_ORDER
 from boeflow.digest.render import render_html
 

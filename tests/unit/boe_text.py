@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 DOCUMENTS = Path(__file__).resolve().parents[2] / "samples" / "boe" / "documents"
 PDFS = Path(__file__).resolve().parents[2] / "samples" / "boe" / "pdf"

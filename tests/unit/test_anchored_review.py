@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from boeflow.cli import app
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS
 from boeflow.enrich.schema import (
     LIST_POLICY,
@@ -19,11 +19,11 @@ from boeflow.enrich.schema import (
     fit_summary,
     length_policy,
 )
-from boeflow.enrich.source import read_document
 from boeflow.enrich.structured import LIST_LIMITS
+from boeflow.evals.review import SHIPPED_SET, evaluate, load_cases, review_case
 from boeflow.review import review_summary
-from boeflow.review.evaluation import SHIPPED_SET, evaluate, load_cases, review_case
 from boeflow.review.negation import polarity_mismatches
+from boeflow.review.source import read_document
 from tests.conftest import SAMPLES
 
 DOCUMENTS = SAMPLES / "documents"
@@ -31,7 +31,7 @@ RDL = read_document(DOCUMENTS / "BOE-A-2024-22928.xml")  # Real Decreto-ley 6/20
 
 
 def _review(doc_fields: dict[str, object], doc: object = RDL) -> object:
-    from boeflow.enrich.source import SourceDocument
+    from boeflow.review.source import SourceDocument
 
     assert isinstance(doc, SourceDocument)
     fields = {"resumen": doc.title, "puntos_clave": ["x"], "a_quien_afecta": "Afectados.",
@@ -102,7 +102,7 @@ def test_over_long_resumen_is_trimmed_by_the_policy_not_flagged() -> None:
     assert len(fitted.resumen) <= policy.resumen_max and fitted.resumen.endswith(".")
     assert long.startswith(fitted.resumen)
     # The evaluation reviews exactly as production stores it: no length flag.
-    from boeflow.review.evaluation import ReviewCase
+    from boeflow.evals.review import ReviewCase
 
     _, reasons = review_case(ReviewCase(doc=notice.id, summary=summary.model_dump(),
                                         faithful=True), notice, settings)
@@ -148,7 +148,7 @@ def test_review_json_returns_anchored_facts(tmp_path: Path,
 
     monkeypatch.setenv("BOEFLOW_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("BOEFLOW_SAMPLES_DIR", str(SAMPLES))
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
 
     get_settings.cache_clear()
     settings = Settings()

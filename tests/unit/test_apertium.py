@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.apertium import (
     PACKAGES,
     Apertium,
@@ -133,7 +133,7 @@ def test_one_process_per_batch_of_a_days_titles(engine: Apertium) -> None:
 
 
 def test_the_real_rdl_text_sections_keep_their_structure(engine: Apertium) -> None:
-    from boeflow.enrich.source import read_document
+    from boeflow.review.source import read_document
 
     doc = read_document(DOCUMENTS / "BOE-A-2024-22928.xml")
     texts = [s.text for s in doc.sections[:12] if s.text.strip()]

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from boeflow.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.types import Chunk, ParsedDocument
+from boeflow.index.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
 from boeflow.parse import parse_bytes, parse_file
-from boeflow.types import Chunk, ParsedDocument
 from tests.unit.boe_text import DOCUMENTS, SAMPLE_XMLS, in_order_coverage, texto_words
 
 CONSTITUCION = DOCUMENTS / "BOE-A-1978-31229.xml"

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from boeflow.citations import (
+from boeflow.boe.citations import (
     BY_ACRONYM,
     NORMS,
     find_citations,
@@ -14,7 +14,7 @@ from boeflow.citations import (
     resolve_law,
     strip_citations,
 )
-from boeflow.evaluation import CITATION_QUERIES, load_set
+from boeflow.evals.retrieval import CITATION_QUERIES, load_set
 
 
 @pytest.mark.parametrize(("text", "rango", "number"), [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.config import (
+from boeflow.core.settings import (
     PRODUCTION_EMBEDDER,
     PRODUCTION_SUMMARIZER,
     PRODUCTION_TRANSLATOR,
@@ -84,7 +84,7 @@ def test_config_show_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None
     from typer.testing import CliRunner
 
     from boeflow.cli import app
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
 
     monkeypatch.setenv("BOEFLOW_PG_PASSWORD", "pg-s3cret")
     monkeypatch.setenv("BOEFLOW_GEN_HTTP_API_KEY", "sk-api-s3cret")

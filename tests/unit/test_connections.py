@@ -11,7 +11,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import Connection
 
 from boeflow.airflow import connections as c
-from boeflow.config import Settings, redact_url
+from boeflow.core.settings import Settings, redact_url
 
 
 @pytest.fixture()

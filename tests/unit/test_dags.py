@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
-from boeflow.config import Settings
-from boeflow.daily import TaskFailed, batch_label, resolve_day
+from boeflow.core.settings import Settings
+from boeflow.jobs.common import TaskFailed, resolve_day
+from boeflow.jobs.index import batch_label
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -144,7 +145,7 @@ def test_boe_digest_is_scheduled_on_the_enrichment_asset(dagbag: object) -> None
 # What parsing a DAG must not import: models, clients and the local operations toolkit
 # (process supervision) belong to the tasks, not to the DAG processor's parse loop.
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "elasticsearch", "psycopg",
-                 "redis", "pymupdf", "spacy", "boeflow.services", "boeflow.pipeline",
+                 "redis", "pymupdf", "spacy", "boeflow_ops.services", "boeflow.index.files",
                  "boeflow.boe.fetch")
 
 

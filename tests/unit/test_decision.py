@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from boeflow.boe.ids import InvalidIdentifier, normalise_boe_id
 from boeflow.boe.manifest import DayManifest
+from boeflow.core.ids import InvalidIdentifier, normalise_boe_id
 from boeflow.digest import decision as dec
 from boeflow.digest.build import apply_review
 from boeflow.digest.decision import (

@@ -15,7 +15,7 @@ import pytest
 
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.build import (
     DayInputs,
     ReviewInput,
@@ -61,8 +61,8 @@ SUMMARY_22928 = {
 
 @pytest.fixture(scope="module")
 def fetched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DayManifest]:
-    from boeflow.daily import _store
-    from boeflow.digest.collect import load_manifest
+    from boeflow.boe.store import load_manifest
+    from boeflow.jobs.common import raw_store
 
     data = tmp_path_factory.mktemp("digest-data")
     settings = Settings(data_dir=data, samples_dir=SAMPLES)
@@ -73,7 +73,7 @@ def fetched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DayManifest]:
     with BoeServer(SAMPLES) as server:
         replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
                                              "boe_max_attempts": 1})
-        store = _store(replay)
+        store = raw_store(replay)
         for day in ("2024-11-06", "2024-11-13"):
             with BoeClient(ClientConfig.from_settings(replay)) as client:
                 Fetcher(client, store, FetchOptions.from_settings(replay)).fetch_day(
@@ -389,7 +389,7 @@ def test_a_file_at_the_limits_loads_and_runs(fetched: dict[str, DayManifest],
 
 
 def test_one_failing_query_names_its_watchlist(fetched: dict[str, DayManifest]) -> None:
-    from boeflow.search import SearchInputError
+    from boeflow.index.search import SearchInputError
 
     def query(text: str, day: date | None) -> list[QueryHit]:
         raise SearchInputError("query too long (2500 characters, at most 2000)")

@@ -30,9 +30,10 @@ from boeflow.boe.replay import (
     HOSTILE_ITEM_LINKS,
     MARKDOWN_BREAKOUT,
 )
-from boeflow.boe.site import BOE_HOSTS, UnsafeUrl, check_boe_url, check_site_origin
 from boeflow.boe.store import RawStore
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.site import BOE_HOSTS, UnsafeUrl, check_boe_url, check_site_origin
+from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.digest.build import ReviewInput, apply_review, selection
 from boeflow.digest.mail import digest_mails
 from boeflow.digest.model import Digest, Item, ItemReview
@@ -47,7 +48,6 @@ from boeflow.digest.render import (
     render_markdown,
     review_body,
 )
-from boeflow.xmlsafe import parse_xml_bytes
 from tests.conftest import DOCUMENTS
 from tests.support.hostile_digest import NOV13, HostileDay, hostile_day
 

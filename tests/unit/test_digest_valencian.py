@@ -13,7 +13,7 @@ import pytest
 
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import BoeServer
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.build import DayInputs, build_draft
 from boeflow.digest.render import render_html, render_json, render_markdown
 from boeflow.enrich.apertium import PACKAGES
@@ -30,16 +30,16 @@ DAY = date(2024, 11, 6)
 def fetched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DayManifest]:
     from boeflow.boe.fetch import Fetcher, FetchOptions
     from boeflow.boe.http import BoeClient, ClientConfig
-    from boeflow.daily import _store
-    from boeflow.digest.collect import load_manifest
+    from boeflow.boe.store import load_manifest
+    from boeflow.jobs.common import raw_store
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("valencian"), samples_dir=SAMPLES)
     with BoeServer(SAMPLES) as server:
         replay = settings.model_copy(update={"boe_base_url": server.url, "boe_rate_limit": 0.0,
                                              "boe_max_attempts": 1})
         with BoeClient(ClientConfig.from_settings(replay)) as client:
-            Fetcher(client, _store(replay), FetchOptions.from_settings(replay)).fetch_day(DAY)
-        manifest = load_manifest(_store(replay), DAY)
+            Fetcher(client, raw_store(replay), FetchOptions.from_settings(replay)).fetch_day(DAY)
+        manifest = load_manifest(raw_store(replay), DAY)
     assert manifest is not None and len(manifest.items) == 238
     return settings, manifest
 

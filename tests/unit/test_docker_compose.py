@@ -1,5 +1,5 @@
 """docker/compose.yaml passes a real compose loader (Debian's docker-compose, installed by
-scripts/bootstrap.sh) and agrees with the code: image tags with src/boeflow/versions.env,
+scripts/bootstrap.sh) and agrees with the code: image tags with src/boeflow/core/versions.env,
 BOEFLOW_* names with the Settings fields, service hosts and ports with the URLs the code
 is given, Airflow classes with the installed packages."""
 
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from boeflow.config import Settings
-from boeflow.versions import (
+from boeflow.core.settings import Settings
+from boeflow.core.versions import (
     airflow_version,
     elastic_version,
     pinned_versions,
@@ -143,7 +143,7 @@ def test_image_tags_follow_versions_env() -> None:
 def test_docker_env_is_the_versions_file() -> None:
     env = DOCKER / ".env"
     assert env.is_symlink()
-    assert env.resolve() == (REPO / "src" / "boeflow" / "versions.env").resolve()
+    assert env.resolve() == (REPO / "src" / "boeflow" / "core" / "versions.env").resolve()
 
 
 def test_local_redis_is_the_pinned_minor() -> None:

@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from boeflow.config import Settings
-from boeflow.embed import Embedder, EmbeddingCache, LocalBackend, RemoteBackend, build_embedder
+from boeflow.core.settings import Settings
+from boeflow.index.embed import (
+    Embedder,
+    EmbeddingCache,
+    LocalBackend,
+    RemoteBackend,
+    build_embedder,
+)
 
 TEXTS = [
     "Artículo 14. Los españoles son iguales ante la ley.",

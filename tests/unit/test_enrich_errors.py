@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boeflow.config import Settings
-from boeflow.embed import Embedder, EmbeddingCache, LocalBackend
+from boeflow.core.settings import Settings
+from boeflow.index.embed import Embedder, EmbeddingCache, LocalBackend
 from boeflow.models.loading import ModelSetupError, load_embedder
 from tests.support.disk import tmpfs
 from tests.support.generation import generation_env
@@ -54,7 +54,7 @@ def test_summarize_on_a_full_disk_is_one_line(full_disk: Path, smoke_models_dir:
 def test_enrich_documents_on_a_full_disk_fail_per_document(
         full_disk: Path, smoke_models_dir: Path) -> None:
     from boeflow.enrich.day import enrich_documents
-    from boeflow.enrich.source import read_document
+    from boeflow.review.source import read_document
     from tests.conftest import DOCUMENTS
 
     settings = Settings(profile="smoke", smoke_models_dir=smoke_models_dir,
@@ -114,7 +114,7 @@ def test_a_day_with_missing_models_fails_at_once(tmp_path: Path) -> None:
     """Setup errors stop the run with one error, not one failure per document."""
     from boeflow.enrich.backends import clear_backends
     from boeflow.enrich.day import enrich_documents
-    from boeflow.enrich.source import read_document
+    from boeflow.review.source import read_document
     from tests.conftest import DOCUMENTS
 
     clear_backends()

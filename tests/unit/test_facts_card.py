@@ -16,8 +16,8 @@ from boeflow.cli import app
 from boeflow.digest.build import card_from
 from boeflow.digest.calendar import day_calendar, rolling_calendar
 from boeflow.digest.model import Department, Digest, Header, Item, ItemReview, Section
-from boeflow.enrich.source import SourceDocument, SourceSection, read_document
 from boeflow.review.card import Calendar, add_months, deadline_date, facts_card
+from boeflow.review.source import SourceDocument, SourceSection, read_document
 from tests.conftest import SAMPLES
 
 DOCUMENTS = SAMPLES / "documents"

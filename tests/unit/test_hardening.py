@@ -16,13 +16,13 @@ import pymupdf
 import pytest
 from lxml import etree
 
-from boeflow.boe.ids import BOE_ID, is_boe_id
 from boeflow.boe.store import RawStore, StoreKeyError, check_key
-from boeflow.chunk import TokenCounter, load_tokenizer
-from boeflow.config import Settings
+from boeflow.core.ids import BOE_ID, is_boe_id
+from boeflow.core.settings import Settings
+from boeflow.core.xmlsafe import parse_xml_bytes
+from boeflow.index.chunk import TokenCounter, load_tokenizer
 from boeflow.parse import ParseError, parse_bytes, parse_file
 from boeflow.parse.structure import expand_spans, parse_span
-from boeflow.xmlsafe import parse_xml_bytes
 from tests.unit.boe_text import DOCUMENTS, PDFS
 
 REPO = Path(__file__).resolve().parents[2]

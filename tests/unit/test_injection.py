@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.enrich.source import read_document
+from boeflow.core.paths import package_file
 from boeflow.review import check_prompt_injection, find_injections
 from boeflow.review.injection import normalise
+from boeflow.review.source import read_document
 from tests.conftest import DOCUMENTS
 
-SET = Path(__file__).resolve().parents[2] / "src" / "boeflow" / "review" / "data" / \
-    "injection_set.jsonl"
+SET = package_file("boeflow.evals", "data", "injection_set.jsonl")
 
 
 def _cases() -> list[dict[str, object]]:

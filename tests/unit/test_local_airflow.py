@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from boeflow.config import Settings
-from boeflow.services import airflow as af
-from boeflow.services.common import ServiceError, is_loopback, require_loopback
+from boeflow.core.settings import Settings
+from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import ServiceError, is_loopback, require_loopback
 
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:

@@ -12,10 +12,10 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from boeflow.cli import app
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
+from boeflow.core.types import Chunk, ParsedDocument
+from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.parse import ParseError, parse_bytes, parse_file
-from boeflow.types import Chunk, ParsedDocument
-from boeflow.xmlsafe import parse_xml_bytes
 from tests.unit.boe_text import DOCUMENTS, PDFS
 
 GOOD = DOCUMENTS / "BOE-A-2024-24105.xml"

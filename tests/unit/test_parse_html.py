@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.parse import parse_bytes, parse_file
-from boeflow.xmlsafe import parse_xml_bytes
 from tests.unit.boe_text import DOCUMENTS
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from boeflow.enrich.prompts import DEFAULT_SUMMARY_PROMPTS, neutralise
 from boeflow.enrich.schema import parse_summary
-from boeflow.enrich.source import read_document
 from boeflow.enrich.translate import mask_entities, unmask
 from boeflow.review import (
     check_faithfulness,
@@ -23,6 +22,7 @@ from boeflow.review import (
     review_translation,
 )
 from boeflow.review.facts import extract_facts
+from boeflow.review.source import read_document
 from tests.conftest import DOCUMENTS
 
 # BOE-A-2024-23543 (MUFACE, incapacidad temporal por la DANA).

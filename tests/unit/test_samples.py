@@ -65,8 +65,8 @@ def test_the_composed_day_lists_every_recorded_document_once(tmp_path: Path) -> 
     from boeflow.boe.document import parse_document_meta
     from boeflow.boe.samples import COMPOSED_DAY, COMPOSED_SUMARIO_ID, compose_day
     from boeflow.boe.sumario import parse_sumario
+    from boeflow.core.xmlsafe import parse_xml_bytes
     from boeflow.digest.model import SECTION_ORDER
-    from boeflow.xmlsafe import parse_xml_bytes
 
     root = unpack(SAMPLES, tmp_path / "root")
     compose_day(root)

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from boeflow.core.textnorm import fold
 from boeflow.index.mapping import ANALYSIS, chunks_mapping, templates
-from boeflow.search import Filters, SearchInputError, _check_query, bm25_query, rrf_fuse
-from boeflow.textnorm import fold
+from boeflow.index.search import Filters, SearchInputError, _check_query, bm25_query, rrf_fuse
 
 
 def test_rrf_matches_a_hand_computation() -> None:
@@ -73,8 +73,8 @@ def test_mapping_uses_only_server_core_analysis_and_model_dims() -> None:
 
 
 def test_known_item_heading_match_is_exact_on_numbers() -> None:
-    from boeflow.evaluation import matches
-    from boeflow.search import ChunkHit
+    from boeflow.evals.retrieval import matches
+    from boeflow.index.search import ChunkHit
 
     def hit(heading: str) -> ChunkHit:
         return ChunkHit("c", "BOE-A-1978-31229", [], heading, "", 0.0)

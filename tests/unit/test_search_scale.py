@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.textnorm import stem_text
+from boeflow.core.types import Chunk, ParsedDocument
 from boeflow.index.client import get_client
-from boeflow.index.indexer import chunk_source
 from boeflow.index.mapping import chunks_mapping, link_from_key, link_key, templates
-from boeflow.search import Filters, bm25_query, highlight_query
-from boeflow.services import ServiceError
-from boeflow.services import elasticsearch as es
-from boeflow.textnorm import stem_text
-from boeflow.types import Chunk, ParsedDocument
+from boeflow.index.search import Filters, bm25_query, highlight_query
+from boeflow.index.writer import chunk_source
+from boeflow_ops.services import ServiceError
+from boeflow_ops.services import elasticsearch as es
 
 
 def test_stems_meet_inflections_with_or_without_accents() -> None:

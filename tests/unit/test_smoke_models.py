@@ -10,7 +10,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.models.loading import (
     embedding_dimension,
     is_smoke_model,

@@ -1,4 +1,4 @@
-"""Service versions are pinned in one place (src/boeflow/versions.env); the rest follows."""
+"""Service versions are pinned in one place (src/boeflow/core/versions.env); the rest follows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from boeflow.versions import elastic_version, postgres_major
+from boeflow.core.versions import elastic_version, postgres_major
 
 REPO = Path(__file__).resolve().parents[2]
 

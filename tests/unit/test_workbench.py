@@ -16,7 +16,7 @@ import pytest
 
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.store import RawStore
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.digest.model import Digest
 from boeflow.digest.publish import write_digest
 from boeflow.workbench import app as wb

@@ -33,9 +33,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from boeflow.airflow.connections import task_settings
 from boeflow.airflow.notify import ReviewRequestNotifier
-from boeflow.config import Settings, get_settings
-from boeflow.daily import APPROVAL_OPTIONS
+from boeflow.core.settings import Settings, get_settings
 from boeflow.digest.decision import PUBLISH, REJECT
+from boeflow.jobs.publish import APPROVAL_OPTIONS
 
 BUILD_TASK = "build_digest"
 
@@ -81,7 +81,7 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
     template_fields = (*HITLOperator.template_fields, "day")
 
     def execute(self, context: Any) -> Any:
-        from boeflow.daily import record_approval_skipped
+        from boeflow.jobs.publish import record_approval_skipped
 
         built = context["ti"].xcom_pull(task_ids=BUILD_TASK) or {}
         if not built.get("needs_review"):
@@ -100,9 +100,10 @@ class DigestApproval(HITLOperator):  # type: ignore[misc]
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from datetime import date
 
-        from boeflow.daily import TaskFailed, review_from_hitl
         from boeflow.digest.decision import DecisionError, validate_decision
         from boeflow.digest.publish import read_digest
+        from boeflow.jobs.common import TaskFailed
+        from boeflow.jobs.publish import review_from_hitl
         from boeflow.state.db import state
         from boeflow.state.records import record_task
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-from boeflow.config import Settings, get_settings
+from boeflow.core.settings import Settings, get_settings
 
 ELASTICSEARCH_CONN_ID = "boeflow_elasticsearch"
 POSTGRES_CONN_ID = "boeflow_postgres"

@@ -33,7 +33,7 @@ class DigestMailNotifier(BaseNotifier):  # type: ignore[misc]
 
 
 def smtp_sender(smtp_conn_id: str, sender: str, context: Any) -> Any:
-    """A ``boeflow.daily.deliver_day`` sender backed by ``DigestMailNotifier``."""
+    """A ``boeflow.jobs.deliver.deliver_day`` sender backed by ``DigestMailNotifier``."""
 
     def send(mail: OutgoingMail) -> None:
         DigestMailNotifier(mail, sender, smtp_conn_id).notify(context)
@@ -94,7 +94,7 @@ def review_deadline_alert(dag_id: str) -> Any:
     from airflow.sdk.definitions.callback import AsyncCallback
     from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
     from boeflow.workbench.notice import deadline_interval
 
     deadline = get_settings().digest_review_deadline
@@ -117,7 +117,7 @@ async def remind_reviewers(dag_id: str, deadline: str, context: Any = None,
 
 
 def _remind(dag_id: str, deadline: str, context: Any) -> None:
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
     from boeflow.workbench.notice import borrador_url, review_reminder
 
     settings = get_settings()

@@ -1,7 +1,7 @@
 """The daily DAGs' shared wiring: the trigger form (Params), retries, the LLM pool, the
 settings every task uses (Airflow Connections over ``BOEFLOW_*``) and the digest half —
 ``review → build_digest → approve → publish → deliver`` — wired once for ``boe_daily`` and
-``boe_digest``. Each task only calls the plain function of ``boeflow.daily`` with the task's
+``boe_digest``. Each task only calls the plain function of ``boeflow.jobs`` with the task's
 settings and plain JSON values."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from airflow.sdk import Asset, Param, XComArg, get_current_context, task
 
 from boeflow.airflow.approval import DigestApproval
 from boeflow.airflow.pools import LLM_POOL
-from boeflow.config import Settings, get_settings
-from boeflow.digest.model import SECTION_ORDER
+from boeflow.core.sections import SECTION_CODES, SECTIONS
+from boeflow.core.settings import Settings, get_settings
 
 __all__ = ["BATCH_NAME", "ENRICHED", "LLM_POOL", "TRIGGER_PARAMS", "digest_tasks",
            "io_retries", "name_batch", "run_id", "settings"]
@@ -22,18 +22,7 @@ __all__ = ["BATCH_NAME", "ENRICHED", "LLM_POOL", "TRIGGER_PARAMS", "digest_tasks
 # Emitted by the enrich task (extra: {"day": "YYYY-MM-DD"}); schedules boe_digest.
 ENRICHED = Asset("boeflow://boe-documents/enriched", group="boeflow")
 
-SECTION_NAMES = {
-    "1": "I. Disposiciones generales",
-    "2A": "II-A. Autoridades y personal: nombramientos, situaciones e incidencias",
-    "2B": "II-B. Autoridades y personal: oposiciones y concursos",
-    "3": "III. Otras disposiciones",
-    "4": "IV. Administración de Justicia",
-    "5A": "V-A. Anuncios: contratación del sector público",
-    "5B": "V-B. Anuncios: otros anuncios oficiales",
-    "5C": "V-C. Anuncios particulares",
-    "T": "T.C. Tribunal Constitucional",
-}
-SECTION_CODES = [code for code, _ in SECTION_ORDER]
+SECTION_NAMES = {section.code: section.name for section in SECTIONS}
 LANGUAGE_NAMES = {"es": "Castellano (resumen)", "va": "Valenciano (traducción del resumen)"}
 
 # The trigger form of boe_daily. Airflow validates a run's conf against this JSON schema when
@@ -45,9 +34,9 @@ TRIGGER_PARAMS: dict[str, Param] = {
         description="Día que se procesa (AAAA-MM-DD). Vacío: el día de la ejecución "
         "programada (de lunes a sábado a las 09:00, hora de Madrid)."),
     "sections": Param(
-        None, type=["null", "array"], items={"type": "string", "enum": SECTION_CODES},
+        None, type=["null", "array"], items={"type": "string", "enum": list(SECTION_CODES)},
         uniqueItems=True,
-        examples=SECTION_CODES, values_display=SECTION_NAMES, title="Secciones",
+        examples=list(SECTION_CODES), values_display=SECTION_NAMES, title="Secciones",
         description="Secciones del BOE que se procesan. Ninguna: todas."),
     "force": Param(
         False, type="boolean", title="Forzar",
@@ -110,7 +99,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
     if after_batches:
         @task(trigger_rule="all_done")  # type: ignore[untyped-decorator]
         def review(day: str) -> dict[str, Any]:
-            from boeflow.daily import close_batches
+            from boeflow.jobs.enrich import close_batches
 
             return close_batches(day, settings(), _run_id())
 
@@ -119,7 +108,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
     else:
         @task
         def review(day: str) -> dict[str, Any]:
-            from boeflow.daily import review_day
+            from boeflow.jobs.review import review_day
 
             return review_day(day, settings(), _run_id())
 
@@ -127,13 +116,13 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
 
     @task
     def build_digest(day: str, reviewed: dict[str, Any]) -> dict[str, Any]:
-        from boeflow.daily import build_digest_day
+        from boeflow.jobs.digest import build_digest_day
 
         return build_digest_day(day, settings(), _run_id())
 
     @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
     def publish(day: str) -> dict[str, Any]:
-        from boeflow.daily import publish_day, review_from_hitl
+        from boeflow.jobs.publish import publish_day, review_from_hitl
 
         task_settings = settings()
         context = get_current_context()
@@ -148,7 +137,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
     @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
     def deliver(day: str, published: dict[str, Any]) -> dict[str, Any]:
         from boeflow.airflow.notify import smtp_sender
-        from boeflow.daily import deliver_day
+        from boeflow.jobs.deliver import deliver_day
 
         task_settings = settings()
         send = smtp_sender(task_settings.digest_smtp_conn_id, task_settings.digest_mail_from,

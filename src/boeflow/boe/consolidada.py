@@ -23,11 +23,11 @@ from datetime import date, datetime
 from lxml import etree
 
 from boeflow.boe.http import BoeClient, NotFound
-from boeflow.boe.ids import require_boe_id
 from boeflow.boe.store import RawStore
-from boeflow.errors import BoeflowError
-from boeflow.textnorm import fold
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.errors import BoeflowError
+from boeflow.core.ids import require_boe_id
+from boeflow.core.textnorm import fold
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 API = "/datosabiertos/api/legislacion-consolidada/id/{boe_id}"
 _BLOCK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,80}")

@@ -15,10 +15,10 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from boeflow.boe.ids import BOE_ID as BOE_ID  # re-exported for older imports
-from boeflow.boe.site import BOE_ORIGIN, UnsafeUrl, check_boe_url
+from boeflow.core.ids import BOE_ID as BOE_ID  # re-exported for older imports
+from boeflow.core.site import BOE_ORIGIN, UnsafeUrl, check_boe_url
 
-BOE_SITE = BOE_ORIGIN  # the one definition is boeflow.boe.site
+BOE_SITE = BOE_ORIGIN  # the one definition is boeflow.core.site
 # How the warnings of links dropped while parsing begin (ParsedDocument.warnings): the digest
 # lists them as incidencias of the item.
 DROPPED_LINK_WARNINGS = ("ELI descartado:", "enlace PDF descartado:")

@@ -22,7 +22,6 @@ from lxml import etree
 
 from boeflow.boe.document import BOE_SITE, parse_document_meta
 from boeflow.boe.http import BoeClient, Fetched, FetchError, Kind, NotFound, check_well_formed
-from boeflow.boe.ids import is_boe_id, shown
 from boeflow.boe.manifest import (
     MANIFEST_NAME,
     DayManifest,
@@ -31,7 +30,7 @@ from boeflow.boe.manifest import (
     Representation,
     SumarioRecord,
 )
-from boeflow.boe.store import RawStore, StoreFull, StoreKeyError, day_prefix
+from boeflow.boe.store import RawStore, StoreFull, StoreKeyError, day_prefix, load_manifest
 from boeflow.boe.sumario import (
     NoPublication,
     Sumario,
@@ -40,9 +39,11 @@ from boeflow.boe.sumario import (
     SumarioSource,
     parse_sumario,
 )
-from boeflow.config import Settings
-from boeflow.types import ReferenceOut
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.errors import one_line
+from boeflow.core.ids import is_boe_id, shown
+from boeflow.core.settings import Settings
+from boeflow.core.types import ReferenceOut
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class Fetcher:
         removed = self.store.remove_stale_temps(prefix)
         if removed:
             log.info("%s: removed %d temporary files left by an interrupted run", day, removed)
-        previous = None if self.options.force else self._load_manifest(prefix)
+        previous = None if self.options.force else self._previous_manifest(day)
         summary = DaySummary(date=day, status="published")
         manifest = DayManifest(date=day, status="published",
                                formats=list(self.options.formats))
@@ -460,14 +461,13 @@ class Fetcher:
 
     # --- manifest ----------------------------------------------------------------------
 
-    def _load_manifest(self, prefix: str) -> DayManifest | None:
-        relative = f"{prefix}/{MANIFEST_NAME}"
-        if not self.store.exists(relative):
-            return None
+    def _previous_manifest(self, day: date) -> DayManifest | None:
+        """The manifest of an earlier run, to resume from; an unreadable one is ignored
+        (the day is fetched again and the manifest rewritten)."""
         try:
-            return DayManifest.model_validate_json(self.store.read(relative))
+            return load_manifest(self.store, day)
         except ValueError as exc:
-            log.warning("ignoring unreadable manifest %s: %s", relative, exc)
+            log.warning("ignoring the unreadable manifest of %s: %s", day, one_line(exc))
             return None
 
     def _write_manifest(self, prefix: str, manifest: DayManifest, complete: bool) -> None:

@@ -40,9 +40,9 @@ from tenacity import (
 )
 
 from boeflow.boe.sumario import rebase_url
-from boeflow.config import Settings
-from boeflow.errors import BoeflowError
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.errors import BoeflowError
+from boeflow.core.settings import Settings
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from boeflow.types import ReferenceOut
+from boeflow.core.types import ReferenceOut
 
 Representation = Literal["xml", "html", "pdf"]
 DayStatus = Literal["published", "no_publication", "error"]

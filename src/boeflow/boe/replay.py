@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 FaultKind = Literal["status", "timeout", "reset", "truncate", "truncate_no_length",
                     "retry_after", "slow", "content_type", "malformed", "redirect",

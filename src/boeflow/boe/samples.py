@@ -28,23 +28,16 @@ from xml.sax.saxutils import escape, quoteattr
 
 from boeflow.boe.document import parse_document_meta
 from boeflow.boe.sumario import SumarioItem, SumarioSource, parse_sumario
-from boeflow.errors import BoeflowError
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.errors import BoeflowError
+from boeflow.core.sections import SECTION_CODES, SECTIONS, section_rank
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 ARCHIVE = Path("archive") / "boe-2024-2025.tar.xz"
 SUMS = Path("archive") / "SHA256SUMS"
 COMPOSED_DAY = date(2025, 7, 6)
 COMPOSED_SUMARIO_ID = "BOE-S-2025-COMPUESTO"
 COMPOSED_PUBLICATION = "BOE (día compuesto para pruebas: documentos reales de varios días)"
-_SECTION_NAMES = {"1": "I. Disposiciones generales", "2A": "II. Autoridades y personal. - "
-                  "A. Nombramientos, situaciones e incidencias",
-                  "2B": "II. Autoridades y personal. - B. Oposiciones y concursos",
-                  "3": "III. Otras disposiciones", "4": "IV. Administración de Justicia",
-                  "5A": "V. Anuncios. - A. Contratación del Sector Público",
-                  "5B": "V. Anuncios. - B. Otros anuncios oficiales",
-                  "5C": "V. Anuncios. - C. Anuncios particulares",
-                  "T": "Tribunal Constitucional"}
-_SECTION_ORDER = list(_SECTION_NAMES)
+_SECTION_NAMES = {section.code: section.sumario_name for section in SECTIONS}
 
 
 class SampleError(BoeflowError):
@@ -172,7 +165,7 @@ def composed_items(root: Path) -> list[SumarioItem]:
             first_page=int(first) if first and first.isdigit() else None,
             last_page=int(last) if last and last.isdigit() else None, page_count=None,
             url_html=meta.url_html, url_xml=meta.url_xml))
-    rank = {code: n for n, code in enumerate(_SECTION_ORDER)}
+    rank = {code: section_rank(code) for code in SECTION_CODES}
     departments: dict[tuple[str, str], int] = {}
     for item in sorted(items, key=lambda i: rank.get(i.section, len(rank))):
         departments.setdefault((item.section, item.department), len(departments))

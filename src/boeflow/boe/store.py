@@ -21,14 +21,17 @@ import os
 import posixpath
 import re
 import uuid
-from datetime import date
+from collections.abc import Collection
+from datetime import date, timedelta
 from pathlib import Path
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from boeflow.config import Settings, redact_url
-from boeflow.errors import BoeflowError
+from boeflow.boe.manifest import MANIFEST_NAME, DayManifest
+from boeflow.core.errors import BoeflowError
+from boeflow.core.ids import is_boe_id
+from boeflow.core.settings import Settings, redact_url
 
 TEMP_MARKER = ".part-"
 # What a key segment may be made of: BOE ids, dates, file names. No spaces, no separators,
@@ -162,3 +165,49 @@ class RawStore:
             return []
         start = len(self.root) + 1
         return sorted(p[start:] for p in self.fs.find(base))
+
+
+# When a fetched item is stored in several representations, parse the most structured one.
+_SOURCE_PREFERENCE = {"xml": 0, "html": 1, "htm": 1, "pdf": 2}
+
+
+def load_manifest(store: RawStore, day: date) -> DayManifest | None:
+    """The day's manifest, None when the day was never fetched; ValueError when the stored
+    file cannot be read as one."""
+    path = f"{day_prefix(day)}/{MANIFEST_NAME}"
+    if not store.exists(path):
+        return None
+    return DayManifest.model_validate_json(store.read(path))
+
+
+def fetched_day_files(settings: Settings, start: date, end: date, workdir: Path,
+                      ids: Collection[str] | None = None) -> list[Path]:
+    """The item documents of fetched days in the raw store (copied locally when the store
+    is remote), in file-name order; XML is preferred over HTML over PDF. With ``ids``, only
+    those items' documents (a batch reads its own files, not the whole day's)."""
+    store = RawStore(store_url(settings))
+    files: list[Path] = []
+    current = start
+    while current <= end:
+        items = f"{day_prefix(current)}/items"
+        if store.exists(items):
+            best: dict[str, str] = {}
+            for name in sorted(store.fs.ls(store.path(items), detail=False)):
+                base = str(name).rsplit("/", 1)[-1]
+                stem, _, suffix = base.rpartition(".")
+                if ".part-" in base or suffix not in _SOURCE_PREFERENCE or not is_boe_id(stem):
+                    continue  # temporaries, and anything fetch would never have written
+                if ids is not None and stem not in ids:
+                    continue
+                current_best = best.get(stem)
+                if current_best is None or _SOURCE_PREFERENCE[suffix] < _SOURCE_PREFERENCE[
+                        current_best.rpartition(".")[2]]:
+                    best[stem] = base
+            for base in best.values():
+                local = Path(store.path(f"{items}/{base}"))
+                if not local.exists():
+                    local = workdir / base
+                    local.write_bytes(store.read(f"{items}/{base}"))
+                files.append(local)
+        current += timedelta(days=1)
+    return files

@@ -26,9 +26,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from lxml import etree
 
 from boeflow.boe.document import BOE_SITE, parse_boe_date
-from boeflow.boe.site import BOE_HOSTS as BOE_HOSTS  # the one definition; re-exported
-from boeflow.errors import BoeflowError
-from boeflow.xmlsafe import parse_xml_bytes
+from boeflow.core.errors import BoeflowError
+from boeflow.core.sections import in_sections
+from boeflow.core.site import BOE_HOSTS as BOE_HOSTS  # the one definition; re-exported
+from boeflow.core.xmlsafe import parse_xml_bytes
 
 SumarioSource = Literal["api-xml", "api-json", "legacy"]
 
@@ -89,11 +90,7 @@ class Sumario:
 
     def select(self, sections: Iterable[str] | None) -> list[SumarioItem]:
         """Items of the chosen sections; ``2`` selects 2A and 2B, ``5`` selects 5A-5C."""
-        if not sections:
-            return list(self.items)
-        wanted = {s.strip().upper() for s in sections if s.strip()}
-        return [item for item in self.items
-                if item.section.upper() in wanted or item.section.rstrip("ABC") in wanted]
+        return [item for item in self.items if in_sections(item.section, sections)]
 
 
 # --- URLs ---------------------------------------------------------------------------------

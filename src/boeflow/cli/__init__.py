@@ -1,11 +1,14 @@
-"""The ``boeflow`` command line. Each stage registers its commands from its own module."""
+"""The ``boeflow`` command line. Each stage registers its commands from its own module; the
+local operations toolkit (``boeflow services``, ``boeflow airflow``) registers its commands
+through the ``boeflow.commands`` entry point, so the application never imports it."""
 
 from __future__ import annotations
+
+from importlib.metadata import entry_points
 
 import typer
 
 from boeflow.cli import (
-    airflow_cmd,
     config_cmd,
     digest_cmd,
     enrich_cmd,
@@ -16,7 +19,6 @@ from boeflow.cli import (
     parse_cmd,
     pipeline_cmd,
     search_cmd,
-    services_cmd,
     state_cmd,
 )
 
@@ -26,10 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(services_cmd.app, name="services")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(config_cmd.app, name="config")
-app.add_typer(airflow_cmd.app, name="airflow")
 # Stage commands register here, one line per module (keep alphabetical):
 digest_cmd.register(app)
 enrich_cmd.register(app)
@@ -40,6 +40,9 @@ parse_cmd.register(app)
 pipeline_cmd.register(app)
 search_cmd.register(app)
 state_cmd.register(app)
+# Installed extensions (the operations toolkit: pyproject's [project.entry-points]).
+for _extension in entry_points(group="boeflow.commands"):
+    _extension.load()(app)
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from boeflow.config import redact_url
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError, one_line
+from boeflow.core.settings import redact_url
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -74,7 +74,7 @@ def describe(exc: BaseException) -> str:
         target = f" {redact_url(str(exc.filename))}" if exc.filename else ""
         return f"{exc.strerror or type(exc).__name__}:{target}" if target else (
             f"{type(exc).__name__}: {exc}")
-    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    text = one_line(exc) if str(exc).strip() else ""
     return (f"unexpected {type(exc).__name__}: {text} "
             "(set BOEFLOW_DEBUG=1 to see the traceback)")
 

@@ -40,9 +40,9 @@ def print_json(data: Any) -> None:
 
 
 def record_state(record: Any, *args: Any) -> None:
-    """Record a step's outcome in PostgreSQL as the DAG's task does (``boeflow.daily``
+    """Record a step's outcome in PostgreSQL as the DAG's task does (``boeflow.jobs``
     ``record_*``); an unreachable database is a warning line, the step's work stands."""
-    from boeflow.errors import BoeflowError
+    from boeflow.core.errors import BoeflowError
     from boeflow.state.db import StateError
 
     try:

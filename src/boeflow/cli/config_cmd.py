@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from boeflow.cli.common import print_json
-from boeflow.config import URL_SETTINGS, get_settings, redact_url
+from boeflow.core.settings import URL_SETTINGS, get_settings, redact_url
 
 app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from boeflow.cli.common import fail, parse_day, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
 from boeflow.digest.render import local_time
 
 app = typer.Typer(help="The reviewed daily digest (Markdown, HTML, JSON).",
@@ -31,12 +31,12 @@ def build(
     digests/…/draft/ and the day's state recorded in PostgreSQL (`digest show` gives its
     draft_hash, `digest approve` publishes it). Reads the raw store, boe-documents and the
     recorded failures."""
-    from boeflow.boe.store import RawStore, store_url
-    from boeflow.daily import TaskFailed, build_digest_day
-    from boeflow.digest.collect import load_manifest
+    from boeflow.boe.store import RawStore, load_manifest, store_url
     from boeflow.digest.publish import read_digest
     from boeflow.digest.render import FORMATS, render
     from boeflow.digest.watchlists import WatchlistError, load_watchlists
+    from boeflow.jobs.common import TaskFailed
+    from boeflow.jobs.digest import build_digest_day
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose md, html or json")
@@ -162,10 +162,10 @@ def _corrections(values: list[str]) -> dict[str, str]:
 
 def _deliver(when: date) -> dict[str, Any] | None:
     """After a publication: e-mail it to the configured recipients (the DAG's deliver task,
-    ``boeflow.daily.deliver_day``, through the same SMTP Connection
+    ``boeflow.jobs.deliver.deliver_day``, through the same SMTP Connection
     ``BOEFLOW_DIGEST_SMTP_CONN_ID``); None when nobody is configured to receive it."""
-    from boeflow.daily import deliver_day
     from boeflow.digest.watchlists import load_watchlists
+    from boeflow.jobs.deliver import deliver_day
 
     settings = get_settings()
     watchlists = load_watchlists(settings.digest_watchlists_file)
@@ -184,7 +184,8 @@ def _deliver(when: date) -> dict[str, Any] | None:
 
 
 def _publish(when: date, answer: dict[str, Any] | None, as_json: bool) -> None:
-    from boeflow.daily import TaskFailed, publish_day
+    from boeflow.jobs.common import TaskFailed
+    from boeflow.jobs.publish import publish_day
 
     settings = get_settings()
     try:

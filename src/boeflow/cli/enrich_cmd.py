@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from boeflow.cli.common import err_console, fail, parse_day, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
 from boeflow.enrich.cache import EnrichStoreError
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.models.loading import ModelSetupError
@@ -109,7 +109,7 @@ def translate(
 
     from boeflow.boe.document import BOE_ID
     from boeflow.enrich.service import document_fields, translate_fields
-    from boeflow.enrich.source import load_source
+    from boeflow.review.source import load_source
 
     if to not in ("va", "es") or (from_ is not None and from_ not in ("va", "es")):
         fail("--to and --from take va or es")
@@ -194,8 +194,8 @@ def enrich(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from boeflow.cli.common import record_state
-    from boeflow.daily import record_enriched
     from boeflow.enrich.day import EnrichFailed, enrich_day
+    from boeflow.jobs.enrich import record_enriched
 
     start = parse_day(day, "--date")
     end = parse_day(to, "--to") if to else start
@@ -261,7 +261,7 @@ def eval_review(
     unfaithful summaries, false-positive rate on faithful ones."""
     from rich.table import Table
 
-    from boeflow.review.evaluation import SHIPPED_SET, SetError, evaluate, load_cases
+    from boeflow.evals.review import SHIPPED_SET, SetError, evaluate, load_cases
 
     if split not in (None, "tuning", "held_out"):
         fail("--split takes tuning or held_out")
@@ -302,7 +302,7 @@ def eval_translation(
     lines whose facts come through unchanged, speed, and the ten worst lines."""
     from rich.table import Table
 
-    from boeflow.enrich.evaluation import (
+    from boeflow.evals.translation import (
         SHIPPED_REFERENCE,
         SHIPPED_SOURCE,
         EvalSetError,

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from boeflow.cli.common import fail, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -27,8 +27,8 @@ def facts(
 ) -> None:
     """Entry into force, deadlines (last day per Ley 39/2015 art. 30), amounts and
     references of a document, each with the source span it comes from. No model."""
-    from boeflow.enrich.source import load_source
     from boeflow.review.card import facts_card
+    from boeflow.review.source import load_source
 
     settings = get_settings()
     try:

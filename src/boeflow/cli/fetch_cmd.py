@@ -45,7 +45,7 @@ def fetch(
     from boeflow.boe.report import FetchProgress, summary_table
     from boeflow.boe.store import RawStore
     from boeflow.boe.store import store_url as raw_store_url
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
 
     settings = get_settings()
     start = parse_day(day, "--date")
@@ -71,7 +71,7 @@ def fetch(
         fetcher = Fetcher(client, RawStore(store_url), options, progress)
         summaries = [fetcher.fetch_day(d) for d in days]
     if data_dir is None:  # the configured store: the day's state goes with it
-        from boeflow.daily import record_fetched
+        from boeflow.jobs.fetch import record_fetched
 
         for summary in summaries:
             record_state(record_fetched, summary.date.isoformat(), settings, summary.as_dict())

@@ -22,11 +22,11 @@ def links(
     named block before and after (from the consolidated legislation API)."""
     from boeflow.boe.consolidada import ConsolidadaClient
     from boeflow.boe.http import BoeClient, ClientConfig, FetchError
-    from boeflow.boe.ids import is_boe_id
     from boeflow.boe.store import RawStore, store_url
-    from boeflow.config import get_settings
-    from boeflow.links import links_for
-    from boeflow.xmlsafe import parse_xml_bytes
+    from boeflow.core.ids import is_boe_id
+    from boeflow.core.settings import get_settings
+    from boeflow.core.xmlsafe import parse_xml_bytes
+    from boeflow.enrich.links import links_for
 
     settings = get_settings()
     path = Path(target)

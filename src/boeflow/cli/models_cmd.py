@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from boeflow.cli.common import err_console, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
 
 app = typer.Typer(help="Build the offline smoke models; show which models are configured.",
                   no_args_is_help=True)

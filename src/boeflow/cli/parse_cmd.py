@@ -16,9 +16,9 @@ from typing import Any
 import typer
 
 from boeflow.cli.common import err_console, fail, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
+from boeflow.core.types import ParsedDocument
 from boeflow.parse import ParseError, parse_file
-from boeflow.types import ParsedDocument
 
 DOCUMENT_SUFFIXES = {".xml", ".pdf", ".html", ".htm"}
 
@@ -88,7 +88,7 @@ def chunk(files: list[Path] = FilesArgument,
                                       "the parts of a split unit"),
           ) -> None:
     """Split BOE documents into article-aware chunks for embedding."""
-    from boeflow.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
+    from boeflow.index.chunk import TokenCounter, chunk_document, default_max_tokens, load_tokenizer
 
     settings = get_settings()
     limit = max_tokens or default_max_tokens(settings)

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 
 from boeflow.cli.common import err_console, fail, parse_optional_day, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
 
 es_app = typer.Typer(help="Elasticsearch layout (index templates, versioned indices, aliases).",
                      no_args_is_help=True)
@@ -63,7 +63,7 @@ def index(
 ) -> None:
     """parse → chunk → embed → index a fetched day (or range) or the given files."""
     from boeflow.index.client import SearchBackendError
-    from boeflow.pipeline import expand_paths, index_files
+    from boeflow.index.files import expand_paths, index_files
 
     settings = get_settings()
     start, end = parse_optional_day(day, "--date"), parse_optional_day(to, "--to")
@@ -72,7 +72,7 @@ def index(
     if start:
         import tempfile
 
-        from boeflow.pipeline import fetched_day_files
+        from boeflow.boe.store import fetched_day_files
 
         targets = fetched_day_files(settings, start, end or start, Path(tempfile.mkdtemp()))
     elif files:
@@ -97,7 +97,7 @@ def index(
         from datetime import timedelta
 
         from boeflow.cli.common import record_state
-        from boeflow.daily import record_indexed
+        from boeflow.jobs.index import record_indexed
 
         current = start
         while current <= (end or start):
@@ -134,7 +134,7 @@ def search(
 ) -> None:
     """Hybrid search with filters; results grouped per document with citations."""
     from boeflow.index.client import SearchBackendError, get_client, names_for
-    from boeflow.search import MODES, Filters, Searcher, SearchInputError
+    from boeflow.index.search import MODES, Filters, Searcher, SearchInputError
 
     settings = get_settings()
     if mode not in MODES:
@@ -145,7 +145,7 @@ def search(
                       department=department, rango=rango, materia=materia)
     embedder = None
     if mode != "bm25":
-        from boeflow.embed import build_embedder
+        from boeflow.index.embed import build_embedder
 
         embedder = build_embedder(settings)
     searcher = Searcher(get_client(settings), names_for(settings), embedder)
@@ -181,10 +181,10 @@ def eval_retrieval(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Recall@1/5/10 and MRR@10 per mode over labelled sets."""
-    from boeflow.embed import build_embedder
-    from boeflow.evaluation import SHIPPED_SETS, evaluate, load_set
+    from boeflow.evals.retrieval import SHIPPED_SETS, evaluate, load_set
     from boeflow.index.client import SearchBackendError, get_client, names_for
-    from boeflow.search import MODES, Searcher
+    from boeflow.index.embed import build_embedder
+    from boeflow.index.search import MODES, Searcher
 
     settings = get_settings()
     modes = [m for m in (mode or list(MODES))]
@@ -230,7 +230,7 @@ def kibana_import(
                                           help="Kibana base URL (or KIBANA_URL)."),
 ) -> None:
     """Post the saved objects to Kibana's import API (overwriting boeflow's own objects)."""
-    from boeflow.kibana import DEFAULT_FILE, KibanaError, import_objects
+    from boeflow.index.kibana import DEFAULT_FILE, KibanaError, import_objects
 
     if not kibana_url:
         fail("set KIBANA_URL (or --url) to the Kibana base URL, e.g. http://localhost:5601")

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from boeflow.cli.common import fail, parse_day, print_json
-from boeflow.config import get_settings
+from boeflow.core.settings import get_settings
 from boeflow.digest.render import local_time
 
 db_app = typer.Typer(help="boeflow's PostgreSQL schema.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""Amendment cards of the digest: the ``legal_links`` of an item (``boeflow.links``) as
+"""Amendment cards of the digest: the ``legal_links`` of an item (``boeflow.enrich.links``) as
 cards with a word-level before/after difference (issue 22)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from boeflow.boe.ids import is_boe_id
-from boeflow.boe.site import BOE_ORIGIN, safe_boe_url
+from boeflow.core.ids import is_boe_id
+from boeflow.core.site import BOE_ORIGIN, safe_boe_url
 from boeflow.digest.model import AmendmentCard, BlockCard, DiffPart
 
 CHANGING = ("modifica", "añade", "suprime", "deroga", "corrige")
@@ -60,7 +60,7 @@ def _version(side: Mapping[str, Any] | None) -> str | None:
 
 def _law_url(ref: Mapping[str, Any]) -> str:
     """The law's ELI or page, validated to https on the BOE site like every link of the
-    digest (``boeflow.boe.site``); else its consolidated page built from its validated id."""
+    digest (``boeflow.core.site``); else its consolidated page built from its validated id."""
     for candidate in (ref.get("target_eli"), ref.get("target_url")):
         url = safe_boe_url(str(candidate)) if candidate else None
         if url:

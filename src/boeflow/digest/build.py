@@ -15,9 +15,9 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from boeflow.boe.document import DROPPED_LINK_WARNINGS
-from boeflow.boe.ids import is_boe_id
 from boeflow.boe.manifest import DayManifest, ItemRecord
-from boeflow.boe.site import BOE_ORIGIN, UnsafeUrl, check_boe_url, item_html_url, item_xml_url
+from boeflow.core.ids import is_boe_id
+from boeflow.core.site import BOE_ORIGIN, UnsafeUrl, check_boe_url, item_html_url, item_xml_url
 from boeflow.digest.amendments import cards
 from boeflow.digest.model import (
     COMPACT_SECTIONS,

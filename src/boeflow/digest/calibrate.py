@@ -1,7 +1,7 @@
 """Calibration of the watchlist query floors on a labelled set (docs/digest.md).
 
 Every query of the set is run through the watchlists' own search (``query_evidence``: the
-real BM25 and kNN of ``boeflow.search`` over the indexed documents, every day). A document
+real BM25 and kNN of ``boeflow.index.search`` over the indexed documents, every day). A document
 the set lists as relevant to the query is a *relevant* pair; *nonsense* queries (random
 words that no watchlist would mean together) make *nonsense* pairs with whatever they
 return; the rest are *other* pairs — in the shipped sets mostly documents on the same
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from boeflow.evaluation import LabelledQuery
+from boeflow.evals.retrieval import LabelledQuery
 
 # Random words: queries that mean nothing as a whole. No floor may let them match. (Generic
 # BOE words, "orden ministerio real", do occur together in most items: a watchlist of them
@@ -115,9 +115,9 @@ def _bucket(calibration: Calibration, doc: str, relevant: set[str],
 
 
 def main() -> None:  # pragma: no cover - a maintenance tool, exercised by the tests' calibrate()
-    from boeflow.config import get_settings
+    from boeflow.core.settings import get_settings
     from boeflow.digest.collect import query_evidence
-    from boeflow.evaluation import KNOWN_ITEMS, NATURAL_QUERIES, load_set
+    from boeflow.evals.retrieval import KNOWN_ITEMS, NATURAL_QUERIES, load_set
     from boeflow.index.client import get_client, names_for
 
     settings = get_settings()

@@ -10,28 +10,20 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from boeflow.boe.manifest import MANIFEST_NAME, DayManifest
-from boeflow.boe.store import RawStore, day_prefix
-from boeflow.config import Settings
+from boeflow.boe.manifest import DayManifest
+from boeflow.boe.store import RawStore, load_manifest
+from boeflow.core.settings import Settings
 from boeflow.digest.build import DayInputs, EditChecker
 from boeflow.digest.model import Stage, Summary
 from boeflow.digest.watchlists import QueryHit, QueryRunner
 from boeflow.enrich.titles import load_day_titles
 from boeflow.index.mapping import IndexNames
-from boeflow.state.db import Connection
 
 _RECORD_FIELDS = ["doc_id", "title", "rango", "department", "section", "published", "materias",
                   "url_pdf", "eli", "references", "linked_from", "summary", "summary_text",
                   "summary_va", "title_va", "review_status", "needs_attention",
                   "review_reasons", "smoke", "content_hash", "enrichment_stale",
                   "legal_links", "parse_warnings", "review_facts", "enrichment.va_source"]
-
-
-def load_manifest(store: RawStore, day: date) -> DayManifest | None:
-    path = f"{day_prefix(day)}/{MANIFEST_NAME}"
-    if not store.exists(path):
-        return None
-    return DayManifest.model_validate_json(store.read(path))
 
 
 def listed_items(store: RawStore, manifest: DayManifest | None) -> dict[str, int] | None:
@@ -66,29 +58,14 @@ def fetch_records(client: Elasticsearch, names: IndexNames,
     return records
 
 
-def recorded_failures(conn: Connection | None, day: date) -> dict[str, tuple[Stage, str]]:
-    """Parse/index failures recorded by the index task, by BOE id."""
-    if conn is None:
-        return {}
-    out: dict[str, tuple[Stage, str]] = {}
-    for row in conn.execute("""SELECT boe_id, index_error FROM documents
-                               WHERE day = %s AND index_status = 'failed'""", (day,)):
-        reason = str(row["index_error"] or "no indexado")
-        stage: Stage = "parse" if reason.lower().startswith(("pars", "xml", "cannot parse",
-                                                              "not well-formed")) else "index"
-        out[row["boe_id"]] = (stage, reason)
-    for row in conn.execute("""SELECT boe_id, error FROM enrichments
-                               WHERE day = %s AND error IS NOT NULL""", (day,)):
-        out.setdefault(row["boe_id"], ("enrich", str(row["error"])))
-    return out
-
-
 def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearch,
-            names: IndexNames, conn: Connection | None) -> DayInputs:
+            names: IndexNames, failures: dict[str, tuple[Stage, str]]) -> DayInputs:
+    """What the day's digest is built from; ``failures``: the parse/index/enrich failures
+    recorded for the day, by BOE id (``boeflow.state.records.recorded_failures``)."""
     manifest = load_manifest(store, day)
     ids = [item.id for item in manifest.items] if manifest else []
     return DayInputs(day=day, manifest=manifest, records=fetch_records(client, names, ids),
-                     failures=recorded_failures(conn, day), site_url=settings.digest_site_url,
+                     failures=failures, site_url=settings.digest_site_url,
                      listed=listed_items(store, manifest),
                      cards=facts_cards(settings, ids),
                      titles_va=load_day_titles(settings, day))
@@ -97,8 +74,8 @@ def collect(day: date, settings: Settings, store: RawStore, client: Elasticsearc
 def facts_cards(settings: Settings, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The ``boeflow facts`` card of every item whose document is in the raw store; an item
     whose document cannot be read has no card (its fetch incidence says why)."""
-    from boeflow.enrich.source import load_source
     from boeflow.review.card import facts_card
+    from boeflow.review.source import load_source
 
     cards: dict[str, dict[str, Any]] = {}
     for boe_id in ids:
@@ -160,16 +137,16 @@ Evidence = tuple[set[str], list[tuple[str, set[str]]], list[tuple[str, float]]]
 
 def query_evidence(settings: Settings, client: Elasticsearch, names: IndexNames
                    ) -> Callable[[str, date | None], Evidence]:
-    """What a watchlist query finds through ``boeflow.search`` (limited to a day, or every
+    """What a watchlist query finds through ``boeflow.index.search`` (limited to a day, or every
     day for the calibration): BM25 always, kNN only with a real embedding model and index.
     The embedder is loaded on the first query only."""
     from elasticsearch import ApiError, TransportError
 
     from boeflow.digest.watchlists import QUERY_DEPTH, passage_words, significant_words
-    from boeflow.embed import Embedder, build_embedder
     from boeflow.index.client import SearchBackendError
+    from boeflow.index.embed import Embedder, build_embedder
+    from boeflow.index.search import Filters, Searcher
     from boeflow.models.loading import is_smoke_model
-    from boeflow.search import Filters, Searcher
 
     semantic = not settings.is_smoke and not is_smoke_model(settings.embed_model)
     embedder: list[Embedder] = []

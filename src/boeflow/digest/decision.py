@@ -19,7 +19,7 @@ a correction key with a suffix other than ``:va`` (case-insensitive), an empty c
 correction or note of an excluded item, a value over its limit — any of these refuses the
 whole decision, so nothing is published and nothing is recorded as excluded or edited unless
 it is applied. Ids are normalised to the canonical ``BOE-X-YYYY-N`` by
-``boeflow.boe.ids.normalise_boe_id`` (lower case, Unicode hyphens, full-width forms) or
+``boeflow.core.ids.normalise_boe_id`` (lower case, Unicode hyphens, full-width forms) or
 refused; nothing is guessed.
 
 The limits (``docs/limits.md``, "Reviewer input") are constants: a decision is typed by a
@@ -36,10 +36,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from boeflow.boe.ids import InvalidIdentifier, normalise_boe_id, shown
+from boeflow.core.errors import BoeflowError
+from boeflow.core.ids import InvalidIdentifier, normalise_boe_id, shown
 from boeflow.digest.build import ReviewInput
 from boeflow.digest.model import Digest
-from boeflow.errors import BoeflowError
 
 DecisionKind = Literal["approved", "rejected", "timed_out", "without_review"]
 DECISIONS: tuple[str, ...] = ("approved", "rejected", "timed_out", "without_review")

@@ -6,7 +6,7 @@
     relations = ["modifica", "deroga"]  # default: modifica, deroga, corrige, cita
     recipients = ["juridico@example.org"]
 
-The law is resolved to its BOE id when the file is loaded (``boeflow.citations``: the one
+The law is resolved to its BOE id when the file is loaded (``boeflow.boe.citations``: the one
 table and grammar links and search use); an item matches when its ``<analisis>`` references
 the law with one of the relations. Each recipient gets one e-mail with only the hits of the
 follow-a-law watchlists they are on (their items with their amendment cards), and none on a
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from boeflow.citations import BY_ID, resolve_law
+from boeflow.boe.citations import BY_ID, resolve_law
 from boeflow.digest.model import Digest
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from boeflow.boe.site import BOE_HOSTS, check_boe_url, defang_urls
+from boeflow.core.sections import SECTIONS
+from boeflow.core.site import BOE_HOSTS, check_boe_url, defang_urls
 
 SCHEMA_VERSION = 1
 DigestStatus = Literal["draft", "published", "no_publication"]
@@ -21,12 +22,10 @@ ReviewState = Literal["auto_checked", "needs_attention", "failed", "not_enriched
 Stage = Literal["day", "fetch", "parse", "index", "enrich"]
 
 # The BOE's own order of sections, with the labels printed in the BOE.
-SECTION_ORDER: tuple[tuple[str, str], ...] = (
-    ("1", "I"), ("2A", "II-A"), ("2B", "II-B"), ("3", "III"), ("4", "IV"),
-    ("5A", "V-A"), ("5B", "V-B"), ("5C", "V-C"), ("T", "T.C."),
-)
-# Sections where a title is enough (appointments, announcements): always listed compactly.
-COMPACT_SECTIONS = frozenset({"2B", "4", "5A", "5B", "5C"})
+# (code, numeral) in the BOE's order, and the sections where a title is enough: both from
+# the one table of sections.
+SECTION_ORDER: tuple[tuple[str, str], ...] = tuple((s.code, s.numeral) for s in SECTIONS)
+COMPACT_SECTIONS = frozenset(s.code for s in SECTIONS if s.compact)
 WATERMARK = "BORRADOR — pendiente de revisión"
 
 # Links to the BOE: safe by construction. A digest cannot hold a URL that is not https on

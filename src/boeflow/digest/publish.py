@@ -28,8 +28,8 @@ from urllib.parse import urljoin, urlsplit
 from elasticsearch import Elasticsearch, helpers
 from pydantic import BaseModel
 
-from boeflow.boe.site import check_site_origin, day_url
 from boeflow.boe.store import RawStore
+from boeflow.core.site import check_site_origin, day_url
 from boeflow.digest.model import Digest
 from boeflow.digest.render import FORMATS, render
 from boeflow.index.mapping import IndexNames, digests_mapping, index_name, templates
@@ -244,7 +244,7 @@ def feed_entry_id(feed_url: str, day: date, version: int) -> str:
 def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
     """Rebuild ``digests/feed.xml`` from the published digests (newest first, bounded);
     return the number of entries. Links are absolute, times in Madrid time. Callers
-    serialise feed writers (``boeflow.daily`` holds a PostgreSQL lock around it)."""
+    serialise feed writers (``boeflow.jobs`` holds a PostgreSQL lock around it)."""
     from feedgen.feed import FeedGenerator
 
     from boeflow.digest.render import madrid

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from boeflow.boe.ids import is_boe_id
-from boeflow.boe.site import BOE_TIMEZONE
+from boeflow.core.ids import is_boe_id
+from boeflow.core.site import BOE_TIMEZONE
 from boeflow.digest.model import Digest, Item
 
 Format = Literal["md", "html", "json"]
@@ -71,7 +71,7 @@ def md(value: object) -> str:
 def md_url(value: object) -> str:
     """A link target safe inside Markdown: ``<…>`` (so parentheses, which ELIs have, cannot
     end it), with anything that could end or break it percent-encoded. The URLs of a digest
-    are validated BOE URLs already (boeflow.boe.site); this holds for any string."""
+    are validated BOE URLs already (boeflow.core.site); this holds for any string."""
     text = "".join(ch if ch.isascii() and ch.isprintable() and ch not in " <>\\`\"'"
                    else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in str(value))
     return f"<{text}>"

@@ -12,7 +12,7 @@ Configured in a TOML file (``BOEFLOW_DIGEST_WATCHLISTS_FILE``)::
     recipients = ["alertas@example.org"]
 
 An item matches when any criterion matches; ``why`` says which. The free-text ``query`` is
-run through ``boeflow.search.Searcher`` (``boeflow.digest.collect.hybrid_query``) and must
+run through ``boeflow.index.search.Searcher`` (``boeflow.digest.collect.hybrid_query``) and must
 *mean* something (docs/digest.md, "Watchlists"): an item matches it when one of its passages
 holds at least ``MIN_COVERAGE`` of the query's significant words (BM25, stopwords dropped,
 accents and endings ignored), or — with a real embedding model only — when its nearest
@@ -38,12 +38,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from boeflow.core.errors import BoeflowError
+from boeflow.core.textnorm import fold, stem_text
 from boeflow.digest import follow
 from boeflow.digest.follow import RELATIONS, FollowRelation
 from boeflow.digest.model import Digest, Item, WatchlistResult, WatchMatch
-from boeflow.errors import BoeflowError
-from boeflow.search import MAX_QUERY_CHARS, rrf_fuse
-from boeflow.textnorm import fold, stem_text
+from boeflow.index.search import MAX_QUERY_CHARS, rrf_fuse
 
 # --- Bounds of a watchlist file (docs/limits.md) ------------------------------------------
 MAX_FILE_BYTES = 1024 * 1024  # checked before parsing: a 100k-keyword file stops here

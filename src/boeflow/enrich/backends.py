@@ -34,7 +34,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from boeflow.config import Settings, redact_url
+from boeflow.core.settings import Settings, redact_url
 from boeflow.enrich.prompts import Message
 from boeflow.enrich.structured import GrammarConstraints, SummaryConstraint, response_format
 from boeflow.models.loading import (

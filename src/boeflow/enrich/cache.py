@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from boeflow.config import Settings
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError
+from boeflow.core.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
 

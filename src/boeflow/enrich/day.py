@@ -25,10 +25,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from boeflow.config import Settings
+from boeflow.core.errors import BoeflowError
+from boeflow.core.settings import Settings
 from boeflow.enrich.backends import get_backend, loads_since, model_loads
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
-from boeflow.enrich.source import SourceDocument, read_document
 from boeflow.enrich.summarize import Summarizer
 from boeflow.enrich.translate import (
     TranslationJob,
@@ -36,9 +36,9 @@ from boeflow.enrich.translate import (
     summary_fields,
     summary_structure,
 )
-from boeflow.errors import BoeflowError
-from boeflow.index.indexer import RETRY_ON_CONFLICT
 from boeflow.index.mapping import IndexNames
+from boeflow.index.writer import RETRY_ON_CONFLICT
+from boeflow.review.source import SourceDocument, read_document
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def iter_day(settings: Settings, when: date, size: int | None = None
     """The fetched documents of ``when`` (from the raw store) ``size`` at a time
     (``enrich_window_docs``), with those of each window that cannot be read: a day's texts
     are never all in memory at once."""
-    from boeflow.pipeline import fetched_day_files
+    from boeflow.boe.store import fetched_day_files
 
     size = size or settings.enrich_window_docs
     with tempfile.TemporaryDirectory() as workdir:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from boeflow.review.model import ReviewResult
 
 if TYPE_CHECKING:
-    from boeflow.config import Settings
+    from boeflow.core.settings import Settings
 
 # Hard bounds of the schema (any mode); ``LengthPolicy`` is the per-mode policy inside them.
 RESUMEN_MAX_CHARS = 2000

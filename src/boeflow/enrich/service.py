@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.backends import Backend, get_backend
 from boeflow.enrich.cache import EnrichStore
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
-from boeflow.enrich.source import SourceDocument, load_source
 from boeflow.enrich.summarize import Summarizer, review_record
 from boeflow.enrich.translate import make_translator, review_translation_record
 from boeflow.review import CheckResult, ReviewResult, detect_language
+from boeflow.review.source import SourceDocument, load_source
 
 Lang = Literal["es", "va"]
 Record = SummaryRecord | TranslationRecord

@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.backends import Backend, GenerationParams
 from boeflow.enrich.budget import SEPARATOR_TOKENS, hard_split, pack, split_to_budget
 from boeflow.enrich.cache import EnrichStore, cache_key
@@ -39,10 +39,10 @@ from boeflow.enrich.schema import (
     length_policy,
     parse_summary,
 )
-from boeflow.enrich.source import SourceDocument
 from boeflow.enrich.structured import SummaryConstraint, minimum_new_tokens, skeleton_tokens
 from boeflow.models.loading import ModelSetupError
 from boeflow.review import ReviewResult, review_summary
+from boeflow.review.source import SourceDocument
 
 log = logging.getLogger(__name__)
 

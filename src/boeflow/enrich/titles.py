@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from boeflow.boe.manifest import DayManifest
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.cache import EnrichStore
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ def translate_day_titles(settings: Settings, day: date, manifest: DayManifest | 
 def translate_titles_of_day(settings: Settings, day: date, *,
                             force: bool = False) -> dict[str, Any]:
     """``translate_day_titles`` for the day's fetched manifest (raw store)."""
-    from boeflow.boe.store import RawStore, store_url
-    from boeflow.digest.collect import load_manifest
+    from boeflow.boe.store import RawStore, load_manifest, store_url
 
     if not settings.translate_titles:
         return {"titles": 0, "translated": 0, "seconds": 0.0, "note": "disabled"}

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
 from boeflow.enrich.apertium import PROTECTION_VERSION, Apertium, get_apertium
 from boeflow.enrich.backends import Backend, GenerationParams, get_backend
 from boeflow.enrich.budget import split_to_budget

@@ -10,8 +10,8 @@ from typing import Any
 from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 
-from boeflow.config import Settings, redact_url
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError
+from boeflow.core.settings import Settings, redact_url
 from boeflow.index.mapping import (
     ALIASES,
     DOCUMENTS,

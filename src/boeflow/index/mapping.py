@@ -3,7 +3,7 @@
 The same mapping is used by tests (integ-test distribution) and production, so analysis uses
 only server-core components: the standard tokenizer, ``lowercase`` and a ``stop`` filter with
 Spanish stopwords. Accent folding and Snowball Spanish stemming are done in our code
-(``*_folded`` and ``*_stem`` fields, see ``boeflow.textnorm``). The vector dimension comes
+(``*_folded`` and ``*_stem`` fields, see ``boeflow.core.textnorm``). The vector dimension comes
 from the embedding model; the vector index type, shards and replicas from settings.
 """
 

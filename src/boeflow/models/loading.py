@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from boeflow.config import Settings
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError, one_line
+from boeflow.core.settings import Settings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -88,7 +88,7 @@ def missing_weights(settings: Settings, model_ref: str, role: str,
     setting = MODEL_SETTINGS.get(role, "the model setting")
     if Path(model_ref).is_dir():
         return ModelSetupError(f"cannot load the {role} model from {model_ref} ({setting}): "
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                               f"{type(exc).__name__}: {one_line(exc, 200)}")
     hint = ("BOEFLOW_HF_OFFLINE is on, so the weights must already be in the local Hugging "
             f"Face cache: download them once (`hf download {model_ref}`)" if settings.hf_offline
             else "the hub could not provide them")

@@ -22,7 +22,7 @@ from typing import Any
 
 from lxml import etree
 
-from boeflow.config import SMOKE_EMBEDDER, SMOKE_SUMMARIZER, SMOKE_TRANSLATOR
+from boeflow.core.settings import SMOKE_EMBEDDER, SMOKE_SUMMARIZER, SMOKE_TRANSLATOR
 from boeflow.models.loading import SMOKE_MARKER, pooling_dimension
 
 SEED = 20241106

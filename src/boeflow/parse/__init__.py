@@ -1,5 +1,5 @@
 """Parse a BOE item (XML ``<documento>``, PDF or HTML page) into a
-:class:`~boeflow.types.ParsedDocument` with its legal structure.
+:class:`~boeflow.core.types.ParsedDocument` with its legal structure.
 
 ``parse_file`` picks the parser from the content, not the file name, so a mislabelled
 download still parses; every failure is a :class:`ParseError` naming the document.
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boeflow.config import Settings
+from boeflow.core.settings import Settings
+from boeflow.core.types import ParsedDocument
 from boeflow.parse.errors import ParseError
 from boeflow.parse.limits import ParseLimits
-from boeflow.types import ParsedDocument
 
 __all__ = ["ParseError", "detect_format", "parse_bytes", "parse_file"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError
 
 
 class ParseError(BoeflowError):

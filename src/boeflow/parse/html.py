@@ -13,8 +13,9 @@ import re
 from bs4 import BeautifulSoup, Tag
 
 from boeflow.boe.document import absolute_url, document_pdf_url
-from boeflow.boe.ids import BOE_ID
-from boeflow.boe.site import UnsafeUrl, check_boe_url
+from boeflow.core.ids import BOE_ID
+from boeflow.core.site import UnsafeUrl, check_boe_url
+from boeflow.core.types import ParsedDocument
 from boeflow.parse.errors import ParseError
 from boeflow.parse.limits import ParseLimits
 from boeflow.parse.meta import rango_and_number, spanish_date
@@ -29,7 +30,6 @@ from boeflow.parse.structure import (
     strip_markers,
 )
 from boeflow.parse.xml import ROLE_OF_CLASS
-from boeflow.types import ParsedDocument
 
 
 def _text(tag: Tag) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from boeflow.config import Settings, get_settings
+from boeflow.core.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)

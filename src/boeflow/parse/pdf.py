@@ -17,11 +17,11 @@ from typing import Any
 
 import pymupdf
 
-from boeflow.boe.ids import BOE_ID
+from boeflow.core.ids import BOE_ID
+from boeflow.core.types import ParsedDocument
 from boeflow.parse.errors import ParseError
 from boeflow.parse.meta import pdf_url, rango_and_number, section_code, spanish_date
 from boeflow.parse.structure import Block, build_units, clean_text
-from boeflow.types import ParsedDocument
 
 _FURNITURE = (
     re.compile(r"^BOLET[IÍ]N OFICIAL DEL ESTADO$"),

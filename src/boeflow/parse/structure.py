@@ -4,7 +4,7 @@ Each parser turns its input into a flat list of :class:`Block` (one paragraph, t
 or image placeholder each, tagged with a *role* taken from the BOE CSS class or, for PDF,
 recognised from the text). :func:`build_units` then applies one set of rules to find the
 libro/título/capítulo/sección hierarchy, articles, disposiciones, annexes and signatures, so
-every format yields the same :class:`~boeflow.types.Unit` sequence.
+every format yields the same :class:`~boeflow.core.types.Unit` sequence.
 
 The document text is the blocks joined by a blank line (``"\\n\\n"``); inside a block,
 single newlines separate table rows and form lines. Units are contiguous, in reading order,
@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from boeflow.types import DisposicionKind, Unit, UnitKind
+from boeflow.core.types import DisposicionKind, Unit, UnitKind
 
 BLOCK_SEPARATOR = "\n\n"
 # Elements whose content is code or styling, never text: dropped by every parser.

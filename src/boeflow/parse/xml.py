@@ -8,7 +8,9 @@ import re
 from lxml import etree
 
 from boeflow.boe.document import parse_document_meta
-from boeflow.boe.ids import BOE_ID, BOE_ID_BYTES, BOE_ID_PATTERN
+from boeflow.core.ids import BOE_ID, BOE_ID_BYTES, BOE_ID_PATTERN
+from boeflow.core.types import ParsedDocument, ReferenceOut
+from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.parse.errors import ParseError
 from boeflow.parse.limits import ParseLimits
 from boeflow.parse.structure import (
@@ -22,8 +24,6 @@ from boeflow.parse.structure import (
     parse_span,
     strip_markers,
 )
-from boeflow.types import ParsedDocument, ReferenceOut
-from boeflow.xmlsafe import parse_xml_bytes
 
 _IDENTIFIER = re.compile(rb"<identificador>\s*(" + BOE_ID_PATTERN.encode("ascii")
                          + rb")\s*</identificador>")

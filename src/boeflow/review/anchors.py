@@ -18,9 +18,9 @@ from functools import cached_property
 
 from pydantic import BaseModel, Field
 
+from boeflow.core.textnorm import fold, stem_text
+from boeflow.core.types import Unit
 from boeflow.review.facts import Fact, FactIndex, extract_facts
-from boeflow.textnorm import fold, stem_text
-from boeflow.types import Unit
 
 HEADER_PATH = "Cabecera"
 # A summary sentence about an entry into force or a deadline, whose date may be computed.

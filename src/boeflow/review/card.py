@@ -34,7 +34,7 @@ from boeflow.review.facts import MONTHS, NUMBER_WORDS, extract_facts
 if TYPE_CHECKING:
     from collections.abc import Container
 
-    from boeflow.enrich.source import SourceDocument
+    from boeflow.review.source import SourceDocument
 
 DEFAULT_REGION = "VC"
 
@@ -137,7 +137,7 @@ def _count(raw: str) -> int | None:
 
 
 def _unit(raw: str) -> str:
-    from boeflow.textnorm import fold
+    from boeflow.core.textnorm import fold
 
     return _UNITS[fold(raw)[:3]]
 

@@ -12,12 +12,12 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
+from boeflow.core.textnorm import fold
 from boeflow.review.anchors import AnchoredFact, AnchorSource, describe
 from boeflow.review.facts import LANGUAGE_BOUND_KINDS, Fact, FactIndex, extract_facts
 from boeflow.review.injection import find_injection_sentences
 from boeflow.review.model import CheckResult, ReviewResult
 from boeflow.review.negation import clauses, polarity_mismatches
-from boeflow.textnorm import fold
 
 Language = Literal["es", "va"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from boeflow.textnorm import fold
+from boeflow.core.textnorm import fold
 
 FactKind = Literal["boe_id", "citation", "date", "amount", "percent", "article", "deadline",
                    "organism", "number", "url"]

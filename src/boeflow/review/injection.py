@@ -21,7 +21,8 @@ Then, per sentence, more than keywords: cues of five kinds are counted — an ov
 an override verb meets its target or when cues of two different kinds meet (besides a few
 unambiguous patterns: chat-template tokens, a forged ``</documento>``). BOE prose that says
 "se dictan instrucciones" or "actúa como órgano de contratación" has one kind of cue only.
-The measured hit rate on the shipped set (``data/injection_set.jsonl``) is in docs/review.md.
+The measured hit rate on the shipped set (``boeflow/evals/data/injection_set.jsonl``) is in
+docs/review.md.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from boeflow.textnorm import fold
+from boeflow.core.textnorm import fold
 
 # Cyrillic and Greek letters that look like Latin ones.
 _CONFUSABLES = str.maketrans({

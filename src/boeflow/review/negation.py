@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from boeflow.textnorm import fold, stem_text
+from boeflow.core.textnorm import fold, stem_text
 
 _TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*|[,;:()¿?¡!«»\"]")
 _BOUNDARY_PUNCT = frozenset(",;:()¿?¡!«»\"")

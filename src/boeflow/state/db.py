@@ -27,10 +27,11 @@ from psycopg.abc import PQGen
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from boeflow.config import Settings
-from boeflow.errors import BoeflowError
+from boeflow.core.errors import BoeflowError, one_line
+from boeflow.core.paths import repo_dir
+from boeflow.core.settings import Settings
 
-SQL_DIR = Path(__file__).resolve().parents[3] / "sql"  # the repository's, when installed -e
+SQL_DIR = repo_dir("sql")  # the repository's migrations
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x626F65666C6F77  # "boeflow"
 
@@ -114,7 +115,7 @@ def connect(settings: Settings) -> Connection:
             keepalives_interval=KEEPALIVE_INTERVAL_S, keepalives_count=KEEPALIVE_COUNT,
             tcp_user_timeout=round(deadline * 1000), row_factory=dict_row)
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise StateError(f"PostgreSQL is not reachable at {settings.pg_host}:{settings.pg_port} "
                          f"({first}); start it with `boeflow services start` or set "
                          "BOEFLOW_PG_HOST/PORT/USER/PASSWORD/DATABASE") from None
@@ -126,7 +127,7 @@ def connect(settings: Settings) -> Connection:
 def _lost(settings: Settings, exc: psycopg.Error) -> StateError:
     """One line for a session that failed under a deadline (or lost its server)."""
     where = f"PostgreSQL at {settings.pg_host}:{settings.pg_port}"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = one_line(exc)
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return StateError(f"{where}: a statement ran longer than "
                           f"{settings.pg_statement_timeout:g} s and was cancelled "
@@ -160,7 +161,7 @@ def upgrade(conn: Connection, sql_dir: Path = SQL_DIR) -> list[str]:
                 conn.execute(migration.path.read_text(encoding="utf-8").encode("utf-8"))
             except psycopg.Error as exc:
                 raise StateError(f"migration {migration.path.name} failed: "
-                                 f"{str(exc).strip().splitlines()[0]}") from None
+                                 f"{one_line(exc)}") from None
             conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                          (migration.version, migration.name))
             applied.append(migration.name)

@@ -11,6 +11,7 @@ from typing import Any
 
 from boeflow.boe.manifest import DayManifest
 from boeflow.digest.decision import Decision
+from boeflow.digest.model import Stage
 from boeflow.state.db import Connection, jsonb
 
 
@@ -295,3 +296,19 @@ def latest_decision(conn: Connection, day: date) -> dict[str, Any] | None:
 def day_row(conn: Connection, day: date) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM days WHERE day = %s", (day,)).fetchone()
     return dict(row) if row else None
+
+
+def recorded_failures(conn: Connection, day: date) -> dict[str, tuple[Stage, str]]:
+    """Parse/index failures recorded by the index task and enrich failures, by BOE id: the
+    digest's incidencias of those stages."""
+    out: dict[str, tuple[Stage, str]] = {}
+    for row in conn.execute("""SELECT boe_id, index_error FROM documents
+                               WHERE day = %s AND index_status = 'failed'""", (day,)):
+        reason = str(row["index_error"] or "no indexado")
+        stage: Stage = "parse" if reason.lower().startswith(("pars", "xml", "cannot parse",
+                                                              "not well-formed")) else "index"
+        out[row["boe_id"]] = (stage, reason)
+    for row in conn.execute("""SELECT boe_id, error FROM enrichments
+                               WHERE day = %s AND error IS NOT NULL""", (day,)):
+        out.setdefault(row["boe_id"], ("enrich", str(row["error"])))
+    return out

@@ -38,7 +38,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from starlette.types import Receive, Scope, Send
 
 from boeflow.boe.store import RawStore, store_url
-from boeflow.config import Settings, get_settings
+from boeflow.core.settings import Settings, get_settings
 from boeflow.digest.model import Digest, Summary
 from boeflow.workbench import review
 

@@ -1,0 +1,185 @@
+"""The enrich step: summaries and Valencian translations per batch, and the close of
+the day's batches."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from boeflow.core.errors import one_line
+from boeflow.core.settings import Settings
+from boeflow.jobs.common import (
+    LANGUAGES,
+    TaskFailed,
+    is_published,
+    peak_rss_mib,
+    raw_store,
+    recorded,
+    resolve_settings,
+)
+from boeflow.jobs.digest import translate_titles
+from boeflow.jobs.index import batch_files, batch_label
+from boeflow.jobs.review import review_day
+
+
+def _enrich_documents(day: str, settings: Settings) -> dict[str, Any]:
+    """The enrich step's work: ``boeflow.enrich.day.enrich_day`` (issue 11)."""
+    from boeflow.enrich.day import enrich_day as run
+
+    return run(date.fromisoformat(day), settings)
+
+
+def enrich_day(day: str, settings: Settings | None = None,
+               run_id: str | None = None) -> dict[str, Any]:
+    """Summarise, translate (es→va) and review every fetched document of ``day``, stored on
+    its ``boe-documents`` record. Cached: a rerun of a finished day generates nothing."""
+    settings = resolve_settings(settings)
+    with recorded(settings, day, "enrich", run_id) as detail:
+        if not is_published(settings, day):
+            detail.update({"day": day, "enriched": [], "needs_attention": [], "failed": {},
+                           "note": "no publication"})
+            return dict(detail)
+        result = _enrich_documents(day, settings)
+        detail.update(result)
+        if result["failed"] and not result["enriched"]:
+            raise TaskFailed(f"{day}: every document failed to enrich: {result['failed']}")
+    return result
+
+
+def record_enriched(day: str, settings: Settings, result: Mapping[str, Any]) -> None:
+    """What the enrich and review tasks record, for a day enriched by ``boeflow enrich``."""
+    from boeflow.state.db import state
+    from boeflow.state.records import record_task
+
+    when = date.fromisoformat(day)
+    failed = dict(result.get("failed") or {})
+    with state(settings) as conn:
+        record_task(conn, when, "enrich", "failed" if failed and not result.get("enriched")
+                    else "success", detail=dict(result), error=result.get("error"))
+    if "error" not in result:
+        review_day(day, settings, enriched={"failed": failed})
+
+
+def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[str],
+                force: bool) -> dict[str, Any]:
+    """Summarise (es), translate (va, when asked) and review the documents ``ids`` through
+    ``boeflow.enrich.day.enrich_documents``: models loaded once per worker, prompts batched
+    across the batch's documents, each outcome stored on its ``boe-documents`` record."""
+    from boeflow.enrich.day import enrich_and_store
+    from boeflow.index.client import get_client, names_for
+    from boeflow.review.source import read_document
+
+    with tempfile.TemporaryDirectory() as workdir, get_client(settings) as client:
+        files, failed = batch_files(settings, date.fromisoformat(day), ids, Path(workdir))
+        docs = []
+        for path in files:
+            try:
+                docs.append(read_document(path))
+            except Exception as exc:  # one unreadable document never stops the batch
+                failed[path.stem] = f"{type(exc).__name__}: {one_line(exc)}"[:300]
+        stored = enrich_and_store(docs, settings, client, names_for(settings), failed,
+                                  force=force, translate="va" in languages)
+    return {"enriched": stored.enriched, "needs_attention": stored.needs_attention,
+            "generated": stored.generated, "failed": stored.failed}
+
+
+def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,
+                 *, languages: list[str] | None = None, force: bool = False
+                 ) -> dict[str, Any]:
+    """Enrich the documents ``ids`` of ``day`` (stored on their ``boe-documents``
+    records; cached, so a rerun generates nothing unless ``force``). Documents that fail
+    are recorded with their reason; a batch that cannot run at all fails (Airflow
+    retries it) after recording every id as failed."""
+    from boeflow.enrich.backends import generate_calls, loads_since, model_loads
+
+    settings = resolve_settings(settings)
+    when = date.fromisoformat(day)
+    wanted = [lang for lang in (languages or LANGUAGES) if lang in LANGUAGES]
+    loads_before, calls_before = model_loads(), generate_calls()
+    try:
+        result = _enrich_ids(day, ids, settings, wanted, force)
+    except Exception as exc:
+        message = one_line(exc)
+        result = {"enriched": [], "needs_attention": [], "generated": [],
+                  "failed": {i: message for i in ids}}
+        _record_enrich_failures(settings, when, result["failed"])
+        raise TaskFailed(f"enrich {day} batch {batch} ({batch_label(ids)}): {message}") from exc
+    _record_enrich_failures(settings, when, result["failed"])
+    calls = {role: n - calls_before.get(role, 0) for role, n in generate_calls().items()
+             if n - calls_before.get(role, 0)}
+    # Where the work ran and what it cost: the process, its model loads and generate calls,
+    # its peak RSS (docs/scale.md reads these from the mapped tasks' results).
+    return {"day": day, "batch": batch, "ids": ids, "languages": wanted, **result,
+            "smoke": settings.is_smoke, "pid": os.getpid(),
+            "model_loads": loads_since(loads_before), "generate_calls": calls,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str, str]) -> None:
+    from boeflow.enrich.prompts import SUMMARY_PROMPT_VERSION
+    from boeflow.state.db import state
+    from boeflow.state.records import record_enrichments
+
+    if not failed:
+        return
+    rows = [{"boe_id": boe_id, "day": when, "summary_status": "failed",
+             "review_status": "failed", "needs_attention": True,
+             "review_reasons": [reason], "error": reason,
+             "summarizer_model": settings.summarizer_model,
+             "translator_model": settings.translator_model,
+             "prompt_version": SUMMARY_PROMPT_VERSION, "smoke": settings.is_smoke}
+            for boe_id, reason in failed.items()]
+    with state(settings) as conn:
+        record_enrichments(conn, when, rows)
+
+
+def close_batches(day: str, settings: Settings | None = None,
+                  run_id: str | None = None) -> dict[str, Any]:
+    """After the batches (whatever their outcome): record the day's ``index`` and
+    ``enrich`` outcome from the per-document rows, then the automatic review. Fails only
+    when the day itself was not fetched (no manifest, or the sumario could not be had)."""
+    from boeflow.boe.store import load_manifest
+    from boeflow.state.db import state
+    from boeflow.state.records import record_task
+
+    settings = resolve_settings(settings)
+    when = date.fromisoformat(day)
+    manifest = load_manifest(raw_store(settings), when)
+    if manifest is None or manifest.status == "error":
+        reason = manifest.error if manifest else "no manifest"
+        raise TaskFailed(f"{day} was not fetched ({reason}): nothing to review")
+    with state(settings) as conn:
+        docs = conn.execute(
+            """SELECT boe_id, index_status, index_error FROM documents
+               WHERE day = %s AND fetch_status = 'stored'""", (when,)).fetchall()
+        enr = conn.execute(
+            """SELECT boe_id, error FROM enrichments WHERE day = %s AND error IS NOT NULL""",
+            (when,)).fetchall()
+        index_failed = {r["boe_id"]: r["index_error"] for r in docs
+                        if r["index_status"] == "failed"}
+        indexed = sorted(r["boe_id"] for r in docs if r["index_status"] == "indexed")
+        record_task(conn, when, "index", "failed" if index_failed and not indexed
+                    else "success", detail={"indexed": len(indexed), "failed": index_failed},
+                    run_id=run_id)
+        enrich_failed = {r["boe_id"]: r["error"] for r in enr}
+    if enrich_failed:  # a later attempt that enriched the document wins over its error
+        from boeflow.digest.collect import fetch_records
+        from boeflow.index.client import get_client, names_for
+
+        with get_client(settings) as client:
+            records = fetch_records(client, names_for(settings), sorted(enrich_failed))
+        enrich_failed = {i: e for i, e in enrich_failed.items()
+                         if not (records.get(i) or {}).get("review_status")}
+    titles = translate_titles(settings, when)
+    reviewed = review_day(day, settings, run_id, {"failed": enrich_failed})
+    with state(settings) as conn:
+        record_task(conn, when, "enrich", "failed" if enrich_failed and not reviewed["reviewed"]
+                    else "success", detail={"enriched": reviewed["reviewed"]
+                                            - len(reviewed["failed"]),
+                                            "failed": enrich_failed}, run_id=run_id)
+    return {**reviewed, "indexed": len(indexed), "index_failed": index_failed,
+            "enrich_failed": enrich_failed, "titles_va": titles}
