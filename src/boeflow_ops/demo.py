@@ -17,7 +17,6 @@ Everything model-made is labelled SMOKE: the models are tiny and random by desig
 
 from __future__ import annotations
 
-import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -31,13 +30,13 @@ DAYS = (date(2024, 11, 6), date(2024, 11, 13))
 
 def main() -> None:
     from boeflow.boe.replay import BoeServer
-    from boeflow.boe.store import fetched_day_files
     from boeflow.evals.retrieval import evaluate, load_set
-    from boeflow.index.client import get_client, names_for
-    from boeflow.index.embed import build_embedder
+    from boeflow.index.client import es_session, names_for
+    from boeflow.index.embed import shared_embedder
     from boeflow.index.files import expand_paths, index_files
     from boeflow.index.search import Searcher
     from boeflow.jobs.fetch import fetch_day
+    from boeflow.jobs.index import index_day
 
     settings = get_settings()
     label = "[bold yellow]SMOKE[/] " if settings.is_smoke else ""
@@ -51,30 +50,34 @@ def main() -> None:
                           f"{summary['fetched']} fetched, {summary['skipped']} already stored, "
                           f"{summary['failed']} not in the recorded samples (HTTP 404)")
 
-    with tempfile.TemporaryDirectory() as workdir:
-        fetched = fetched_day_files(settings, DAYS[0], DAYS[-1], Path(workdir))
-        files = fetched + expand_paths([settings.samples_dir / "documents"])
-        report = index_files(files, settings)
-    console.print(f"index: {report.documents} documents, {report.chunks} chunks, "
+    for day in DAYS:  # the daily job's index step, as the DAG's batches run it
+        indexed = index_day(day.isoformat(), settings)
+        console.print(f"index {day}: {indexed['documents']} documents, {indexed['chunks']} "
+                      f"chunks, {indexed['embedded']} embedded, {len(indexed['failed'])} failed")
+    # Every other sample document (not part of a recorded day), for the searches below.
+    report = index_files(expand_paths([settings.samples_dir / "documents"]), settings)
+    console.print(f"index samples: {report.documents} documents, {report.chunks} chunks, "
                   f"{report.embedded} embedded, {report.skipped_unchanged} unchanged, "
                   f"{len(report.failed)} failed")
 
-    searcher = Searcher(get_client(settings), names_for(settings), build_embedder(settings))
-    for query, mode in (("artículo 14 igualdad ante la ley", "bm25"),
-                        ("plazo de solicitud de las ayudas por la DANA", "hybrid")):
-        console.rule(f"search ({mode}): {query}")
-        for n, result in enumerate(searcher.search(query, mode, size=3), start=1):  # type: ignore[arg-type]
-            console.print(f"{n}. {result.doc_id} — {result.title[:100]}")
-            console.print(f"   {result.citation['path'][:120]}  {result.citation['url']}",
-                          markup=False)
-            for link in result.links[:3]:
-                console.print(f"   ↳ {link['relation']} {link['target_id']}")
-    metrics = evaluate(searcher, load_set())
-    console.rule("retrieval on the shipped known-item set")
-    for mode, values in metrics.items():
-        console.print(f"{mode:<7} recall@10={values['recall@10']:.3f} mrr@10={values['mrr@10']:.3f}"
-                      + ("  (kNN from a random smoke model)" if settings.is_smoke and
-                         mode != "bm25" else ""))
+    with es_session(settings) as client:
+        searcher = Searcher(client, names_for(settings), shared_embedder(settings))
+        for query, mode in (("artículo 14 igualdad ante la ley", "bm25"),
+                            ("plazo de solicitud de las ayudas por la DANA", "hybrid")):
+            console.rule(f"search ({mode}): {query}")
+            for n, result in enumerate(searcher.search(query, mode, size=3), start=1):  # type: ignore[arg-type]
+                console.print(f"{n}. {result.doc_id} — {result.title[:100]}")
+                console.print(f"   {result.citation['path'][:120]}  {result.citation['url']}",
+                              markup=False)
+                for link in result.links[:3]:
+                    console.print(f"   ↳ {link['relation']} {link['target_id']}")
+        metrics = evaluate(searcher, load_set())
+        console.rule("retrieval on the shipped known-item set")
+        for mode, values in metrics.items():
+            console.print(f"{mode:<7} recall@10={values['recall@10']:.3f} "
+                          f"mrr@10={values['mrr@10']:.3f}"
+                          + ("  (kNN from a random smoke model)" if settings.is_smoke and
+                             mode != "bm25" else ""))
 
     from boeflow.enrich.service import summarize, translate_fields
     from boeflow.jobs.enrich import enrich_day

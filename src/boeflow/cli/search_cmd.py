@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import (
@@ -15,7 +17,10 @@ from rich.progress import (
 )
 
 from boeflow.cli.common import err_console, fail, parse_optional_day, print_json
-from boeflow.core.settings import get_settings
+from boeflow.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from boeflow.index.writer import IndexReport
 
 es_app = typer.Typer(help="Elasticsearch layout (index templates, versioned indices, aliases).",
                      no_args_is_help=True)
@@ -34,12 +39,13 @@ def register(app: typer.Typer) -> None:
 def es_setup(as_json: bool = typer.Option(False, "--json")) -> None:
     """Create (idempotently) templates, versioned indices and aliases boe-documents,
     boe-chunks and boe-digests, with the vector dimension of the configured embedder."""
-    from boeflow.index.client import SearchBackendError, get_client, setup_indices
+    from boeflow.index.client import SearchBackendError, es_session, setup_indices
     from boeflow.models.loading import embedding_dimension
 
     settings = get_settings()
     try:
-        result = setup_indices(get_client(settings), settings, embedding_dimension(settings))
+        with es_session(settings) as client:
+            result = setup_indices(client, settings, embedding_dimension(settings))
     except SearchBackendError as exc:
         fail(str(exc))
     if as_json:
@@ -64,45 +70,33 @@ def index(
     """parse → chunk → embed → index a fetched day (or range) or the given files."""
     from boeflow.index.client import SearchBackendError
     from boeflow.index.files import expand_paths, index_files
+    from boeflow.index.writer import IndexReport
 
     settings = get_settings()
     start, end = parse_optional_day(day, "--date"), parse_optional_day(to, "--to")
     if files and start:
         fail("give either FILE... or --date, not both")
-    if start:
-        import tempfile
-
-        from boeflow.boe.store import fetched_day_files
-
-        targets = fetched_day_files(settings, start, end or start, Path(tempfile.mkdtemp()))
-    elif files:
-        missing = [str(f) for f in files if not f.exists()]
-        if missing:
-            fail(f"no such file: {', '.join(missing)}")
-        targets = expand_paths(files)
-    else:
+    if not start and not files:
         fail("nothing to index: give FILE... or --date YYYY-MM-DD")
-    if not targets:
-        fail("no documents found to index")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
-    try:
-        with Progress(*columns, console=err_console, transient=True) as progress:
-            task = progress.add_task("indexing", total=len(targets))
-            report = index_files(targets, settings, force=force,
-                                 on_document=lambda _id: progress.advance(task))
-    except SearchBackendError as exc:
-        fail(str(exc))
     if start:
-        from datetime import timedelta
-
-        from boeflow.cli.common import record_state
-        from boeflow.jobs.index import record_indexed
-
-        current = start
-        while current <= (end or start):
-            record_state(record_indexed, current.isoformat(), settings, dict(report.failed))
-            current += timedelta(days=1)
+        report = _index_days(settings, start, end or start, force, columns)
+    else:
+        missing = [str(f) for f in files or [] if not f.exists()]
+        if missing:
+            fail(f"no such file: {', '.join(missing)}")
+        targets = expand_paths(files or [])
+        if not targets:
+            fail("no documents found to index")
+        try:
+            with Progress(*columns, console=err_console, transient=True) as progress:
+                task = progress.add_task("indexing", total=len(targets))
+                report = index_files(targets, settings, force=force,
+                                     on_document=lambda _id: progress.advance(task))
+        except SearchBackendError as exc:
+            fail(str(exc))
+    assert isinstance(report, IndexReport)
     summary = report.as_dict()
     if settings.is_smoke:
         summary["note"] = "smoke profile: vectors come from a tiny random model"
@@ -120,6 +114,37 @@ def index(
         raise typer.Exit(1)
 
 
+def _index_days(settings: Settings, start: date, end: date, force: bool,
+                columns: tuple[Any, ...]) -> IndexReport:
+    """``boeflow index --date``: each day through ``boeflow.jobs.index.index_day``, the
+    batches the DAG runs, recorded in PostgreSQL as the DAG's task records them."""
+    from boeflow.index.writer import IndexReport
+    from boeflow.jobs.common import TaskFailed
+    from boeflow.jobs.index import index_day, plan_batches
+
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    planned = sum(len(b["ids"]) for d in days for b in plan_batches(d.isoformat(), settings))
+    if not planned:
+        fail("no documents found to index")
+    total = IndexReport()
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("indexing", total=planned)
+        for current in days:
+            try:
+                result = index_day(current.isoformat(), settings, force=force,
+                                   on_document=lambda _id: progress.advance(task))
+            except TaskFailed as exc:
+                fail(str(exc))
+            for key in ("documents", "chunks", "embedded", "chunks_unchanged",
+                        "skipped_unchanged", "deleted_stale", "enrichment_stale",
+                        "bulk_actions"):
+                setattr(total, key, getattr(total, key) + int(result.get(key, 0)))
+            total.embed_seconds += float(result.get("embed_seconds", 0.0))
+            total.bulk_seconds += float(result.get("bulk_seconds", 0.0))
+            total.failed.update(result.get("failed") or {})
+    return total
+
+
 def search(
     query: str = typer.Argument(..., help="What to look for, in Spanish."),
     mode: str = typer.Option("hybrid", "--mode", help="bm25, knn or hybrid (RRF, k=60)."),
@@ -133,7 +158,7 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """Hybrid search with filters; results grouped per document with citations."""
-    from boeflow.index.client import SearchBackendError, get_client, names_for
+    from boeflow.index.client import SearchBackendError, es_session, names_for
     from boeflow.index.search import MODES, Filters, Searcher, SearchInputError
 
     settings = get_settings()
@@ -145,12 +170,13 @@ def search(
                       department=department, rango=rango, materia=materia)
     embedder = None
     if mode != "bm25":
-        from boeflow.index.embed import build_embedder
+        from boeflow.index.embed import shared_embedder
 
-        embedder = build_embedder(settings)
-    searcher = Searcher(get_client(settings), names_for(settings), embedder)
+        embedder = shared_embedder(settings)
     try:
-        results = searcher.search(query, mode, filters, size=size)
+        with es_session(settings) as client:
+            results = Searcher(client, names_for(settings), embedder).search(
+                query, mode, filters, size=size)
     except (SearchInputError, SearchBackendError) as exc:
         fail(str(exc))
     if as_json:
@@ -182,8 +208,8 @@ def eval_retrieval(
 ) -> None:
     """Recall@1/5/10 and MRR@10 per mode over labelled sets."""
     from boeflow.evals.retrieval import SHIPPED_SETS, evaluate, load_set
-    from boeflow.index.client import SearchBackendError, get_client, names_for
-    from boeflow.index.embed import build_embedder
+    from boeflow.index.client import SearchBackendError, es_session, names_for
+    from boeflow.index.embed import shared_embedder
     from boeflow.index.search import MODES, Searcher
 
     settings = get_settings()
@@ -196,11 +222,12 @@ def eval_retrieval(
                 {name: load_set(shipped=file) for name, file in SHIPPED_SETS.items()})
     except (OSError, ValueError) as exc:
         fail(f"cannot read the evaluation set: {exc}")
-    embedder = build_embedder(settings) if modes != ["bm25"] else None
-    searcher = Searcher(get_client(settings), names_for(settings), embedder)
+    embedder = shared_embedder(settings) if modes != ["bm25"] else None
     try:
-        reports = {name: evaluate(searcher, queries, modes)  # type: ignore[arg-type]
-                   for name, queries in sets.items()}
+        with es_session(settings) as client:
+            searcher = Searcher(client, names_for(settings), embedder)
+            reports = {name: evaluate(searcher, queries, modes)  # type: ignore[arg-type]
+                       for name, queries in sets.items()}
     except SearchBackendError as exc:
         fail(str(exc))
     note = ("smoke profile: only the bm25 figures mean anything (kNN uses a tiny random model)"

@@ -118,11 +118,11 @@ def main() -> None:  # pragma: no cover - a maintenance tool, exercised by the t
     from boeflow.core.settings import get_settings
     from boeflow.digest.collect import query_evidence
     from boeflow.evals.retrieval import KNOWN_ITEMS, NATURAL_QUERIES, load_set
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
 
     settings = get_settings()
     labelled = [*load_set(shipped=NATURAL_QUERIES), *load_set(shipped=KNOWN_ITEMS)]
-    with get_client(settings) as client:
+    with es_session(settings) as client:
         coverage, similarity = calibrate(query_evidence(settings, client, names_for(settings)),
                                          labelled)
     print(coverage.table())

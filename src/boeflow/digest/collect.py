@@ -144,7 +144,7 @@ def query_evidence(settings: Settings, client: Elasticsearch, names: IndexNames
 
     from boeflow.digest.watchlists import QUERY_DEPTH, passage_words, significant_words
     from boeflow.index.client import SearchBackendError
-    from boeflow.index.embed import Embedder, build_embedder
+    from boeflow.index.embed import Embedder, shared_embedder
     from boeflow.index.search import Filters, Searcher
     from boeflow.models.loading import is_smoke_model
 
@@ -174,7 +174,7 @@ def query_evidence(settings: Settings, client: Elasticsearch, names: IndexNames
         use_knn = semantic and bool(bm25) and not any(r.smoke for r in bm25)
         if use_knn:
             if not embedder:
-                embedder.append(build_embedder(settings))
+                embedder.append(shared_embedder(settings))
             knn = Searcher(client, names, embedder[0]).search(
                 query, "knn", filters, size=QUERY_DEPTH, details=False)
             if not any(r.smoke for r in knn):

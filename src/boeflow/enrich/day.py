@@ -285,7 +285,7 @@ def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument |
     ``boeflow.enrich.titles``) and ``smoke``. Raises ``ModelSetupError`` on a setup problem and
     ``EnrichFailed`` when every document failed."""
     from boeflow.enrich.titles import translate_titles_of_day
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
 
     when = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
     loads_before = model_loads()
@@ -294,7 +294,7 @@ def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument |
     attention: list[str] = []
     generated: list[str] = []
     documents = 0
-    with get_client(settings) as client:
+    with es_session(settings) as client:
         names = names_for(settings)
         for docs, unreadable in iter_day(settings, when):
             documents += len(docs) + len(unreadable)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,31 @@ def get_client(settings: Settings) -> Elasticsearch:
                          retry_on_timeout=False, max_retries=settings.es_max_retries)
 
 
+def _client_key(settings: Settings) -> tuple[Any, ...]:
+    return (settings.es_url, settings.es_request_timeout, settings.es_max_retries)
+
+
+_TASK_CLIENT: ContextVar[tuple[tuple[Any, ...], Elasticsearch] | None] = ContextVar(
+    "boeflow_es_client", default=None)
+
+
+@contextmanager
+def es_session(settings: Settings) -> Iterator[Elasticsearch]:
+    """The task's one Elasticsearch client: every ``es_session`` inside the outermost one
+    (with the same settings) gets the same client; the outermost closes it on exit."""
+    current = _TASK_CLIENT.get()
+    if current is not None and current[0] == _client_key(settings):
+        yield current[1]
+        return
+    client = get_client(settings)
+    token = _TASK_CLIENT.set((_client_key(settings), client))
+    try:
+        yield client
+    finally:
+        _TASK_CLIENT.reset(token)
+        client.close()
+
+
 def bulk_client(client: Elasticsearch, settings: Settings) -> Elasticsearch:
     """The same client with the longer bound of bulk requests and refreshes."""
     return client.options(request_timeout=settings.es_bulk_timeout)
@@ -74,6 +101,21 @@ class SetupResult:
     dims: int
     # older index → its successor, for indices whose records were copied forward
     upgraded: dict[str, str] = field(default_factory=dict)
+
+
+_READY: set[tuple[Any, ...]] = set()
+
+
+def ensure_indices(client: Elasticsearch, settings: Settings, dims: int) -> None:
+    """``setup_indices`` once per process and index layout; later calls (every other batch
+    of the run) check with one request that the indices are still there, and set them up
+    again only when they are not (a cluster reset between runs)."""
+    key = (settings.es_url, settings.es_index_prefix, dims, settings.es_shards,
+           settings.es_replicas, settings.es_vector_index)
+    if key in _READY and client.indices.exists(index=",".join(names_for(settings).all())):
+        return
+    setup_indices(client, settings, dims)
+    _READY.add(key)
 
 
 def _documents_from_v1(source: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,8 @@ class EmbeddingBackend(Protocol):
 
     def encode(self, texts: Sequence[str]) -> Vectors: ...
 
+    def close(self) -> None: ...
+
 
 class LocalBackend:
     """sentence-transformers in this process."""
@@ -65,6 +67,9 @@ class LocalBackend:
         if self._dimension is None:
             self._dimension = embedding_dimension(self.settings)
         return self._dimension
+
+    def close(self) -> None:
+        self._model = None  # the weights are freed with the last reference
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -106,6 +111,9 @@ class RemoteBackend:
         response.raise_for_status()
         data: list[list[float]] = response.json()
         return data
+
+    def close(self) -> None:
+        self._client.close()
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         rows: list[list[float]] = []
@@ -226,10 +234,53 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([cached[h] for h in hashes]).astype(np.float32)
 
+    def close(self) -> None:
+        """Release the model, the HTTP client and the cache."""
+        self.backend.close()
+        if self.cache is not None:
+            self.cache.close()
+
 
 def build_embedder(settings: Settings, remote_url: str | None = None,
                    use_cache: bool = True) -> Embedder:
+    """A new embedder (its model loads on first use); the caller closes it. Pipelines use
+    ``shared_embedder``."""
     url = remote_url or settings.embed_remote_url
     backend: EmbeddingBackend = RemoteBackend(settings, url) if url else LocalBackend(settings)
     cache = EmbeddingCache(settings.data_dir / "cache" / "embeddings.sqlite") if use_cache else None
     return Embedder(backend=backend, cache=cache)
+
+
+# --- one embedder per process and parameter set, shared (as the generators are) -----------
+
+_POOL: dict[tuple[Any, ...], Embedder] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _embedder_key(settings: Settings, remote_url: str | None, use_cache: bool
+                  ) -> tuple[Any, ...]:
+    return (settings.embed_model, settings.embed_revision, settings.device,
+            settings.embed_batch_size, settings.embed_max_seq_length, settings.hf_offline,
+            remote_url or settings.embed_remote_url,
+            str(settings.data_dir / "cache") if use_cache else None)
+
+
+def shared_embedder(settings: Settings, remote_url: str | None = None,
+                    use_cache: bool = True) -> Embedder:
+    """The process's embedder for these settings, built on first use and reused by every
+    later batch, search and digest of the process (one model load per model)."""
+    key = _embedder_key(settings, remote_url, use_cache)
+    with _POOL_LOCK:
+        embedder = _POOL.get(key)
+        if embedder is None:
+            embedder = _POOL[key] = build_embedder(settings, remote_url, use_cache)
+        return embedder
+
+
+def close_embedders() -> None:
+    """Close and forget every shared embedder (the end of a process; tests)."""
+    with _POOL_LOCK:
+        pooled = list(_POOL.values())
+        _POOL.clear()
+    for embedder in pooled:
+        embedder.close()

@@ -6,10 +6,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from elasticsearch import Elasticsearch
+
 from boeflow.core.settings import Settings
 from boeflow.core.types import Chunk, ParsedDocument
-from boeflow.index.client import bulk_client, get_client, names_for, setup_indices
-from boeflow.index.embed import Embedder, build_embedder
+from boeflow.index.client import bulk_client, ensure_indices, es_session, names_for
+from boeflow.index.embed import Embedder, shared_embedder
 from boeflow.index.writer import IndexReport, index_documents
 
 DOCUMENT_SUFFIXES = (".xml", ".pdf", ".html", ".htm")
@@ -62,9 +64,15 @@ def parse_and_chunk(files: Sequence[Path], settings: Settings) -> Iterator[
 def index_files(files: Sequence[Path], settings: Settings, embedder: Embedder | None = None,
                 on_document: Callable[[str], None] | None = None,
                 force: bool = False) -> IndexReport:
-    embedder = embedder or build_embedder(settings)
-    client = get_client(settings)
-    setup_indices(client, settings, embedder.dimension)
+    embedder = embedder or shared_embedder(settings)
+    with es_session(settings) as client:
+        ensure_indices(client, settings, embedder.dimension)
+        return _index_into(client, files, settings, embedder, on_document, force)
+
+
+def _index_into(client: Elasticsearch, files: Sequence[Path], settings: Settings,
+                embedder: Embedder, on_document: Callable[[str], None] | None,
+                force: bool) -> IndexReport:
     failures: dict[str, str] = {}
 
     def pairs() -> Iterator[tuple[ParsedDocument, list[Chunk]]]:

@@ -41,7 +41,6 @@ from boeflow.jobs.index import batch_label as batch_label
 from boeflow.jobs.index import index_batch as index_batch
 from boeflow.jobs.index import index_day as index_day
 from boeflow.jobs.index import plan_batches as plan_batches
-from boeflow.jobs.index import record_indexed as record_indexed
 from boeflow.jobs.publish import APPROVAL_OPTIONS as APPROVAL_OPTIONS
 from boeflow.jobs.publish import publish_day as publish_day
 from boeflow.jobs.publish import record_approval_skipped as record_approval_skipped

@@ -1,20 +1,25 @@
-"""What every step of the day shares: the day's settings, its raw store, the
-recording of a step's outcome in PostgreSQL (``task_runs``) and the one-line failure."""
+"""What every step of the day shares: the day's settings, its raw store, the resources a
+step owns (``owns_resources``), the recording of a step's outcome in PostgreSQL
+(``task_runs``) and the one-line failure."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import resource
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings, get_settings
 from boeflow.core.site import BOE_TIMEZONE as BOE_TIMEZONE
 
 log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class TaskFailed(RuntimeError):
@@ -53,6 +58,26 @@ def recorded(settings: Settings, day: str, task: str,
     with state(settings) as conn:
         record_task(conn, when, task, detail.pop("_status", "success"), detail=detail,
                     run_id=run_id)
+
+
+def owns_resources(step: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A step owns its task's resources: one PostgreSQL connection and one Elasticsearch
+    client for the whole step, opened on first use, shared by everything it calls (a step
+    calling another step included) and closed when it returns. The step's ``settings``
+    argument (or the process's settings) says where they are."""
+    signature = inspect.signature(step)
+
+    @functools.wraps(step)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        from boeflow.index.client import es_session
+        from boeflow.state.db import pg_session
+
+        given = signature.bind_partial(*args, **kwargs).arguments.get("settings")
+        settings = resolve_settings(given if isinstance(given, Settings) else None)
+        with pg_session(settings), es_session(settings):
+            return step(*args, **kwargs)
+
+    return run
 
 
 def resolve_settings(settings: Settings | None) -> Settings:

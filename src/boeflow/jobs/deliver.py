@@ -9,7 +9,7 @@ from typing import Any
 
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
-from boeflow.jobs.common import TaskFailed, raw_store, recorded, resolve_settings
+from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
 
 
 def message_id(day: date, version: int, channel: str, recipient: str) -> str:
@@ -26,6 +26,7 @@ def message_id(day: date, version: int, channel: str, recipient: str) -> str:
 Sender = Callable[[Any], Any]
 
 
+@owns_resources
 def deliver_day(day: str, settings: Settings | None = None, send: Sender | None = None,
                 run_id: str | None = None) -> dict[str, Any]:
     """E-mail the latest published version to each recipient once: one message per

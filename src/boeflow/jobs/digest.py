@@ -8,7 +8,7 @@ from typing import Any
 
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
-from boeflow.jobs.common import raw_store, recorded, resolve_settings
+from boeflow.jobs.common import owns_resources, raw_store, recorded, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def translate_titles(settings: Settings, when: date) -> dict[str, Any]:
         return {"error": one_line(exc)}
 
 
+@owns_resources
 def build_digest_day(day: str, settings: Settings | None = None,
                      run_id: str | None = None) -> dict[str, Any]:
     """Build the draft digest, store it under ``digests/…/draft/`` and say whether it needs
@@ -35,7 +36,7 @@ def build_digest_day(day: str, settings: Settings | None = None,
     from boeflow.digest.publish import write_digest
     from boeflow.digest.render import review_body
     from boeflow.digest.watchlists import load_watchlists, run_watchlists
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
     from boeflow.state.db import state
     from boeflow.state.records import latest_digest, recorded_failures, update_day
 
@@ -45,7 +46,7 @@ def build_digest_day(day: str, settings: Settings | None = None,
         store = raw_store(settings)
         names = names_for(settings)
         watchlists = load_watchlists(settings.digest_watchlists_file)
-        with get_client(settings) as client, state(settings) as conn:
+        with es_session(settings) as client, state(settings) as conn:
             inputs = collect(when, settings, store, client, names, recorded_failures(conn, when))
             from boeflow.enrich.links import refresh_links
 

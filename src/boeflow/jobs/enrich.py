@@ -16,6 +16,7 @@ from boeflow.jobs.common import (
     LANGUAGES,
     TaskFailed,
     is_published,
+    owns_resources,
     peak_rss_mib,
     raw_store,
     recorded,
@@ -33,6 +34,7 @@ def _enrich_documents(day: str, settings: Settings) -> dict[str, Any]:
     return run(date.fromisoformat(day), settings)
 
 
+@owns_resources
 def enrich_day(day: str, settings: Settings | None = None,
                run_id: str | None = None) -> dict[str, Any]:
     """Summarise, translate (es→va) and review every fetched document of ``day``, stored on
@@ -70,10 +72,10 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
     ``boeflow.enrich.day.enrich_documents``: models loaded once per worker, prompts batched
     across the batch's documents, each outcome stored on its ``boe-documents`` record."""
     from boeflow.enrich.day import enrich_and_store
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
     from boeflow.review.source import read_document
 
-    with tempfile.TemporaryDirectory() as workdir, get_client(settings) as client:
+    with tempfile.TemporaryDirectory() as workdir, es_session(settings) as client:
         files, failed = batch_files(settings, date.fromisoformat(day), ids, Path(workdir))
         docs = []
         for path in files:
@@ -87,6 +89,7 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
             "generated": stored.generated, "failed": stored.failed}
 
 
+@owns_resources
 def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,
                  *, languages: list[str] | None = None, force: bool = False
                  ) -> dict[str, Any]:
@@ -137,6 +140,7 @@ def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str,
         record_enrichments(conn, when, rows)
 
 
+@owns_resources
 def close_batches(day: str, settings: Settings | None = None,
                   run_id: str | None = None) -> dict[str, Any]:
     """After the batches (whatever their outcome): record the day's ``index`` and
@@ -168,9 +172,9 @@ def close_batches(day: str, settings: Settings | None = None,
         enrich_failed = {r["boe_id"]: r["error"] for r in enr}
     if enrich_failed:  # a later attempt that enriched the document wins over its error
         from boeflow.digest.collect import fetch_records
-        from boeflow.index.client import get_client, names_for
+        from boeflow.index.client import es_session, names_for
 
-        with get_client(settings) as client:
+        with es_session(settings) as client:
             records = fetch_records(client, names_for(settings), sorted(enrich_failed))
         enrich_failed = {i: e for i, e in enrich_failed.items()
                          if not (records.get(i) or {}).get("review_status")}

@@ -7,9 +7,10 @@ from datetime import date
 from typing import Any
 
 from boeflow.core.settings import Settings
-from boeflow.jobs.common import TaskFailed, raw_store, recorded, resolve_settings
+from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
 
 
+@owns_resources
 def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | None = None,
               run_id: str | None = None, *, force: bool = False,
               max_items: int | None = None) -> dict[str, Any]:

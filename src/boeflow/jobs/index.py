@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,74 +16,56 @@ from boeflow.core.settings import Settings
 from boeflow.jobs.common import (
     TaskFailed,
     is_published,
+    owns_resources,
     peak_rss_mib,
     raw_store,
     recorded,
     resolve_settings,
 )
 
+# The figures of index reports that add up over a day's batches.
+_REPORT_TOTALS = ("documents", "chunks", "embedded", "chunks_unchanged", "skipped_unchanged",
+                  "deleted_stale", "enrichment_stale", "embed_seconds", "bulk_seconds",
+                  "bulk_actions")
 
+
+@owns_resources
 def index_day(day: str, settings: Settings | None = None,
-              run_id: str | None = None, *, force: bool = False) -> dict[str, Any]:
-    """parse → chunk → embed → index every fetched document of ``day``; one bad document
-    is recorded (and listed in the digest's incidencias), never fails the day. ``force``
+              run_id: str | None = None, *, force: bool = False,
+              on_document: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """parse → chunk → embed → index every fetched document of ``day``, by the same batches
+    and ``index_batch`` the DAG's mapped tasks run (``boeflow index --date``, the demo); one
+    bad document is recorded (and listed in the digest's incidencias), never fails the day,
+    nor does a batch that cannot run (its documents are recorded as failed). ``force``
     re-indexes unchanged documents too (enrichment fields are kept)."""
-    from boeflow.boe.store import fetched_day_files, load_manifest
-    from boeflow.digest.collect import fetch_records
-    from boeflow.index.client import get_client, names_for
-    from boeflow.index.files import index_files
-    from boeflow.state.db import state
-    from boeflow.state.records import record_index
-
     settings = resolve_settings(settings)
-    when = date.fromisoformat(day)
     with recorded(settings, day, "index", run_id) as detail:
         if not is_published(settings, day):
             detail.update({"day": day, "documents": 0, "note": "no publication"})
             return dict(detail)
-        with tempfile.TemporaryDirectory() as workdir:
-            files = fetched_day_files(settings, when, when, Path(workdir))
-            if not files:
-                detail.update({"day": day, "documents": 0, "note": "nothing fetched"})
-                return dict(detail)
-            report = index_files(files, settings, force=force)
-        result = {"day": day, **report.as_dict()}
+        batches = plan_batches(day, settings)
+        if not batches:
+            detail.update({"day": day, "documents": 0, "note": "nothing fetched"})
+            return dict(detail)
+        totals: dict[str, Any] = dict.fromkeys(_REPORT_TOTALS, 0)
+        failed: dict[str, str] = {}
+        for planned in batches:
+            try:
+                result = index_batch(day, planned["ids"], settings, planned["batch"],
+                                     force=force, on_document=on_document)
+            except TaskFailed as exc:
+                failed.update({i: str(exc) for i in planned["ids"]})
+                continue
+            failed.update(result["failed"])
+            for key in _REPORT_TOTALS:
+                totals[key] += result.get(key, 0)
+        totals.update(embed_seconds=round(totals["embed_seconds"], 3),
+                      bulk_seconds=round(totals["bulk_seconds"], 3))
+        result = {"day": day, **totals, "failed": failed, "batches": len(batches)}
         detail.update(result)
-        manifest = load_manifest(raw_store(settings), when)
-        ids = [i.id for i in manifest.items] if manifest else []
-        client = get_client(settings)
-        try:
-            records = fetch_records(client, names_for(settings), ids)
-        finally:
-            client.close()
-        with state(settings) as conn:
-            record_index(conn, when, {i: r.get("content_hash") for i, r in records.items()},
-                         dict(report.failed))
-        if report.failed and len(report.failed) == report.documents:
-            raise TaskFailed(f"{day}: every document failed: {report.failed}")
+        if failed and len(failed) >= sum(len(b["ids"]) for b in batches):
+            raise TaskFailed(f"{day}: every document failed: {failed}")
     return result
-
-
-def record_indexed(day: str, settings: Settings, failed: Mapping[str, str]) -> None:
-    """What the index task records, for a day indexed by ``boeflow index --date``:
-    each document's content hash in Elasticsearch, or why it failed."""
-    from boeflow.boe.store import load_manifest
-    from boeflow.digest.collect import fetch_records
-    from boeflow.index.client import get_client, names_for
-    from boeflow.state.db import state
-    from boeflow.state.records import record_index, record_task
-
-    when = date.fromisoformat(day)
-    manifest = load_manifest(raw_store(settings), when)
-    ids = [i.id for i in manifest.items] if manifest else []
-    with get_client(settings) as client:
-        records = fetch_records(client, names_for(settings), ids)
-    mine = {i: reason for i, reason in failed.items() if i in set(ids)}
-    with state(settings) as conn:
-        record_index(conn, when, {i: r.get("content_hash") for i, r in records.items()}, mine)
-        record_task(conn, when, "index", "failed" if mine and not records else "success",
-                    detail={"indexed": len(records), "failed": mine})
-
 
 BATCH_LABEL_CHARS = 200  # Airflow keeps at most 250 characters of a rendered map index
 
@@ -98,6 +80,7 @@ def batch_label(ids: list[str]) -> str:
     return ", ".join(shown)
 
 
+@owns_resources
 def plan_batches(day: str, settings: Settings | None = None, *,
                  sections: list[str] | None = None, max_items: int | None = None,
                  batch_size: int | None = None) -> list[dict[str, Any]]:
@@ -131,14 +114,16 @@ def batch_files(settings: Settings, when: date, ids: list[str],
     return files, {i: "no document file in the raw store" for i in ids if i not in found}
 
 
+@owns_resources
 def index_batch(day: str, ids: list[str], settings: Settings | None = None,
-                batch: int = 0, *, force: bool = False) -> dict[str, Any]:
+                batch: int = 0, *, force: bool = False,
+                on_document: Callable[[str], None] | None = None) -> dict[str, Any]:
     """parse → chunk → embed → index the documents ``ids`` of ``day``. A document that
     fails is recorded (digest incidencias) and does not fail the batch; when the batch
     cannot run at all (Elasticsearch down, no model), every id is recorded as failed with
     that line and the task fails, so that Airflow retries it."""
     from boeflow.digest.collect import fetch_records
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
     from boeflow.index.files import index_files
     from boeflow.state.db import state
     from boeflow.state.records import record_index
@@ -148,9 +133,10 @@ def index_batch(day: str, ids: list[str], settings: Settings | None = None,
     try:
         with tempfile.TemporaryDirectory() as workdir:
             files, missing = batch_files(settings, when, ids, Path(workdir))
-            report = index_files(files, settings, force=force) if files else None
+            report = index_files(files, settings, force=force,
+                                 on_document=on_document) if files else None
         failed = {**missing, **(dict(report.failed) if report else {})}
-        with get_client(settings) as client:
+        with es_session(settings) as client:
             records = fetch_records(client, names_for(settings), ids)
     except Exception as exc:
         message = one_line(exc)

@@ -11,7 +11,7 @@ from typing import Any
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
 from boeflow.digest.decision import PUBLISH, REJECT, Decision
-from boeflow.jobs.common import TaskFailed, raw_store, recorded, resolve_settings
+from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
 
 APPROVAL_OPTIONS = [PUBLISH, REJECT]
 
@@ -38,26 +38,34 @@ _FEED_LOCK = 0  # the feed is shared by every day
 @contextmanager
 def _publication_lock(settings: Settings, when: date | None) -> Iterator[None]:
     """One publisher per day at a time (an Airflow retry and the CLI, say), or with
-    ``when=None`` one feed writer at a time (waiting for it): a PostgreSQL session lock,
-    released when the process ends however it ends."""
-    from boeflow.state.db import connect
+    ``when=None`` one feed writer at a time (waiting for it): a PostgreSQL session lock on
+    the task's connection, released on exit, or when the connection ends however it ends."""
+    import psycopg
 
-    conn = connect(settings)
-    try:
-        conn.autocommit = True
-        if when is None:
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_SPACE, _FEED_LOCK))
-        else:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
-                               (_LOCK_SPACE, int(when.strftime("%Y%m%d")))).fetchone()
-            if not (row and row["ok"]):
-                raise TaskFailed(f"another publication of {when} is running; try again when "
-                                 "it has finished")
-        yield
-    finally:
-        conn.close()
+    from boeflow.state.db import StateError, pg_session, state
+
+    key = (_LOCK_SPACE, _FEED_LOCK if when is None else int(when.strftime("%Y%m%d")))
+    with pg_session(settings):
+        with state(settings) as conn:
+            if when is None:
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+            else:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                                   key).fetchone()
+                if not (row and row["ok"]):
+                    raise TaskFailed(f"another publication of {when} is running; try again "
+                                     "when it has finished")
+        try:
+            yield
+        finally:
+            try:
+                with state(settings) as conn:
+                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+            except (StateError, psycopg.Error):
+                pass  # the connection is gone, and its session lock with it
 
 
+@owns_resources
 def publish_day(day: str, settings: Settings | None = None,
                 answer: Mapping[str, Any] | Decision | None = None,
                 run_id: str | None = None, reviewer_id: str | None = None) -> dict[str, Any]:
@@ -214,13 +222,13 @@ def _write_version(settings: Settings, store: Any, draft: Any, decision: Decisio
         switch_version,
         write_digest,
     )
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
 
     when = draft.date
     pointer = read_pointer(store, when)
     if pointer is None or pointer.version != version:
         try:
-            with get_client(settings) as client:
+            with es_session(settings) as client:
                 final = apply_review(draft, decision.review_input(),
                                      edit_checker(settings, client, names_for(settings)))
             final.version = version
@@ -246,7 +254,7 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
         version_paths,
         write_feed,
     )
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
     from boeflow.state.db import state
     from boeflow.state.records import finish_publication
 
@@ -256,7 +264,7 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
         if final is None:
             raise TaskFailed(f"version {version} of {when} is named by the pointer but its "
                              "digest.json is missing")
-        with get_client(settings) as client:
+        with es_session(settings) as client:
             index_digest(client, names_for(settings), final, paths)
         with _publication_lock(settings, None):
             write_feed(store, settings.digest_feed_url, settings.digest_site_url)
@@ -278,6 +286,7 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
             "draft_hash": final.draft_hash}
 
 
+@owns_resources
 def record_approval_skipped(day: str, settings: Settings | None, reason: str,
                             run_id: str | None = None) -> None:
     """The approval step had nothing to ask (no publication, or already published)."""

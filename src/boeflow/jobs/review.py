@@ -7,9 +7,10 @@ from datetime import date
 from typing import Any
 
 from boeflow.core.settings import Settings
-from boeflow.jobs.common import raw_store, recorded, resolve_settings
+from boeflow.jobs.common import owns_resources, raw_store, recorded, resolve_settings
 
 
+@owns_resources
 def review_day(day: str, settings: Settings | None = None,
                run_id: str | None = None, enriched: Mapping[str, Any] | None = None
                ) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def review_day(day: str, settings: Settings | None = None,
     from boeflow.boe.store import load_manifest
     from boeflow.digest.collect import fetch_records
     from boeflow.enrich.prompts import SUMMARY_PROMPT_VERSION
-    from boeflow.index.client import get_client, names_for
+    from boeflow.index.client import es_session, names_for
     from boeflow.state.db import state
     from boeflow.state.records import record_enrichments
 
@@ -28,11 +29,8 @@ def review_day(day: str, settings: Settings | None = None,
     with recorded(settings, day, "review", run_id) as detail:
         manifest = load_manifest(raw_store(settings), when)
         ids = [i.id for i in manifest.items] if manifest else []
-        client = get_client(settings)
-        try:
+        with es_session(settings) as client:
             records = fetch_records(client, names_for(settings), ids)
-        finally:
-            client.close()
         rows: list[dict[str, Any]] = []
         for boe_id, record in records.items():
             status = record.get("review_status")

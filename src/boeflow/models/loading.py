@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,11 @@ def _local_only(settings: Settings, model_ref: str) -> bool:
     return settings.hf_offline or Path(model_ref).is_dir()
 
 
+# Embedding models loaded in this process, by reference: the pool of boeflow.index.embed
+# keeps this at one per model (tests count it).
+EMBEDDER_LOADS: Counter[str] = Counter()
+
+
 def load_embedder(settings: Settings, model_ref: str | None = None) -> SentenceTransformer:
     """A sentence-transformers embedder (bge-m3 or a drop-in) on the configured device."""
     apply_offline_env(settings)
@@ -135,6 +141,7 @@ def load_embedder(settings: Settings, model_ref: str | None = None) -> SentenceT
         raise missing_weights(settings, ref, "embedder", exc) from exc
     model.max_seq_length = min(settings.embed_max_seq_length,
                                model.max_seq_length or settings.embed_max_seq_length)
+    EMBEDDER_LOADS[ref] += 1
     return model
 
 

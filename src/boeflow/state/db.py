@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,23 +172,82 @@ def upgrade(conn: Connection, sql_dir: Path = SQL_DIR) -> list[str]:
 _UPGRADED: set[str] = set()
 
 
+def _server_key(settings: Settings) -> str:
+    return f"{settings.pg_user}@{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
+
+
+@dataclass
+class _Session:
+    """The task's one connection, opened on first use by ``state`` and closed by
+    ``pg_session``'s exit."""
+
+    key: str
+    conn: Connection | None = None
+
+
+_SESSION: ContextVar[_Session | None] = ContextVar("boeflow_pg_session", default=None)
+
+
+@contextmanager
+def pg_session(settings: Settings) -> Iterator[None]:
+    """One PostgreSQL connection for everything inside (a task): each ``state`` block reuses
+    it as its own transaction. Opened only when a block needs it; closed on exit. Nested
+    sessions on the same server share the outer one."""
+    current = _SESSION.get()
+    if current is not None and current.key == _server_key(settings):
+        yield
+        return
+    session = _Session(_server_key(settings))
+    token = _SESSION.set(session)
+    try:
+        yield
+    finally:
+        _SESSION.reset(token)
+        if session.conn is not None:
+            session.conn.close()
+
+
+def _open(settings: Settings) -> Connection:
+    conn = connect(settings)
+    key = _server_key(settings)
+    if key not in _UPGRADED:
+        try:
+            upgrade(conn, settings.sql_dir)
+        except BaseException:
+            conn.close()
+            raise
+        _UPGRADED.add(key)
+    return conn
+
+
+def _session_connection(settings: Settings) -> tuple[Connection, bool]:
+    """The connection a ``state`` block uses, and whether the block owns (closes) it."""
+    session = _SESSION.get()
+    if session is None or session.key != _server_key(settings):
+        return _open(settings), True
+    if session.conn is None or session.conn.closed or session.conn.broken:
+        session.conn = _open(settings)  # first use, or the last one was lost
+    return session.conn, False
+
+
 @contextmanager
 def state(settings: Settings) -> Iterator[Connection]:
-    """A connection to an up-to-date schema (migrated once per process), closed on exit.
-    Commits on success, rolls back on error. A statement cancelled by a timeout, a session
+    """A connection to an up-to-date schema (migrated once per process): the task's
+    connection inside ``pg_session``, else a new one closed on exit. One transaction:
+    commits on success, rolls back on error. A statement cancelled by a timeout, a session
     ended by the server or a lost connection become one ``StateError`` line."""
-    conn = connect(settings)
     try:
-        key = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
-        if key not in _UPGRADED:
-            upgrade(conn, settings.sql_dir)
-            _UPGRADED.add(key)
+        conn, owned = _session_connection(settings)
+    except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
+        raise _lost(settings, exc) from None
+    try:
         with conn.transaction():
             yield conn
     except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
         raise _lost(settings, exc) from None
     finally:
-        conn.close()
+        if owned:
+            conn.close()
 
 
 def jsonb(value: Any) -> Jsonb:
