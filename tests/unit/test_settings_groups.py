@@ -133,3 +133,34 @@ def test_the_compose_file_creates_the_pool_the_dags_use() -> None:
     assert re.findall(r"airflow pools set (\S+)", script) == [LLM_POOL]
     common = compose["x-airflow-common"]["environment"]
     assert "BOEFLOW_AIRFLOW_LLM_POOL_SLOTS" in common
+
+
+def test_an_installed_wheel_takes_no_path_from_beside_site_packages(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Path defaults come from the checkout in a development install only; an installed
+    package (``.../site-packages/boeflow``) looks in the working directory, never in the
+    directories next to ``site-packages`` that happen to share a name."""
+    from boeflow.core import paths
+
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    (site / "boeflow").mkdir(parents=True)
+    (site.parent / "sql").mkdir()  # a decoy where parents[1] of the package would point
+    (site.parent / "pyproject.toml").write_text("", encoding="utf-8")
+    deployment = tmp_path / "deployment"
+    (deployment / "sql").mkdir(parents=True)
+    monkeypatch.setattr(paths.resources, "files", lambda package: site / package)
+    monkeypatch.chdir(deployment)
+    assert paths.checkout_dir() is None
+    assert paths.repo_dir("sql") == deployment / "sql"
+    settings = Settings()
+    assert settings.sql_dir == deployment / "sql"
+    assert settings.airflow_dags_dir == deployment / "dags"
+    assert settings.samples_dir == deployment / "samples" / "boe"
+
+
+def test_a_checkout_finds_its_own_directories() -> None:
+    from boeflow.core import paths
+
+    checkout = paths.checkout_dir()
+    assert checkout is not None and (checkout / "src" / "boeflow").is_dir()
+    assert Settings().sql_dir == checkout / "sql"
