@@ -124,7 +124,8 @@ class FetchSettings(BaseModel):
     boe_max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="size cap per download")
     boe_formats: list[Literal["xml", "html", "pdf"]] = Field(
         ["xml"], description="representations fetched per item (pydantic copies the default)")
-    boe_sumario_format: Literal["xml", "json"] = "xml"
+    boe_sumario_format: Literal["xml", "json"] = Field("xml", description="representation of "
+                                                       "the day's sumario asked from the API")
     boe_legacy_fallback: bool = Field(True, description="try the legacy xml.php sumario "
                                       "when the API has none for a day")
     boe_manifest_checkpoint: float = Field(2.0, ge=0, description="seconds between manifest "
@@ -151,7 +152,8 @@ class IndexSettings(BaseModel):
     """Elasticsearch as the application uses it (``boeflow.index``): where it answers, the
     alias prefix, request deadlines and retries, the shape of new indices."""
 
-    es_url: str = "http://127.0.0.1:9200"
+    es_url: str = Field("http://127.0.0.1:9200", description="Elasticsearch the pipeline reads "
+                        "and writes (credentials in the URL are redacted when shown)")
     es_index_prefix: str = Field("", description="prefix of boeflow's aliases (tests use one)")
     es_request_timeout: float = Field(
         10.0, gt=0, description="seconds an Elasticsearch request may take (searches, lookups); "
@@ -174,19 +176,27 @@ class ModelSettings(BaseModel):
     embedder's batch and sequence length or its remote server, the device, offline mode and
     the smoke models' directory."""
 
-    embed_model: str = PRODUCTION_EMBEDDER
-    embed_revision: str | None = None
-    embed_max_seq_length: int = 512
-    embed_batch_size: int = 16
+    embed_model: str = Field(PRODUCTION_EMBEDDER, description="embedder: hub id or local "
+                             "directory (drop-in: littlejohn-ai/bge-m3-spa-law-qa)")
+    embed_revision: str | None = Field(None, description="hub commit the embedder is pinned to")
+    embed_max_seq_length: int = Field(512, description="tokens per embedded chunk")
+    embed_batch_size: int = Field(16, description="chunks per embedding call")
     embed_remote_url: str | None = Field(
         None, description="text-embeddings-inference server shared by workers (POST /embed)")
-    summarizer_model: str = PRODUCTION_SUMMARIZER
-    summarizer_revision: str | None = None
-    translator_model: str = PRODUCTION_TRANSLATOR
-    translator_revision: str | None = None
-    device: Device = "auto"
+    summarizer_model: str = Field(PRODUCTION_SUMMARIZER, description="summariser: hub id or "
+                                  "local directory")
+    summarizer_revision: str | None = Field(None, description="hub commit the summariser is "
+                                            "pinned to")
+    translator_model: str = Field(PRODUCTION_TRANSLATOR, description="Spanish → Valencian "
+                                  "translator: hub id or local directory")
+    translator_revision: str | None = Field(None, description="hub commit the translator is "
+                                            "pinned to")
+    device: Device = Field("auto", description="auto (CUDA if present, else CPU), cpu, cuda, "
+                           "mps")
     hf_offline: bool = Field(True, description="never reach the Hugging Face hub at run time")
-    smoke_models_dir: Path = Field(default_factory=lambda: _default_home() / "smoke-models")
+    smoke_models_dir: Path = Field(default_factory=lambda: _default_home() / "smoke-models",
+                                   description="where `boeflow models smoke` writes and the "
+                                   "smoke profile loads from")
 
 
 class EnrichSettings(BaseModel):
@@ -199,19 +209,20 @@ class EnrichSettings(BaseModel):
     gen_http_url: str = Field("http://127.0.0.1:8000/v1",
                               description="base URL of the OpenAI-compatible API (vllm serve)")
     gen_http_model: str | None = Field(None, description="served model name; default: model id")
-    gen_http_api_key: SecretStr | None = None
+    gen_http_api_key: SecretStr | None = Field(None, description="API key of the "
+                                               "OpenAI-compatible server")
     gen_http_timeout: float = Field(300.0, description="seconds per request")
     gen_http_concurrency: int = Field(4, ge=1, description="requests in flight at once")
     gen_http_retries: int = Field(3, ge=1, description="attempts per request")
-    gen_batch_size: int = 4
+    gen_batch_size: int = Field(4, description="prompts per in-process generate call")
     gen_batch_tokens: int | None = Field(
         None, ge=1, description="padded prompt tokens per generate call (longest prompt x "
         "prompts); default 4096 on CPU, unbounded on CUDA")
-    max_new_tokens: int = 512
+    max_new_tokens: int = Field(512, description="output cap of one generation (a summary)")
     gen_do_sample: bool = Field(False, description="greedy decoding unless set")
-    gen_temperature: float = 0.7
-    gen_top_p: float = 0.95
-    gen_repetition_penalty: float = 1.0
+    gen_temperature: float = Field(0.7, description="sampling temperature (with gen_do_sample)")
+    gen_top_p: float = Field(0.95, description="nucleus sampling (with gen_do_sample)")
+    gen_repetition_penalty: float = Field(1.0, description="1.0: none")
     gen_context_tokens: int | None = Field(
         None, description="cap on prompt + output tokens; default: the model's context length")
     gen_structured: bool = Field(
@@ -220,8 +231,9 @@ class EnrichSettings(BaseModel):
     summary_short_max_new_tokens: int = Field(256, description="sections 2 and 5 one-pass")
     summary_map_max_new_tokens: int = Field(384, description="notes per map/reduce prompt")
     summary_max_repairs: int = Field(2, ge=0, description="re-prompts after invalid JSON")
-    summary_resumen_max_chars: int = 1200
-    summary_short_resumen_max_chars: int = 500
+    summary_resumen_max_chars: int = Field(1200, description="longest resumen of a summary")
+    summary_short_resumen_max_chars: int = Field(500, description="longest resumen of a "
+                                                 "one-pass summary (sections 2 and 5)")
     facts_holiday_region: str = Field(
         "VC", description="autonomous community (ISO 3166-2:ES code) whose holidays, with "
         "Spain's, are not business days in deadlines (Ley 39/2015 art. 30); empty: national")
@@ -245,10 +257,10 @@ class EnrichSettings(BaseModel):
 
 
 class ReviewSettings(BaseModel):
-    """Review of the day: the automatic check of model translations against Apertium's
-    (``boeflow.review``, review: referencia) and the human approval of the draft digest in
-    Airflow (``boeflow.airflow.approval``, ``boeflow.airflow.notify``): how long it waits, who
-    is told and reminded, what happens when nobody answers."""
+    """Review of the day: the automatic check of model translations against Apertium's (made
+    while translating, reported by the review as referencia) and the human approval of the
+    draft digest in Airflow (``boeflow.airflow.approval``, ``boeflow.airflow.notify``): how
+    long it waits, who is told and reminded, what happens when nobody answers."""
 
     translate_reference: bool = Field(
         True, description="when a model translates, also translate with Apertium and check "
@@ -320,12 +332,12 @@ class StateSettings(BaseModel):
     """The PostgreSQL state database (``boeflow.state``): the connection, its deadlines (a
     stalled server is one line, never a hang) and the migrations."""
 
-    pg_host: str = "127.0.0.1"
-    pg_port: int = 5432
-    pg_user: str = "boeflow"
+    pg_host: str = Field("127.0.0.1", description="PostgreSQL host")
+    pg_port: int = Field(5432, description="PostgreSQL port")
+    pg_user: str = Field("boeflow", description="PostgreSQL role")
     pg_password: SecretStr = Field(SecretStr("boeflow"),
                                    description="loopback default, override in production")
-    pg_database: str = "boeflow"
+    pg_database: str = Field("boeflow", description="boeflow's state database")
     pg_connect_timeout: int = Field(10, ge=2, le=600, description="seconds to open a "
                                     "connection, authentication included (libpq connect_timeout)")
     pg_statement_timeout: float = Field(
@@ -366,7 +378,7 @@ class OperationsSettings(BaseModel):
     state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".services",
                             description="project-local service installs, data and logs")
     service_user: str = Field("boeflow", description="unprivileged OS user running services")
-    es_heap: str = "512m"
+    es_heap: str = Field("512m", description="JVM heap of each local Elasticsearch node")
     es_java_home: Path | None = Field(None, description="JDK for Elasticsearch (21+ for 9.x)")
     es_nodes: int = Field(1, ge=1, le=5, description="Elasticsearch nodes `boeflow services "
                           "start` runs on loopback (HTTP ports from BOEFLOW_ES_URL's upward)")
