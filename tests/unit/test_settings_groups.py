@@ -164,3 +164,11 @@ def test_a_checkout_finds_its_own_directories() -> None:
     checkout = paths.checkout_dir()
     assert checkout is not None and (checkout / "src" / "boeflow").is_dir()
     assert Settings().sql_dir == checkout / "sql"
+
+
+def test_every_field_is_described_here_and_in_the_docs() -> None:
+    assert [n for n, f in Settings.model_fields.items() if not f.description] == []
+    page = (REPO / "docs" / "settings.md").read_text(encoding="utf-8")
+    for group, names in Settings.groups().items():
+        assert f"## {group} ({len(names)})" in page, group
+        assert [n for n in names if f"| `{n}` |" not in page] == [], group
