@@ -1,5 +1,7 @@
 """The Airflow pools boeflow's DAGs use, defined once for the DAGs, the local deployment and
-the compose file's init job (tests/unit/test_docker_compose.py checks the compose copy)."""
+the compose file's init job (docker/compose.yaml cannot import it: its one copy is checked by
+tests/unit/test_settings_groups.py). The pool's size is the operations setting
+``airflow_llm_pool_slots``."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -41,7 +41,7 @@ from tenacity import (
 
 from boeflow.boe.sumario import rebase_url
 from boeflow.core.errors import BoeflowError
-from boeflow.core.settings import Settings
+from boeflow.core.settings import FetchSettings, Settings
 from boeflow.core.xmlsafe import parse_xml_bytes
 
 log = logging.getLogger(__name__)
@@ -91,36 +91,36 @@ class NotFound(FetchError):
         self.content_type = content_type
 
 
+def _fetch_default(name: str) -> Any:
+    """The default of the fetch setting ``boe_<name>``: defined once, in FetchSettings."""
+    return FetchSettings.model_fields[f"boe_{name}"].get_default(call_default_factory=True)
+
+
 @dataclass(frozen=True)
 class ClientConfig:
-    base_url: str = "https://www.boe.es"
-    user_agent: str = "boeflow"
-    rate_limit: float = 2.0
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    request_deadline: float = 300.0
-    max_attempts: int = 5
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
-    retry_after_max: float = 120.0
-    url_budget: float = 900.0
-    max_redirects: int = 3
-    max_bytes: int = 200 * 1024 * 1024
+    """What one BoeClient needs: each field is the fetch setting ``boe_<field>``, with its
+    default (``ClientConfig()`` is the client of the default settings)."""
+
+    base_url: str = _fetch_default("base_url")
+    user_agent: str = _fetch_default("user_agent")
+    rate_limit: float = _fetch_default("rate_limit")
+    connect_timeout: float = _fetch_default("connect_timeout")
+    read_timeout: float = _fetch_default("read_timeout")
+    request_deadline: float = _fetch_default("request_deadline")
+    max_attempts: int = _fetch_default("max_attempts")
+    backoff_initial: float = _fetch_default("backoff_initial")
+    backoff_max: float = _fetch_default("backoff_max")
+    retry_after_max: float = _fetch_default("retry_after_max")
+    url_budget: float = _fetch_default("url_budget")
+    max_redirects: int = _fetch_default("max_redirects")
+    max_bytes: int = _fetch_default("max_bytes")
 
     @classmethod
     def from_settings(cls, settings: Settings, base_url: str | None = None) -> ClientConfig:
-        return cls(base_url=base_url or settings.boe_base_url,
-                   user_agent=settings.boe_user_agent, rate_limit=settings.boe_rate_limit,
-                   connect_timeout=settings.boe_connect_timeout,
-                   read_timeout=settings.boe_read_timeout,
-                   request_deadline=settings.boe_request_deadline,
-                   max_attempts=settings.boe_max_attempts,
-                   backoff_initial=settings.boe_backoff_initial,
-                   backoff_max=settings.boe_backoff_max,
-                   retry_after_max=settings.boe_retry_after_max,
-                   url_budget=settings.boe_url_budget,
-                   max_redirects=settings.boe_max_redirects,
-                   max_bytes=settings.boe_max_bytes)
+        values = {f.name: getattr(settings, f"boe_{f.name}") for f in fields(cls)}
+        if base_url:
+            values["base_url"] = base_url
+        return cls(**values)
 
 
 class RateLimiter:

@@ -15,9 +15,22 @@ def package_file(package: str, *parts: str) -> Path:
     return Path(str(resources.files(package).joinpath(*parts)))
 
 
+def checkout_dir() -> Path | None:
+    """The source checkout the ``boeflow`` package runs from (``<checkout>/src/boeflow`` with
+    ``<checkout>/pyproject.toml``: a development install), or None for an installed wheel,
+    whose ``site-packages`` is no source tree to look into."""
+    package = Path(str(resources.files("boeflow"))).resolve()
+    checkout = package.parents[1]
+    if package.parent.name == "src" and (checkout / "pyproject.toml").is_file():
+        return checkout
+    return None
+
+
 def repo_dir(*parts: str) -> Path:
-    """A top-level directory of the checkout that holds the installed ``boeflow`` package
-    (``src/boeflow``), or of the working directory when there is none."""
-    checkout = Path(str(resources.files("boeflow"))).resolve().parents[1]
-    candidate = checkout.joinpath(*parts)
-    return candidate if candidate.exists() else Path.cwd().joinpath(*parts)
+    """A top-level directory of the checkout that holds the ``boeflow`` package, or of the
+    working directory when there is none (an installed wheel) or it lacks that directory."""
+    checkout = checkout_dir()
+    candidate = checkout.joinpath(*parts) if checkout is not None else None
+    if candidate is not None and candidate.exists():
+        return candidate
+    return Path.cwd().joinpath(*parts)
