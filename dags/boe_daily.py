@@ -105,7 +105,8 @@ def boe_daily() -> None:
                                   languages=params.get("languages"),
                                   force=bool(params.get("force")))
             context["outlet_events"][ENRICHED].extra = {"day": batch["day"]}
-            return result
+            # The batch's whole outcome, for the day's close (the reduce step).
+            return {**result, "index": {k: indexed.get(k) for k in ("indexed", "failed")}}
 
         return enrich(batch, index(batch))
 

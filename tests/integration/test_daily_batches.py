@@ -107,6 +107,30 @@ def test_a_batch_that_cannot_run_records_its_ids_and_fails(settings: Settings) -
     assert day is not None and day["indexed"] == 2
 
 
+def test_close_takes_the_batches_results(settings: Settings) -> None:
+    """The reduce step as the DAG runs it: what each batch that ran reported is the day's
+    outcome for its documents (a retried batch reports its last attempt); a batch that
+    failed has no result, and its documents come from the rows it recorded."""
+    jobs.fetch_day(DAY, settings, ["1", "3"])
+    down = settings.model_copy(update={"es_url": "http://127.0.0.1:9"})
+    with pytest.raises(jobs.TaskFailed):  # this batch's task fails: no result reaches close
+        jobs.index_batch(DAY, [THIRD], down, batch=1)
+    indexed = jobs.index_batch(DAY, [GOOD, OTHER], settings, batch=0)
+    enriched = jobs.enrich_batch(DAY, [GOOD, OTHER], settings, batch=0, languages=["es"])
+    result = {**enriched, "index": {k: indexed[k] for k in ("indexed", "failed")}}
+    closed = jobs.close_batches(DAY, settings, results=[result])
+    assert closed["indexed"] == 2
+    assert list(closed["index_failed"]) == [THIRD]  # from the row its failed batch wrote
+    with connect(settings) as conn:
+        row = conn.execute("SELECT index_error FROM documents WHERE boe_id = %s",
+                           (THIRD,)).fetchone()
+    assert row is not None and closed["index_failed"][THIRD] == row["index_error"]
+    # A reported failure wins over nothing in the rows: the batch's word is the outcome.
+    said = {**result, "failed": {OTHER: "the batch said so"}}
+    again = jobs.close_batches(DAY, settings, results=[said])
+    assert again["enrich_failed"] == {OTHER: "the batch said so"}
+
+
 def test_close_refuses_a_day_that_was_not_fetched(settings: Settings) -> None:
     with pytest.raises(jobs.TaskFailed, match="was not fetched"):
         jobs.close_batches("2024-11-14", settings)

@@ -48,7 +48,8 @@ def test_boe_daily_shape(dagbag: object) -> None:
     assert review.upstream_task_ids == {"which_day", "lote.enrich"}
     assert review.trigger_rule == "all_done"
     assert dag.get_task("approve").upstream_task_ids == {"build_digest"}
-    assert dag.get_task("publish").upstream_task_ids == {"which_day", "approve"}
+    # publish takes the approval's answer (approve.output) and the draft it answered.
+    assert dag.get_task("publish").upstream_task_ids == {"which_day", "approve", "build_digest"}
     assert dag.get_task("deliver").upstream_task_ids == {"which_day", "publish"}
     assert dag.catchup is False and dag.max_active_runs == 1
     approve = dag.get_task("approve")

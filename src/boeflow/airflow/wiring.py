@@ -98,13 +98,13 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
 
     if after_batches:
         @task(trigger_rule="all_done")  # type: ignore[untyped-decorator]
-        def review(day: str) -> dict[str, Any]:
+        def review(day: str, batches: Any) -> dict[str, Any]:
+            """The reduce step: takes the mapped batches' results (a failed batch has none)."""
             from boeflow.jobs.enrich import close_batches
 
-            return close_batches(day, settings(), _run_id())
+            return close_batches(day, settings(), _run_id(), list(batches or []))
 
-        reviewed = review(day)
-        upstream >> reviewed
+        reviewed = review(day, upstream)
     else:
         @task
         def review(day: str) -> dict[str, Any]:
@@ -121,15 +121,15 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
         return build_digest_day(day, settings(), _run_id())
 
     @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
-    def publish(day: str) -> dict[str, Any]:
+    def publish(day: str, response: dict[str, Any] | None,
+                built: dict[str, Any] | None) -> dict[str, Any]:
+        """``response``: the approval's answer (``approve.output``; None when it had nothing
+        to ask); ``built``: the draft it answered (``build_digest``'s result)."""
         from boeflow.jobs.publish import publish_day, review_from_hitl
 
         task_settings = settings()
-        context = get_current_context()
-        response = context["ti"].xcom_pull(task_ids="approve")
-        built = context["ti"].xcom_pull(task_ids="build_digest") or {}
         review_input = review_from_hitl(response, task_settings.digest_publish_on_timeout,
-                                        built.get("draft_hash"))
+                                        (built or {}).get("draft_hash"))
         user = (response or {}).get("responded_by_user") or {}
         return publish_day(day, task_settings, review_input, _run_id(),
                            reviewer_id=str(user["id"]) if user.get("id") else None)
@@ -146,6 +146,6 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
 
     built = build_digest(day, reviewed)
     approve = DigestApproval(task_id="approve", day="{{ ti.xcom_pull(task_ids='which_day') }}")
-    published = publish(day)
-    built >> approve >> published
+    built >> approve
+    published = publish(day, approve.output, built)
     return deliver(day, published)

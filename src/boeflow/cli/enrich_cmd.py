@@ -193,9 +193,8 @@ def enrich(
     must be generated: a rerun of finished days loads none."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from boeflow.cli.common import record_state
-    from boeflow.enrich.day import EnrichFailed, enrich_day
-    from boeflow.jobs.enrich import record_enriched
+    from boeflow.jobs.common import TaskFailed
+    from boeflow.jobs.enrich import enrich_day
 
     start = parse_day(day, "--date")
     end = parse_day(to, "--to") if to else start
@@ -216,13 +215,13 @@ def enrich(
                     progress.console.print(_document_line(outcome), markup=False,
                                            highlight=False)
 
-            try:
-                results.append(enrich_day(current, settings, on_document=done, force=force))
-            except ModelSetupError as exc:
-                fail(str(exc))
-            except EnrichFailed as exc:
+            try:  # the day's batches and review, recorded as the DAG's tasks record them
+                results.append(enrich_day(current.isoformat(), settings, on_document=done,
+                                          force=force))
+            except TaskFailed as exc:
+                if isinstance(exc.__cause__, ModelSetupError):
+                    fail(str(exc.__cause__))
                 results.append({"day": current.isoformat(), "error": str(exc)})
-            record_state(record_enriched, current.isoformat(), settings, results[-1])
             progress.remove_task(task)
             current += timedelta(days=1)
     if as_json:

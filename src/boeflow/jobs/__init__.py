@@ -33,7 +33,6 @@ from boeflow.jobs.digest import build_digest_day as build_digest_day
 from boeflow.jobs.enrich import close_batches as close_batches
 from boeflow.jobs.enrich import enrich_batch as enrich_batch
 from boeflow.jobs.enrich import enrich_day as enrich_day
-from boeflow.jobs.enrich import record_enriched as record_enriched
 from boeflow.jobs.fetch import fetch_day as fetch_day
 from boeflow.jobs.fetch import record_fetched as record_fetched
 from boeflow.jobs.index import BATCH_LABEL_CHARS as BATCH_LABEL_CHARS

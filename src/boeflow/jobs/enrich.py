@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
@@ -23,51 +23,68 @@ from boeflow.jobs.common import (
     resolve_settings,
 )
 from boeflow.jobs.digest import translate_titles
-from boeflow.jobs.index import batch_files, batch_label
+from boeflow.jobs.index import batch_files, batch_label, plan_batches
 from boeflow.jobs.review import review_day
 
-
-def _enrich_documents(day: str, settings: Settings) -> dict[str, Any]:
-    """The enrich step's work: ``boeflow.enrich.day.enrich_day`` (issue 11)."""
-    from boeflow.enrich.day import enrich_day as run
-
-    return run(date.fromisoformat(day), settings)
+if TYPE_CHECKING:
+    from boeflow.enrich.day import OnDocument
 
 
 @owns_resources
 def enrich_day(day: str, settings: Settings | None = None,
-               run_id: str | None = None) -> dict[str, Any]:
-    """Summarise, translate (es→va) and review every fetched document of ``day``, stored on
-    its ``boe-documents`` record. Cached: a rerun of a finished day generates nothing."""
+               run_id: str | None = None, *, force: bool = False,
+               languages: list[str] | None = None,
+               on_document: OnDocument | None = None) -> dict[str, Any]:
+    """Summarise, translate (es→va) and review every fetched document of ``day``, by the
+    same batches and ``enrich_batch`` the DAG's mapped tasks run, then ``close_batches``
+    (the day's outcome, the Valencian titles of every item, the review), as the DAG's
+    review task does (``boeflow enrich --date``, the demo). Cached: a rerun of a finished day
+    generates nothing. A batch that fails is recorded and the day goes on, except for a
+    setup failure (no model, no Elasticsearch), which fails the day with its one line."""
+    from boeflow.core.errors import BoeflowError
+    from boeflow.enrich.backends import loads_since, model_loads
+
     settings = resolve_settings(settings)
-    with recorded(settings, day, "enrich", run_id) as detail:
-        if not is_published(settings, day):
-            detail.update({"day": day, "enriched": [], "needs_attention": [], "failed": {},
+    if not is_published(settings, day):
+        with recorded(settings, day, "enrich", run_id) as detail:
+            detail.update({"day": day, "documents": 0, "enriched": [], "needs_attention": [],
+                           "failed": {}, "generated": [], "model_loads": {},
                            "note": "no publication"})
-            return dict(detail)
-        result = _enrich_documents(day, settings)
-        detail.update(result)
-        if result["failed"] and not result["enriched"]:
-            raise TaskFailed(f"{day}: every document failed to enrich: {result['failed']}")
-    return result
-
-
-def record_enriched(day: str, settings: Settings, result: Mapping[str, Any]) -> None:
-    """What the enrich and review tasks record, for a day enriched by ``boeflow enrich``."""
-    from boeflow.state.db import state
-    from boeflow.state.records import record_task
-
-    when = date.fromisoformat(day)
-    failed = dict(result.get("failed") or {})
-    with state(settings) as conn:
-        record_task(conn, when, "enrich", "failed" if failed and not result.get("enriched")
-                    else "success", detail=dict(result), error=result.get("error"))
-    if "error" not in result:
-        review_day(day, settings, enriched={"failed": failed})
+        return dict(detail)
+    loads_before = model_loads()
+    batches = plan_batches(day, settings)
+    enriched: list[str] = []
+    attention: list[str] = []
+    generated: list[str] = []
+    failed: dict[str, str] = {}
+    for planned in batches:
+        try:
+            result = enrich_batch(day, planned["ids"], settings, planned["batch"],
+                                  languages=languages, force=force, on_document=on_document)
+        except TaskFailed as exc:
+            if isinstance(exc.__cause__, BoeflowError) and not enriched:
+                raise TaskFailed(str(exc.__cause__)) from exc.__cause__
+            failed.update({i: str(exc) for i in planned["ids"]})
+            continue
+        enriched += result["enriched"]
+        attention += result["needs_attention"]
+        generated += result["generated"]
+        failed.update(result["failed"])
+    closed = close_batches(day, settings, run_id)
+    report = {"day": day, "documents": sum(len(b["ids"]) for b in batches),
+              "enriched": enriched, "needs_attention": attention, "failed": failed,
+              "generated": generated, "model_loads": loads_since(loads_before),
+              "titles_va": closed["titles_va"], "reviewed": closed["reviewed"],
+              "smoke": settings.is_smoke}
+    if failed and not enriched:
+        first = next(iter(failed.items()))
+        raise TaskFailed(f"{day}: every document failed to enrich ({len(failed)}); "
+                         f"first: {first[0]}: {first[1]}")
+    return report
 
 
 def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[str],
-                force: bool) -> dict[str, Any]:
+                force: bool, on_document: OnDocument | None = None) -> dict[str, Any]:
     """Summarise (es), translate (va, when asked) and review the documents ``ids`` through
     ``boeflow.enrich.day.enrich_documents``: models loaded once per worker, prompts batched
     across the batch's documents, each outcome stored on its ``boe-documents`` record."""
@@ -84,15 +101,16 @@ def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[st
             except Exception as exc:  # one unreadable document never stops the batch
                 failed[path.stem] = f"{type(exc).__name__}: {one_line(exc)}"[:300]
         stored = enrich_and_store(docs, settings, client, names_for(settings), failed,
-                                  force=force, translate="va" in languages)
+                                  force=force, translate="va" in languages,
+                                  on_document=on_document)
     return {"enriched": stored.enriched, "needs_attention": stored.needs_attention,
             "generated": stored.generated, "failed": stored.failed}
 
 
 @owns_resources
 def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,
-                 *, languages: list[str] | None = None, force: bool = False
-                 ) -> dict[str, Any]:
+                 *, languages: list[str] | None = None, force: bool = False,
+                 on_document: OnDocument | None = None) -> dict[str, Any]:
     """Enrich the documents ``ids`` of ``day`` (stored on their ``boe-documents``
     records; cached, so a rerun generates nothing unless ``force``). Documents that fail
     are recorded with their reason; a batch that cannot run at all fails (Airflow
@@ -104,7 +122,7 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
     wanted = [lang for lang in (languages or LANGUAGES) if lang in LANGUAGES]
     loads_before, calls_before = model_loads(), generate_calls()
     try:
-        result = _enrich_ids(day, ids, settings, wanted, force)
+        result = _enrich_ids(day, ids, settings, wanted, force, on_document)
     except Exception as exc:
         message = one_line(exc)
         result = {"enriched": [], "needs_attention": [], "generated": [],
@@ -142,10 +160,15 @@ def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str,
 
 @owns_resources
 def close_batches(day: str, settings: Settings | None = None,
-                  run_id: str | None = None) -> dict[str, Any]:
+                  run_id: str | None = None,
+                  results: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """After the batches (whatever their outcome): record the day's ``index`` and
-    ``enrich`` outcome from the per-document rows, then the automatic review. Fails only
-    when the day itself was not fetched (no manifest, or the sumario could not be had)."""
+    ``enrich`` outcome, then the automatic review. ``results``: the batches' own results
+    (the DAG's mapped ``enrich`` tasks, each with its batch's ``index`` result), which say
+    what each batch that ran did; the documents of a batch with no result (it failed) are
+    read from the per-document rows it recorded before failing, and so is the whole day
+    without ``results`` (``enrich_day``). Fails only when the day itself was not fetched
+    (no manifest, or the sumario could not be had)."""
     from boeflow.boe.store import load_manifest
     from boeflow.state.db import state
     from boeflow.state.records import record_task
@@ -156,6 +179,16 @@ def close_batches(day: str, settings: Settings | None = None,
     if manifest is None or manifest.status == "error":
         reason = manifest.error if manifest else "no manifest"
         raise TaskFailed(f"{day} was not fetched ({reason}): nothing to review")
+    reported = [r for r in results or [] if r]
+    covered = {i for r in reported for i in r.get("ids") or []}
+    index_failed: dict[str, str] = {}
+    indexed_ids: set[str] = set()
+    enrich_failed: dict[str, str] = {}
+    for r in reported:
+        index = r.get("index") or {}
+        indexed_ids.update(index.get("indexed") or [])
+        index_failed.update(index.get("failed") or {})
+        enrich_failed.update(r.get("failed") or {})
     with state(settings) as conn:
         docs = conn.execute(
             """SELECT boe_id, index_status, index_error FROM documents
@@ -163,21 +196,25 @@ def close_batches(day: str, settings: Settings | None = None,
         enr = conn.execute(
             """SELECT boe_id, error FROM enrichments WHERE day = %s AND error IS NOT NULL""",
             (when,)).fetchall()
-        index_failed = {r["boe_id"]: r["index_error"] for r in docs
-                        if r["index_status"] == "failed"}
-        indexed = sorted(r["boe_id"] for r in docs if r["index_status"] == "indexed")
+        # What the batches did not report (failed batches; the whole day without results).
+        index_failed.update({r["boe_id"]: r["index_error"] for r in docs
+                             if r["index_status"] == "failed" and r["boe_id"] not in covered
+                             and r["boe_id"] not in indexed_ids})
+        indexed_ids.update(r["boe_id"] for r in docs if r["index_status"] == "indexed"
+                           and (r["boe_id"] not in covered or not reported))
+        indexed = sorted(indexed_ids - set(index_failed))
         record_task(conn, when, "index", "failed" if index_failed and not indexed
                     else "success", detail={"indexed": len(indexed), "failed": index_failed},
                     run_id=run_id)
-        enrich_failed = {r["boe_id"]: r["error"] for r in enr}
-    if enrich_failed:  # a later attempt that enriched the document wins over its error
+        unreported = {r["boe_id"]: r["error"] for r in enr if r["boe_id"] not in covered}
+    if unreported:  # a later attempt that enriched the document wins over its error
         from boeflow.digest.collect import fetch_records
         from boeflow.index.client import es_session, names_for
 
         with es_session(settings) as client:
-            records = fetch_records(client, names_for(settings), sorted(enrich_failed))
-        enrich_failed = {i: e for i, e in enrich_failed.items()
-                         if not (records.get(i) or {}).get("review_status")}
+            records = fetch_records(client, names_for(settings), sorted(unreported))
+        enrich_failed.update({i: e for i, e in unreported.items()
+                              if not (records.get(i) or {}).get("review_status")})
     titles = translate_titles(settings, when)
     reviewed = review_day(day, settings, run_id, {"failed": enrich_failed})
     with state(settings) as conn:
