@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,18 +22,11 @@ import httpx
 
 from boeflow.core.paths import repo_dir
 from boeflow.core.settings import Settings
+from boeflow_ops.services.common import free_port
 
 
 class AirflowApiError(RuntimeError):
     """The api-server did not start or refused a request (one clear line)."""
-
-
-def free_port() -> int:
-    """A free ephemeral loopback port (chosen by the kernel, so two test sessions on one
-    machine do not race for the same number)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def airflow_env(settings: Settings, home: Path, users: dict[str, str],

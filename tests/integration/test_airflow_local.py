@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from boeflow.core.settings import Settings
 from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 BOEFLOW = [sys.executable, "-m", "boeflow"]
 ES_SECRET = "es-Secret-7f3a9c"
 LLM_KEY = "llm-Key-81b2e4d0"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 420
@@ -56,9 +50,9 @@ def deployment() -> Iterator[dict[str, str]]:
            if not k.startswith(("BOEFLOW_", "AIRFLOW"))}
     env.update({
         "BOEFLOW_STATE_DIR": str(state),
-        "BOEFLOW_PG_PORT": str(_free_port()),
-        "BOEFLOW_REDIS_PORT": str(_free_port()),
-        "BOEFLOW_AIRFLOW_PORT": str(_free_port()),
+        "BOEFLOW_PG_PORT": str(free_port()),
+        "BOEFLOW_REDIS_PORT": str(free_port()),
+        "BOEFLOW_AIRFLOW_PORT": str(free_port()),
         "BOEFLOW_AIRFLOW_DAGS_DIR": str(REPO / "tests" / "airflow_dags"),
         # A connection from the environment, as a deployment's secrets would provide it.
         "AIRFLOW_CONN_BOEFLOW_ELASTICSEARCH": json.dumps({

@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from boeflow.core.settings import Settings
 from boeflow.core.versions import elastic_version
 from boeflow.models.loading import embedding_dimension, load_embedder
-from boeflow_ops.services.common import read_pid
+from boeflow_ops.services.common import free_port, read_pid
 from boeflow_ops.services.elasticsearch import EsLayout
 
 pytestmark = pytest.mark.integration
@@ -104,12 +104,6 @@ def occupied_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("BOEFLOW_") and k not in ("ES_JAVA_HOME", "JAVA_HOME")}
@@ -139,7 +133,7 @@ def test_port_taken_gives_one_clear_error(tmp_path: Path, occupied_port: int) ->
 def test_missing_jdk_gives_one_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "no-jvms"
     empty.mkdir()
-    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{_free_port()}",
+    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{free_port()}",
                         BOEFLOW_JVM_DIRS=str(empty))
     result = _run(["services", "start", "--only", "elasticsearch"], env)
     _assert_one_clear_error(result, f"Elasticsearch {elastic_version()} needs a JDK 21+")
@@ -152,7 +146,7 @@ def test_too_old_jdk_is_named(tmp_path: Path) -> None:
     only17 = tmp_path / "jvms"
     only17.mkdir()
     (only17 / "jdk17").symlink_to(jdk17)  # symlinks are skipped in scans: use ES_JAVA_HOME
-    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{_free_port()}",
+    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{free_port()}",
                         BOEFLOW_JVM_DIRS=str(tmp_path / "none"), ES_JAVA_HOME=str(jdk17))
     result = _run(["services", "start", "--only", "elasticsearch"], env)
     _assert_one_clear_error(result, "(Java 17)")
@@ -175,9 +169,9 @@ def test_non_loopback_bind_is_refused(tmp_path: Path, service: str, extra: dict[
                                       expected: str) -> None:
     """Services are loopback-only by construction (issue 9): a non-loopback bind address is
     refused in one line before anything is installed or started."""
-    env = _isolated_env(tmp_path, BOEFLOW_PG_PORT=str(_free_port()),
-                        BOEFLOW_REDIS_PORT=str(_free_port()),
-                        BOEFLOW_AIRFLOW_PORT=str(_free_port()), **extra)
+    env = _isolated_env(tmp_path, BOEFLOW_PG_PORT=str(free_port()),
+                        BOEFLOW_REDIS_PORT=str(free_port()),
+                        BOEFLOW_AIRFLOW_PORT=str(free_port()), **extra)
     result = _run(["services", "start", "--only", service], env)
     _assert_one_clear_error(result, expected)
     state = tmp_path / "state"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,13 @@ import httpx
 from boeflow.boe.replay import BoeServer
 from boeflow.core.settings import Settings
 from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import free_port
 from tests.support.generation import generation_env
 
 REPO = Path(__file__).resolve().parents[2]
 BOEFLOW = [sys.executable, "-m", "boeflow"]
 DAG = "boe_daily"
 FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: str,
