@@ -11,9 +11,7 @@ manifest naming each refused item, and print no traceback.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -24,6 +22,7 @@ import pytest
 from boeflow.boe.manifest import DayManifest
 from boeflow.boe.replay import HOSTILE_MODES, BoeServer, HostileMode
 from boeflow.core.ids import is_boe_id
+from tests.support.cli import run_boeflow
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "boe"
@@ -53,16 +52,13 @@ def layout(tmp_path: Path) -> tuple[Path, Path]:
 def run_fetch(server: BoeServer, cwd: Path, data: Path, *args: str,
               env_extra: dict[str, str] | None = None, timeout: float = 90
               ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update({"BOEFLOW_CONFIG": "/nonexistent/boeflow.toml", "BOEFLOW_BOE_RATE_LIMIT": "0",
-                "BOEFLOW_BOE_READ_TIMEOUT": "2", "BOEFLOW_BOE_REQUEST_DEADLINE": "3",
-                "BOEFLOW_BOE_MAX_ATTEMPTS": "2", "BOEFLOW_BOE_BACKOFF_INITIAL": "0.01",
-                "BOEFLOW_BOE_BACKOFF_MAX": "0.05", **(env_extra or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "boeflow", "fetch", "--base-url", server.url, "--data-dir",
-         str(data), "--date", NOV6.isoformat(), "--sections", "1", "--formats", "xml,pdf",
-         *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return run_boeflow(
+        ["fetch", "--base-url", server.url, "--data-dir", str(data), "--date", NOV6.isoformat(),
+         "--sections", "1", "--formats", "xml,pdf", *args], cwd=cwd, timeout=timeout, extra={
+            "BOEFLOW_CONFIG": "/nonexistent/boeflow.toml", "BOEFLOW_BOE_RATE_LIMIT": "0",
+            "BOEFLOW_BOE_READ_TIMEOUT": "2", "BOEFLOW_BOE_REQUEST_DEADLINE": "3",
+            "BOEFLOW_BOE_MAX_ATTEMPTS": "2", "BOEFLOW_BOE_BACKOFF_INITIAL": "0.01",
+            "BOEFLOW_BOE_BACKOFF_MAX": "0.05", **(env_extra or {})})
 
 
 def files_under(root: Path) -> set[Path]:

@@ -8,9 +8,7 @@ its metadata database."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,10 +22,9 @@ from boeflow.boe.replay import BoeServer
 from boeflow.core.settings import Settings
 from boeflow_ops.services import airflow as af
 from boeflow_ops.services.common import free_port
+from tests.support.cli import REPO, cli_env, run_boeflow
 from tests.support.generation import generation_env
 
-REPO = Path(__file__).resolve().parents[2]
-BOEFLOW = [sys.executable, "-m", "boeflow"]
 DAG = "boe_daily"
 FINISHED = {"success", "failed"}
 
@@ -37,8 +34,7 @@ def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: s
     """What `boeflow airflow up` runs with: every Airflow process (and so every task)
     inherits it. Generation is capped (the smoke models write noise; only the plumbing is
     under test) and retries are quick."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOEFLOW_", "AIRFLOW"))}
-    env.update({
+    env = cli_env(drop=("BOEFLOW_", "AIRFLOW"), extra={
         "BOEFLOW_STATE_DIR": str(state),
         "BOEFLOW_PG_PORT": str(free_port()),
         "BOEFLOW_REDIS_PORT": str(free_port()),
@@ -91,8 +87,7 @@ class LocalAirflow:
 
     def boeflow(self, *args: str, timeout: float = 600, **extra: str
                 ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*BOEFLOW, *args], capture_output=True, text=True,
-                              timeout=timeout, env={**self.env, **extra}, check=False, cwd=REPO)
+        return run_boeflow(args, env=self.env, extra=extra, timeout=timeout, cwd=REPO)
 
     def up(self, **extra: str) -> None:
         """`boeflow airflow up` (starts what is not running, with ``extra`` settings)."""
