@@ -131,14 +131,6 @@ def _token(deployment: LocalAirflow, username: str, role: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def _admin_token(deployment: LocalAirflow) -> str:
-    s = deployment.settings
-    response = httpx.post(f"{s.airflow_url}/auth/token", timeout=30, json={
-        "username": s.airflow_admin_user, "password": af.admin_password(s)})
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["access_token"])
-
-
 def _valencian(text: str) -> str:
     return subprocess.run(["apertium", "spa-cat_valencia"], input=text, capture_output=True,
                           text=True, check=True).stdout.strip().replace("*", "")
@@ -203,7 +195,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     assert borrador_url(base, DAG, run_id) in body_text(request, "plain")
 
     # --- security, before anyone answers -------------------------------------------------------
-    admin = _admin_token(deployment)
+    admin = deployment.reviewer().token
     viewer = _token(deployment, "lector", "viewer")
     with httpx.Client(timeout=60) as http:
         assert http.get(page, params=query).status_code == 401

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from boeflow.core.settings import Settings
 from boeflow_ops.services import airflow as af
 from boeflow_ops.services.common import free_port
 from tests.support.cli import REPO, cli_env, run_boeflow
+from tests.support.local_airflow import poll_run, wait_dag
 
 pytestmark = pytest.mark.integration
 
@@ -146,12 +146,11 @@ def test_task_runs_on_the_celery_worker_with_connections(deployment: dict[str, s
             "port": 8011, "schema": "http", "password": LLM_KEY,
             "extra": json.dumps({"model": "alia"})})
         assert created.status_code == 201, created.text
-        _wait_for_dag(client, "boeflow_probe")
-        client.patch("/api/v2/dags/boeflow_probe", json={"is_paused": False})
+        wait_dag(client, "boeflow_probe", timeout=180)
         run = client.post("/api/v2/dags/boeflow_probe/dagRuns",
                           json={"logical_date": None}).json()
         run_id = run["dag_run_id"]
-        state = _wait_for_run(client, "boeflow_probe", run_id)
+        state = poll_run(client, "boeflow_probe", run_id, timeout=240, interval=2)
         ti = client.get(f"/api/v2/dags/boeflow_probe/dagRuns/{run_id}/taskInstances/probe"
                         ).json()
         xcom = client.get(f"/api/v2/dags/boeflow_probe/dagRuns/{run_id}/taskInstances/probe/"
@@ -177,26 +176,6 @@ def test_task_runs_on_the_celery_worker_with_connections(deployment: dict[str, s
     assert "elasticsearch at" in text and "llm key" in text, text[-2000:]
     assert ES_SECRET not in text and LLM_KEY not in text
     assert "***" in text
-
-
-def _wait_for_dag(client: httpx.Client, dag_id: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
-            return
-        time.sleep(2)
-    raise AssertionError(f"the dag-processor did not register {dag_id} in {timeout}s")
-
-
-def _wait_for_run(client: httpx.Client, dag_id: str, run_id: str, timeout: float = 240) -> str:
-    deadline = time.monotonic() + timeout
-    state = "queued"
-    while time.monotonic() < deadline:
-        state = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
-        if state in ("success", "failed"):
-            return str(state)
-        time.sleep(2)
-    return str(state)
 
 
 def test_down_stops_every_process(deployment: dict[str, str]) -> None:

@@ -20,6 +20,7 @@ import httpx
 
 from boeflow.boe.replay import BoeServer
 from boeflow.core.settings import Settings
+from boeflow_ops.airflow_api import AirflowApiError, ReviewClient
 from boeflow_ops.services import airflow as af
 from boeflow_ops.services.common import free_port
 from tests.support.cli import REPO, cli_env, run_boeflow
@@ -59,6 +60,30 @@ def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: s
     })
     env.update(extra)
     return env
+
+
+def wait_dag(client: httpx.Client, dag_id: str, timeout: float = 240) -> None:
+    """Wait until the dag-processor registered ``dag_id``, then unpause it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+            client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+            return
+        time.sleep(2)
+    raise AssertionError(f"the dag-processor did not register {dag_id} within {timeout}s")
+
+
+def poll_run(client: httpx.Client, dag_id: str, run_id: str, timeout: float,
+             interval: float = 3) -> str:
+    """The state of the run once finished, or its last state when ``timeout`` is over."""
+    deadline = time.monotonic() + timeout
+    state = "queued"
+    while time.monotonic() < deadline:
+        state = str(client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"])
+        if state in FINISHED:
+            return state
+        time.sleep(interval)
+    return state
 
 
 @dataclass
@@ -114,14 +139,8 @@ class LocalAirflow:
             yield client
 
     def wait_dag(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
         with self.api() as client:
-            while time.monotonic() < deadline:
-                if client.get(f"/api/v2/dags/{DAG}").status_code == 200:
-                    client.patch(f"/api/v2/dags/{DAG}", json={"is_paused": False})
-                    return
-                time.sleep(2)
-        raise AssertionError(f"the dag-processor did not register {DAG} within {timeout}s")
+            wait_dag(client, DAG, timeout)
 
     def trigger(self, conf: dict[str, Any]) -> str:
         with self.api() as client:
@@ -149,13 +168,10 @@ class LocalAirflow:
         return list(response.json()["task_instances"])
 
     def wait_run(self, run_id: str, timeout: float = 900) -> str:
-        deadline = time.monotonic() + timeout
-        state = "queued"
-        while time.monotonic() < deadline:
-            state = str(self.run(run_id)["state"])
-            if state in FINISHED:
-                return state
-            time.sleep(3)
+        with self.api() as client:
+            state = poll_run(client, DAG, run_id, timeout)
+        if state in FINISHED:
+            return state
         raise AssertionError(f"{run_id} still {state} after {timeout}s: "
                              f"{self.describe(run_id)}")
 
@@ -174,32 +190,25 @@ class LocalAirflow:
         return "; ".join(f"{t['task_id']}[{t['map_index']}]={t['state']}"
                          for t in self.task_instances(run_id))
 
+    def reviewer(self) -> ReviewClient:
+        """The admin, logged in as a reviewer (the client the demo answers with)."""
+        return ReviewClient(self.settings.airflow_url, self.settings.airflow_admin_user,
+                            af.admin_password(self.settings))
+
     def hitl(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Approval requests not answered yet (of one run, or all)."""
-        with self.api() as client:
-            response = client.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id or '~'}/hitlDetails")
-        assert response.status_code == 200, response.text
-        return [d for d in response.json()["hitl_details"] if not d.get("response_received")]
+        return self.reviewer().pending(DAG, run_id or "~")
 
     def wait_hitl(self, run_id: str, timeout: float = 900) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pending = self.hitl(run_id)
-            if pending:
-                return pending[0]
-            if self.run(run_id)["state"] in FINISHED:
-                raise AssertionError(f"{run_id} ended before asking for approval: "
-                                     f"{self.describe(run_id)}")
-            time.sleep(3)
-        raise AssertionError(f"no approval request from {run_id} in {timeout}s: "
-                             f"{self.describe(run_id)}")
+        try:
+            return self.reviewer().wait_pending(
+                DAG, timeout, lambda: self.run(run_id)["state"] not in FINISHED,
+                run_id=run_id, interval=3)
+        except AirflowApiError as exc:
+            raise AssertionError(f"{run_id}: {exc}: {self.describe(run_id)}") from None
 
     def answer(self, detail: dict[str, Any], option: str, params: dict[str, Any]) -> None:
-        from boeflow_ops.airflow_api import ReviewClient
-
-        reviewer = ReviewClient(self.settings.airflow_url, self.settings.airflow_admin_user,
-                                af.admin_password(self.settings))
-        reviewer.answer(detail, option, params)
+        self.reviewer().answer(detail, option, params)
 
     # --- metadata database ------------------------------------------------------------
 
