@@ -8,9 +8,11 @@ its metadata database."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +22,12 @@ import httpx
 
 from boeflow.boe.replay import BoeServer
 from boeflow.core.settings import Settings
+from boeflow.index.client import drop_indices, get_client
+from boeflow.index.mapping import IndexNames
 from boeflow_ops.airflow_api import AirflowApiError, ReviewClient
 from boeflow_ops.services import airflow as af
 from boeflow_ops.services.common import free_port
+from tests.conftest import SAMPLES
 from tests.support.cli import REPO, cli_env, run_boeflow
 from tests.support.generation import generation_env
 
@@ -225,6 +230,47 @@ class LocalAirflow:
 
     def worker_log(self) -> str:
         return self.layout.logfile("celery-worker").read_text(errors="replace")
+
+
+@contextmanager
+def running_deployment(live_settings: Settings, smoke_models_dir: Path, root: Path,
+                       prefix: str, *, name: str, label: str,
+                       before_stop: Callable[[LocalAirflow], None] | None = None,
+                       **extra: str) -> Iterator[LocalAirflow]:
+    """A started deployment (`boeflow airflow up`, `boeflow db upgrade`, the DAG registered)
+    on the recorded BOE, with ``extra`` settings; stopped afterwards, its process logs kept
+    in ``root / "artifacts"``. Its services' own state lives outside pytest's base directory
+    (PostgreSQL runs as an unprivileged user who must reach it, and a pytest starting
+    elsewhere on the machine resets that directory to 0700); the Elasticsearch indices of
+    ``prefix`` are dropped first. ``before_stop`` runs before the services stop."""
+    state = Path(tempfile.mkdtemp(prefix=f"boeflow-{name}-"))
+    client = get_client(live_settings)
+    try:
+        drop_indices(client, IndexNames(prefix))
+    finally:
+        client.close()
+    with BoeServer(SAMPLES) as boe:
+        env = deployment_env(state / "state", root / "data", live_settings.es_url, prefix,
+                             boe.url, smoke_models_dir, **extra)
+        artifacts = root / "artifacts"
+        artifacts.mkdir()
+        deployment = LocalAirflow(env=env, boe=boe, data=root / "data", prefix=prefix,
+                                  artifacts=artifacts)
+        try:
+            deployment.up()
+            upgraded = deployment.boeflow("db", "upgrade")
+            assert upgraded.returncode == 0, upgraded.stderr[-2000:]
+            deployment.wait_dag()
+            yield deployment
+        finally:
+            print(f"\n{label} artifacts: {artifacts}")
+            if before_stop is not None:
+                before_stop(deployment)
+            deployment.boeflow("services", "stop", timeout=240)
+            logs = state / "state" / "airflow" / "process-logs"
+            if logs.is_dir():
+                shutil.copytree(logs, artifacts / "process-logs", dirs_exist_ok=True)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def celery_ran(deployment: LocalAirflow, run_id: str) -> list[dict[str, Any]]:
