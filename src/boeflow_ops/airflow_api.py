@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,18 +22,11 @@ import httpx
 
 from boeflow.core.paths import repo_dir
 from boeflow.core.settings import Settings
+from boeflow_ops.services.common import free_port
 
 
 class AirflowApiError(RuntimeError):
     """The api-server did not start or refused a request (one clear line)."""
-
-
-def free_port() -> int:
-    """A free ephemeral loopback port (chosen by the kernel, so two test sessions on one
-    machine do not race for the same number)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def airflow_env(settings: Settings, home: Path, users: dict[str, str],
@@ -117,7 +109,8 @@ class ApiServer:
 
 
 class ReviewClient:
-    """A reviewer logged in to the api-server."""
+    """A reviewer logged in to the api-server: the one client of the approval step (the demo,
+    the DAG end-to-end test and the local deployment's test support use it)."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -125,25 +118,31 @@ class ReviewClient:
                               json={"username": username, "password": password})
         if response.status_code not in (200, 201):
             raise AirflowApiError(f"login as {username} refused: HTTP {response.status_code}")
-        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        self.token = str(response.json()["access_token"])
+        self.headers = {"Authorization": f"Bearer {self.token}"}
 
-    def pending(self, dag_id: str) -> list[dict[str, Any]]:
-        """Approval requests of ``dag_id`` still waiting for an answer."""
-        response = httpx.get(f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns/~/hitlDetails",
-                             headers=self.headers, timeout=30)
+    def pending(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
+        """Approval requests of ``dag_id`` (of one run, or of all: ``~``) still waiting for an
+        answer."""
+        response = httpx.get(
+            f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails",
+            headers=self.headers, timeout=30)
         if response.status_code != 200:
             raise AirflowApiError(f"listing approvals failed: HTTP {response.status_code}")
         return [d for d in response.json()["hitl_details"] if not d.get("response_received")]
 
-    def wait_pending(self, dag_id: str, timeout: float, alive: Any = None) -> dict[str, Any]:
+    def wait_pending(self, dag_id: str, timeout: float, alive: Any = None, *,
+                     run_id: str = "~", interval: float = 2) -> dict[str, Any]:
+        """The first approval request of ``dag_id`` (or of its run ``run_id``); ``alive``: a
+        callable saying whether the run can still ask (checked between polls)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.pending(dag_id)
+            found = self.pending(dag_id, run_id)
             if found:
                 return found[0]
             if alive is not None and not alive():
                 raise AirflowApiError(f"{dag_id} ended before asking for approval")
-            time.sleep(2)
+            time.sleep(interval)
         raise AirflowApiError(f"no approval request from {dag_id} within {timeout:.0f} s")
 
     def answer(self, detail: dict[str, Any], option: str,

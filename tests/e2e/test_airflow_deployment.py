@@ -21,10 +21,8 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -39,22 +37,20 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
 from boeflow.airflow.wiring import SECTION_NAMES
-from boeflow.boe.replay import BoeServer
 from boeflow.core.settings import Settings
-from boeflow.index.client import drop_indices, get_client
+from boeflow.index.client import get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from boeflow_ops.services import airflow as af
 from boeflow_ops.services.common import processes
-from tests.conftest import SAMPLES
 from tests.support.browser import headless_chromium
 from tests.support.local_airflow import (
     DAG,
     LocalAirflow,
     celery_ran,
-    deployment_env,
     dump,
+    running_deployment,
 )
 
 pytestmark = pytest.mark.e2e
@@ -67,36 +63,11 @@ SECTION_I = "I. Disposiciones generales"
 @pytest.fixture(scope="module")
 def deployment(live_settings: Settings, smoke_models_dir: Path,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
-    root = tmp_path_factory.mktemp("airflow-e2e")
-    # The services' own state (PostgreSQL runs as an unprivileged user who must reach it)
-    # lives outside pytest's base directory: a pytest starting elsewhere on the machine
-    # resets that directory to 0700.
-    state = Path(tempfile.mkdtemp(prefix="boeflow-airflow-e2e-"))
-    client = get_client(live_settings)
-    try:
-        drop_indices(client, IndexNames(PREFIX))
-    finally:
-        client.close()
-    with BoeServer(SAMPLES) as boe:
-        env = deployment_env(state / "state", root / "data", live_settings.es_url, PREFIX,
-                             boe.url, smoke_models_dir)
-        artifacts = root / "artifacts"
-        artifacts.mkdir()
-        deployment = LocalAirflow(env=env, boe=boe, data=root / "data", prefix=PREFIX,
-                                  artifacts=artifacts)
-        try:
-            deployment.up()
-            upgraded = deployment.boeflow("db", "upgrade")
-            assert upgraded.returncode == 0, upgraded.stderr[-2000:]
-            deployment.wait_dag()
-            yield deployment
-        finally:
-            print(f"\nAirflow e2e artifacts (screenshots, run details): {artifacts}")
-            deployment.boeflow("services", "stop", timeout=240)
-            logs = state / "state" / "airflow" / "process-logs"
-            if logs.is_dir():
-                shutil.copytree(logs, artifacts / "process-logs", dirs_exist_ok=True)
-            shutil.rmtree(state, ignore_errors=True)
+    with running_deployment(live_settings, smoke_models_dir,
+                            tmp_path_factory.mktemp("airflow-e2e"), PREFIX,
+                            name="airflow-e2e",
+                            label="Airflow e2e (screenshots, run details)") as deployment:
+        yield deployment
 
 
 # --- the browser --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from boeflow_ops.airflow_api import ApiServer, ReviewClient, airflow, airflow_env
 from tests.conftest import SAMPLES
+from tests.support.cli import run_boeflow
 from tests.support.digest_fixtures import body_text, private_database, smtp_server
 
 pytestmark = pytest.mark.e2e
@@ -220,9 +221,8 @@ def test_boe_daily_reviewed_digest(state_settings: Settings, smoke_models_dir: P
             assert rejected is not None
             assert rejected["digests"] == [] and rejected["day"]["digest_status"] == "rejected"
             assert rejected["decisions"][0]["decision"] == "rejected"
-            shown = subprocess.run(
-                [str(Path(sys.executable).with_name("boeflow")), "digest", "show", "--date",
-                 "2024-11-13"], env=env, capture_output=True, text=True, timeout=120)
+            shown = run_boeflow(["digest", "show", "--date", "2024-11-13"], env=env,
+                                script=True, timeout=120)
             assert shown.returncode == 0, shown.stderr
             assert "pendiente" in shown.stdout
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.review import check_language
 from tests.conftest import SAMPLES
+from tests.support.cli import run_boeflow
 from tests.support.generation import generation_env
 
 pytestmark = pytest.mark.e2e
@@ -51,9 +50,8 @@ def _fetch(day: str, settings: Settings) -> None:
 
 
 def _enrich(env: dict[str, str]) -> list[dict[str, Any]]:
-    boeflow = Path(sys.executable).with_name("boeflow")
-    done = subprocess.run([str(boeflow), "enrich", "--date", DAYS[0], "--to", DAYS[1], "--json"],
-                          capture_output=True, text=True, env=env, timeout=900, check=False)
+    done = run_boeflow(["enrich", "--date", DAYS[0], "--to", DAYS[1], "--json"], env=env,
+                       script=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "Loading weights" not in done.stderr
     assert "Token indices sequence length" not in done.stderr
@@ -137,9 +135,8 @@ def test_two_days_load_each_model_once_and_a_rerun_loads_none(
         assert again[doc_id]["review_reasons"] == records[doc_id]["review_reasons"]
 
     # What a person sees: one line per document, then one table (no model loaded).
-    boeflow = Path(sys.executable).with_name("boeflow")
-    shown = subprocess.run([str(boeflow), "enrich", "--date", DAYS[0], "--to", DAYS[1]],
-                           capture_output=True, text=True, env=env, timeout=600, check=False)
+    shown = run_boeflow(["enrich", "--date", DAYS[0], "--to", DAYS[1]], env=env, script=True,
+                        timeout=600)
     assert shown.returncode == 0, shown.stderr
     lines = [line for line in shown.stderr.splitlines() if line.strip()]
     assert sorted(line.split(":")[0] for line in lines) == sorted(EXPECTED), lines

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -36,19 +35,16 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from boeflow.boe.replay import BoeServer
 from boeflow.boe.store import RawStore
 from boeflow.core.settings import Settings
 from boeflow.digest.publish import read_digest
-from boeflow.index.client import drop_indices, get_client
-from boeflow.index.mapping import IndexNames
 from boeflow.workbench.notice import borrador_url
 from boeflow_ops.services import airflow as af
-from tests.conftest import DOCUMENTS, SAMPLES
+from tests.conftest import DOCUMENTS
 from tests.e2e.test_airflow_deployment import _login, _shot, _wait_for
 from tests.support.browser import headless_chromium
 from tests.support.digest_fixtures import Inbox, body_text, smtp_server
-from tests.support.local_airflow import DAG, LocalAirflow, deployment_env, dump
+from tests.support.local_airflow import DAG, LocalAirflow, dump, running_deployment
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-wb-"
@@ -68,46 +64,26 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 @pytest.fixture(scope="module")
 def deployment(live_settings: Settings, smoke_models_dir: Path, smtp: tuple[int, Inbox],
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
-    root = tmp_path_factory.mktemp("workbench-e2e")
-    state = Path(tempfile.mkdtemp(prefix="boeflow-workbench-e2e-"))
-    client = get_client(live_settings)
-    try:
-        drop_indices(client, IndexNames(PREFIX))
-    finally:
-        client.close()
     port, _ = smtp
-    with BoeServer(SAMPLES) as boe:
-        env = deployment_env(
-            state / "state", root / "data", live_settings.es_url, PREFIX, boe.url,
-            smoke_models_dir,
+
+    def before_stop(deployment: LocalAirflow) -> None:
+        keep = os.environ.get("BOEFLOW_WORKBENCH_SHOTS")  # e.g. docs/img, to update them
+        if keep:
+            for shot in deployment.artifacts.glob("borrador-*.png"):
+                shutil.copy2(shot, Path(keep) / shot.name)
+        deployment.fail_unfinished()
+
+    with running_deployment(
+            live_settings, smoke_models_dir, tmp_path_factory.mktemp("workbench-e2e"), PREFIX,
+            name="workbench-e2e", label="workbench e2e (screenshots, answers)",
+            before_stop=before_stop,
             AIRFLOW_CONN_BOEFLOW_SMTP=json.dumps({
                 "conn_type": "smtp", "host": "127.0.0.1", "port": port,
                 "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0}}),
             BOEFLOW_DIGEST_REVIEWERS=json.dumps([REVIEWER]),
             # Reminded 40 s after the run is queued: the day is not approved by then.
-            BOEFLOW_DIGEST_REVIEW_DEADLINE="+40")
-        artifacts = root / "artifacts"
-        artifacts.mkdir()
-        deployment = LocalAirflow(env=env, boe=boe, data=root / "data", prefix=PREFIX,
-                                  artifacts=artifacts)
-        try:
-            deployment.up()
-            upgraded = deployment.boeflow("db", "upgrade")
-            assert upgraded.returncode == 0, upgraded.stderr[-2000:]
-            deployment.wait_dag()
-            yield deployment
-        finally:
-            print(f"\nworkbench e2e artifacts (screenshots, answers): {artifacts}")
-            keep = os.environ.get("BOEFLOW_WORKBENCH_SHOTS")  # e.g. docs/img, to update them
-            if keep:
-                for shot in artifacts.glob("borrador-*.png"):
-                    shutil.copy2(shot, Path(keep) / shot.name)
-            deployment.fail_unfinished()
-            deployment.boeflow("services", "stop", timeout=240)
-            logs = state / "state" / "airflow" / "process-logs"
-            if logs.is_dir():
-                shutil.copytree(logs, artifacts / "process-logs", dirs_exist_ok=True)
-            shutil.rmtree(state, ignore_errors=True)
+            BOEFLOW_DIGEST_REVIEW_DEADLINE="+40") as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +105,6 @@ def _token(deployment: LocalAirflow, username: str, role: str) -> str:
     out = subprocess.run([str(Path(af.airflow_executable()).with_name("python")), "-c", code],
                          capture_output=True, text=True, env=env, timeout=120, check=True)
     return out.stdout.strip().splitlines()[-1]
-
-
-def _admin_token(deployment: LocalAirflow) -> str:
-    s = deployment.settings
-    response = httpx.post(f"{s.airflow_url}/auth/token", timeout=30, json={
-        "username": s.airflow_admin_user, "password": af.admin_password(s)})
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["access_token"])
 
 
 def _valencian(text: str) -> str:
@@ -203,7 +171,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     assert borrador_url(base, DAG, run_id) in body_text(request, "plain")
 
     # --- security, before anyone answers -------------------------------------------------------
-    admin = _admin_token(deployment)
+    admin = deployment.reviewer().token
     viewer = _token(deployment, "lector", "viewer")
     with httpx.Client(timeout=60) as http:
         assert http.get(page, params=query).status_code == 401

@@ -8,42 +8,27 @@ through the REST API), checks the task log masks the secrets, and stops everythi
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from boeflow.core.settings import Settings
 from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import free_port
+from tests.support.cli import REPO, cli_env, run_boeflow
+from tests.support.local_airflow import poll_run, wait_dag
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-BOEFLOW = [sys.executable, "-m", "boeflow"]
 ES_SECRET = "es-Secret-7f3a9c"
 LLM_KEY = "llm-Key-81b2e4d0"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _run(args: list[str], env: dict[str, str], timeout: float = 420
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BOEFLOW, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, check=False, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +37,11 @@ def deployment() -> Iterator[dict[str, str]]:
     # its data, and any pytest starting on the machine resets that directory to 0700.
     root = Path(tempfile.mkdtemp(prefix="boeflow-airflow-local-"))
     state = root / "state"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BOEFLOW_", "AIRFLOW"))}
-    env.update({
+    env = cli_env(drop=("BOEFLOW_", "AIRFLOW"), extra={
         "BOEFLOW_STATE_DIR": str(state),
-        "BOEFLOW_PG_PORT": str(_free_port()),
-        "BOEFLOW_REDIS_PORT": str(_free_port()),
-        "BOEFLOW_AIRFLOW_PORT": str(_free_port()),
+        "BOEFLOW_PG_PORT": str(free_port()),
+        "BOEFLOW_REDIS_PORT": str(free_port()),
+        "BOEFLOW_AIRFLOW_PORT": str(free_port()),
         "BOEFLOW_AIRFLOW_DAGS_DIR": str(REPO / "tests" / "airflow_dags"),
         # A connection from the environment, as a deployment's secrets would provide it.
         "AIRFLOW_CONN_BOEFLOW_ELASTICSEARCH": json.dumps({
@@ -68,7 +51,7 @@ def deployment() -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
-        _run(["services", "stop"], env, timeout=180)
+        run_boeflow(["services", "stop"], env=env, timeout=180, cwd=REPO)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -85,7 +68,7 @@ def _pids(settings: Settings) -> dict[str, int | None]:
 
 
 def test_up_starts_every_component_healthy(deployment: dict[str, str]) -> None:
-    result = _run(["airflow", "up", "--json"], deployment)
+    result = run_boeflow(["airflow", "up", "--json"], env=deployment, timeout=420, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     statuses = {s["name"]: s for s in json.loads(result.stdout)}
@@ -145,7 +128,8 @@ def test_up_again_is_a_no_op(deployment: dict[str, str]) -> None:
     settings = _settings(deployment)
     before = _pids(settings)
     started = time.monotonic()
-    result = _run(["services", "start", "--only", "airflow"], deployment)
+    result = run_boeflow(["services", "start", "--only", "airflow"], env=deployment,
+                         timeout=420, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _pids(settings) == before
     assert time.monotonic() - started < 60
@@ -162,12 +146,11 @@ def test_task_runs_on_the_celery_worker_with_connections(deployment: dict[str, s
             "port": 8011, "schema": "http", "password": LLM_KEY,
             "extra": json.dumps({"model": "alia"})})
         assert created.status_code == 201, created.text
-        _wait_for_dag(client, "boeflow_probe")
-        client.patch("/api/v2/dags/boeflow_probe", json={"is_paused": False})
+        wait_dag(client, "boeflow_probe", timeout=180)
         run = client.post("/api/v2/dags/boeflow_probe/dagRuns",
                           json={"logical_date": None}).json()
         run_id = run["dag_run_id"]
-        state = _wait_for_run(client, "boeflow_probe", run_id)
+        state = poll_run(client, "boeflow_probe", run_id, timeout=240, interval=2)
         ti = client.get(f"/api/v2/dags/boeflow_probe/dagRuns/{run_id}/taskInstances/probe"
                         ).json()
         xcom = client.get(f"/api/v2/dags/boeflow_probe/dagRuns/{run_id}/taskInstances/probe/"
@@ -195,37 +178,17 @@ def test_task_runs_on_the_celery_worker_with_connections(deployment: dict[str, s
     assert "***" in text
 
 
-def _wait_for_dag(client: httpx.Client, dag_id: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
-            return
-        time.sleep(2)
-    raise AssertionError(f"the dag-processor did not register {dag_id} in {timeout}s")
-
-
-def _wait_for_run(client: httpx.Client, dag_id: str, run_id: str, timeout: float = 240) -> str:
-    deadline = time.monotonic() + timeout
-    state = "queued"
-    while time.monotonic() < deadline:
-        state = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
-        if state in ("success", "failed"):
-            return str(state)
-        time.sleep(2)
-    return str(state)
-
-
 def test_down_stops_every_process(deployment: dict[str, str]) -> None:
     settings = _settings(deployment)
     groups = _group_pids(_pids(settings).values())
     assert groups
-    result = _run(["airflow", "down"], deployment, timeout=180)
+    result = run_boeflow(["airflow", "down"], env=deployment, timeout=180, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "airflow: stopped" in result.stderr
     alive = [pid for pid in groups if Path(f"/proc/{pid}").exists()
              and (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]
     assert alive == []
-    status = _run(["airflow", "status", "--json"], deployment)
+    status = run_boeflow(["airflow", "status", "--json"], env=deployment, timeout=420, cwd=REPO)
     assert status.returncode == 1
     states = {s["name"]: s for s in json.loads(status.stdout)}
     assert not any(states[n]["running"] for n in states if n.startswith("airflow-"))

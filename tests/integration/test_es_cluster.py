@@ -13,8 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from boeflow.index.mapping import index_name
 from boeflow_ops.services import elasticsearch as es
 from boeflow_ops.services.common import port_in_use, read_pid
 from tests.conftest import SAMPLES
+from tests.support.cli import run_boeflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -63,11 +62,6 @@ def cluster(live_settings: Settings) -> Iterator[Settings]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "boeflow", *args], capture_output=True,
-                          text=True, env=env, timeout=600, check=False)
-
-
 def _health(client: Elasticsearch, **params: Any) -> dict[str, Any]:
     return dict(client.cluster.health(index=f"{PREFIX}*", **params))
 
@@ -91,7 +85,8 @@ def _top(env: dict[str, str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for query in QUERIES:
         for mode in ("bm25", "hybrid"):
-            result = _cli(["search", query, "--mode", mode, "--size", "5", "--json"], env)
+            result = run_boeflow(["search", query, "--mode", mode, "--size", "5", "--json"],
+                                 env=env, timeout=600)
             assert result.returncode == 0, result.stderr
             out[f"{mode}: {query}"] = [
                 f"{r['doc_id']} {r['chunks'][0]['chunk_id']}" if mode == "bm25" else r["doc_id"]
@@ -119,8 +114,10 @@ def test_two_node_cluster_survives_losing_a_node(cluster: Settings, smoke_models
                "BOEFLOW_BOE_BASE_URL": server.url, "BOEFLOW_BOE_RATE_LIMIT": "0",
                "BOEFLOW_BOE_MAX_ATTEMPTS": "2", "BOEFLOW_BOE_BACKOFF_INITIAL": "0.01"}
         for day in DAYS:
-            _cli(["fetch", "--date", day, "--sections", "1,3"], env)  # unrecorded items: 404
-        indexed = _cli(["index", "--date", DAYS[0], "--to", DAYS[-1], "--json"], env)
+            # unrecorded items: 404
+            run_boeflow(["fetch", "--date", day, "--sections", "1,3"], env=env, timeout=600)
+        indexed = run_boeflow(["index", "--date", DAYS[0], "--to", DAYS[-1], "--json"], env=env,
+                              timeout=600)
     assert indexed.returncode == 0, indexed.stderr
     report = json.loads(indexed.stdout)
     # the recorded documents of sections I and III on the two days (BOE-A-2024-23622 since

@@ -28,6 +28,7 @@ from boeflow.parse import parse_file
 from boeflow_ops.services import ServiceError
 from boeflow_ops.services import elasticsearch as es
 from tests.conftest import DOCUMENTS
+from tests.support.cli import run_boeflow
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +44,6 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
             "BOEFLOW_SMOKE_MODELS_DIR": str(settings.smoke_models_dir),
             "BOEFLOW_ES_URL": settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": settings.es_index_prefix,
             "BOEFLOW_DATA_DIR": str(settings.data_dir), **extra}
-
-
-def _cli(args: list[str], env: dict[str, str],
-         timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "boeflow", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout, check=False)
 
 
 def _one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -192,7 +187,7 @@ def test_elasticsearch_vanishing_mid_index_is_one_line(live_settings: Settings,
     proxy = _CuttableProxy((host, int(port.rstrip("/"))), cut_after=1)
     env = _env(settings, BOEFLOW_ES_URL=f"http://127.0.0.1:{proxy.port}")
     try:
-        result = _cli(["index", *(str(DOCUMENTS / name) for name in LINKED)], env)
+        result = run_boeflow(["index", *(str(DOCUMENTS / name) for name in LINKED)], env=env)
     finally:
         proxy.close()
     assert proxy.bulks >= 2  # the run was cut in the middle, after a first bulk went through
@@ -235,7 +230,7 @@ def test_a_silent_elasticsearch_is_reported_within_15_seconds(
     for args in (["search", "ley", "--mode", "bm25"], ["index", str(DOCUMENTS / LINKED[1])],
                  ["es", "setup"]):
         started = time.monotonic()
-        result = _cli(args, env, timeout=120)
+        result = run_boeflow(args, env=env, timeout=120)
         elapsed = time.monotonic() - started
         line = _one_clear_line(result)
         assert "did not answer" in line and "BOEFLOW_ES_REQUEST_TIMEOUT" in line, line

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -19,6 +17,7 @@ from boeflow.boe.http import BoeClient
 from boeflow.boe.replay import BoeServer, Fault
 from boeflow.boe.store import TEMP_MARKER, RawStore
 from tests.integration.test_fetch import DOC, DOC_PATH, SAMPLES, fast_config, row, run_day
+from tests.support.cli import run_boeflow
 from tests.support.disk import tmpfs
 
 NOV6 = date(2024, 11, 6)
@@ -44,11 +43,9 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(server: BoeServer
     """Main: an OSError traceback from the middle of the day, and `.part-` files left."""
     env = {**os.environ, "BOEFLOW_CONFIG": "/nonexistent/boeflow.toml",
            "BOEFLOW_BOE_RATE_LIMIT": "0"}
-    result = subprocess.run(
-        [sys.executable, "-m", "boeflow", "fetch", "--base-url", server.url, "--data-dir",
-         str(small_disk / "data"), "--date", "2024-11-06", "--sections", "1",
-         "--formats", "xml,pdf"], env=env, capture_output=True, text=True, timeout=120,
-        check=False)
+    result = run_boeflow(
+        ["fetch", "--base-url", server.url, "--data-dir", str(small_disk / "data"), "--date",
+         "2024-11-06", "--sections", "1", "--formats", "xml,pdf"], env=env, timeout=120)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -58,11 +55,9 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(server: BoeServer
     # Once there is room again, a rerun completes the day.
     shutil.rmtree(small_disk / "data" / "raw" / "boe" / "2024" / "11" / "06" / "items",
                   ignore_errors=True)
-    rerun = subprocess.run(
-        [sys.executable, "-m", "boeflow", "fetch", "--base-url", server.url, "--data-dir",
-         str(small_disk / "data"), "--date", "2024-11-06", "--sections", "1",
-         "--formats", "xml"], env=env, capture_output=True, text=True, timeout=120,
-        check=False)
+    rerun = run_boeflow(
+        ["fetch", "--base-url", server.url, "--data-dir", str(small_disk / "data"), "--date",
+         "2024-11-06", "--sections", "1", "--formats", "xml"], env=env, timeout=120)
     assert "Traceback" not in rerun.stderr
     assert (small_disk / "data" / "raw" / "boe" / "2024" / "11" / "06" / "manifest.json"
             ).exists()

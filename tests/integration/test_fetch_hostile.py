@@ -1,8 +1,9 @@
 """`boeflow fetch` against a hostile BOE server (issue 9).
 
-A recorded day is served as an attacker would serve it (`BoeServer.make_hostile`): path
-traversal in identifiers, off-host URLs and redirects, redirect loops, headers trickled one
-line at a time, a JSON sumario nested 100,000 deep, repeated identifiers. A second loopback
+A recorded day is served as an attacker would serve it (`make_hostile` of
+`tests/support/hostile_boe.py`): path traversal in identifiers, off-host URLs and
+redirects, redirect loops, headers trickled one line at a time, a JSON sumario nested 100,000
+deep, repeated identifiers. A second loopback
 listener stands in for "another host". Every run goes through the real CLI in a subprocess:
 it must write nothing outside `--data-dir`, send nothing to the other listener, end with a
 manifest naming each refused item, and print no traceback.
@@ -11,9 +12,7 @@ manifest naming each refused item, and print no traceback.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -22,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from boeflow.boe.manifest import DayManifest
-from boeflow.boe.replay import HOSTILE_MODES, BoeServer, HostileMode
+from boeflow.boe.replay import BoeServer
 from boeflow.core.ids import is_boe_id
+from tests.support.cli import run_boeflow
+from tests.support.hostile_boe import HOSTILE_MODES, HostileMode, make_hostile
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "boe"
@@ -53,16 +54,13 @@ def layout(tmp_path: Path) -> tuple[Path, Path]:
 def run_fetch(server: BoeServer, cwd: Path, data: Path, *args: str,
               env_extra: dict[str, str] | None = None, timeout: float = 90
               ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update({"BOEFLOW_CONFIG": "/nonexistent/boeflow.toml", "BOEFLOW_BOE_RATE_LIMIT": "0",
-                "BOEFLOW_BOE_READ_TIMEOUT": "2", "BOEFLOW_BOE_REQUEST_DEADLINE": "3",
-                "BOEFLOW_BOE_MAX_ATTEMPTS": "2", "BOEFLOW_BOE_BACKOFF_INITIAL": "0.01",
-                "BOEFLOW_BOE_BACKOFF_MAX": "0.05", **(env_extra or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "boeflow", "fetch", "--base-url", server.url, "--data-dir",
-         str(data), "--date", NOV6.isoformat(), "--sections", "1", "--formats", "xml,pdf",
-         *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return run_boeflow(
+        ["fetch", "--base-url", server.url, "--data-dir", str(data), "--date", NOV6.isoformat(),
+         "--sections", "1", "--formats", "xml,pdf", *args], cwd=cwd, timeout=timeout, extra={
+            "BOEFLOW_CONFIG": "/nonexistent/boeflow.toml", "BOEFLOW_BOE_RATE_LIMIT": "0",
+            "BOEFLOW_BOE_READ_TIMEOUT": "2", "BOEFLOW_BOE_REQUEST_DEADLINE": "3",
+            "BOEFLOW_BOE_MAX_ATTEMPTS": "2", "BOEFLOW_BOE_BACKOFF_INITIAL": "0.01",
+            "BOEFLOW_BOE_BACKOFF_MAX": "0.05", **(env_extra or {})})
 
 
 def files_under(root: Path) -> set[Path]:
@@ -86,7 +84,7 @@ def test_traversal_identifiers_write_nothing_outside_the_data_dir(
     escaped_abs = Path("/tmp/boeflow-escaped-absolute.xml")
     escaped_abs.unlink(missing_ok=True)
     with BoeServer(SAMPLES) as server:
-        planted = server.make_hostile("traversal_ids", NOV6, other_host=other_host.url,
+        planted = make_hostile(server, "traversal_ids", NOV6, other_host=other_host.url,
                                       escape_depth=ESCAPE_DEPTH)
         result = run_fetch(server, cwd, data)
     # Everything written is under the data dir; the traversal targets do not exist.
@@ -117,7 +115,7 @@ def test_off_host_redirects_are_refused_and_the_other_host_never_contacted(
         layout: tuple[Path, Path], other_host: BoeServer) -> None:
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        (target,) = server.make_hostile("offhost_redirect", NOV6, other_host=other_host.url)
+        (target,) = make_hostile(server, "offhost_redirect", NOV6, other_host=other_host.url)
         result = run_fetch(server, cwd, data)
     assert other_host.requests() == [], other_host.requests()
     day = manifest(data)
@@ -134,7 +132,7 @@ def test_off_host_urls_in_the_sumario_are_failed_rows_not_a_traceback(
         layout: tuple[Path, Path], other_host: BoeServer) -> None:
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        (target,) = server.make_hostile("offhost_urls", NOV6, other_host=other_host.url)
+        (target,) = make_hostile(server, "offhost_urls", NOV6, other_host=other_host.url)
         result = run_fetch(server, cwd, data)
     assert other_host.requests() == []
     day = manifest(data)
@@ -149,7 +147,7 @@ def test_redirect_loop_ends_as_a_failed_day_with_a_manifest(
         layout: tuple[Path, Path], other_host: BoeServer) -> None:
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        server.make_hostile("redirect_loop", NOV6, other_host=other_host.url)
+        make_hostile(server, "redirect_loop", NOV6, other_host=other_host.url)
         result = run_fetch(server, cwd, data)
         api_requests = len(server.requests_for("/datosabiertos/api/boe/sumario/20241106"))
     day = manifest(data)
@@ -166,7 +164,7 @@ def test_trickled_headers_are_cut_at_the_request_deadline(
     (both attempts) must end in about 2 x 3 s, not when the server gives up."""
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        server.make_hostile("header_trickle", NOV6, trickle_seconds=0.5)
+        make_hostile(server, "header_trickle", NOV6, trickle_seconds=0.5)
         started = time.monotonic()
         result = run_fetch(server, cwd, data, "--json",
                            env_extra={"BOEFLOW_BOE_LEGACY_FALLBACK": "false"})
@@ -181,7 +179,7 @@ def test_trickled_headers_are_cut_at_the_request_deadline(
 def test_deeply_nested_json_sumario_is_a_day_error(layout: tuple[Path, Path]) -> None:
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        server.make_hostile("deep_json", NOV6)
+        make_hostile(server, "deep_json", NOV6)
         result = run_fetch(server, cwd, data, "--sumario-format", "json",
                            env_extra={"BOEFLOW_BOE_LEGACY_FALLBACK": "false"})
     day = manifest(data)
@@ -193,7 +191,7 @@ def test_deeply_nested_json_sumario_is_a_day_error(layout: tuple[Path, Path]) ->
 def test_repeated_identifiers_give_one_row_each(layout: tuple[Path, Path]) -> None:
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        (repeated,) = server.make_hostile("duplicate_ids", NOV6)
+        (repeated,) = make_hostile(server, "duplicate_ids", NOV6)
         result = run_fetch(server, cwd, data, "--json")
         downloads = len(server.requests_for(f"/diario_boe/xml.php?id={repeated}"))
     day = manifest(data)
@@ -213,7 +211,7 @@ def test_script_and_data_urls_in_the_sumario_are_never_requested(
     javascript: url_xml before any request and fetches the genuine items as usual."""
     cwd, data = layout
     with BoeServer(SAMPLES) as server:
-        planted = server.make_hostile("hostile_links", NOV6)
+        planted = make_hostile(server, "hostile_links", NOV6)
         result = run_fetch(server, cwd, data, "--formats", "xml")
         paths = [r.path for r in server.requests()]
     assert "Traceback" not in result.stderr

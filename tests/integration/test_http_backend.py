@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,16 +30,11 @@ from boeflow.enrich.structured import SummaryConstraint, summary_json_schema
 from boeflow.enrich.summarize import Summarizer
 from boeflow.models.loading import ModelSetupError
 from boeflow.review.source import read_document
+from boeflow_ops.services.common import free_port
 from tests.conftest import DOCUMENTS
 
 NOTICE_UV = DOCUMENTS / "BOE-B-2024-45529.xml"
 SMALL = {"max_new_tokens": 200, "summary_short_max_new_tokens": 160, "summary_max_repairs": 1}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,7 @@ def served_model(smoke_models_dir: Path, tmp_path_factory: pytest.TempPathFactor
                  ) -> Iterator[tuple[str, Path]]:
     """``transformers serve`` on 127.0.0.1 with the smoke summariser; stopped afterwards."""
     model_dir = smoke_models_dir / "summarizer"
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     serve = Path(sys.executable).with_name("transformers")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -139,7 +133,7 @@ def test_concurrent_requests_keep_order(smoke_settings: Settings,
 def test_retries_then_fails_on_a_closed_port(smoke_settings: Settings,
                                              smoke_models_dir: Path) -> None:
     model_dir = smoke_models_dir / "summarizer"
-    settings = _http_settings(smoke_settings, f"http://127.0.0.1:{_free_port()}/v1", model_dir,
+    settings = _http_settings(smoke_settings, f"http://127.0.0.1:{free_port()}/v1", model_dir,
                               gen_http_retries=3, gen_http_timeout=2.0)
     backend = HttpBackend(settings, str(model_dir))
     # Nothing listens: a setup error for the whole run, naming the setting, not a per-

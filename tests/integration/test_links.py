@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from boeflow.boe.store import RawStore
 from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.enrich.links import block_titles, links_for
 from tests.conftest import SAMPLES
+from tests.support.cli import run_boeflow
 
 pytestmark = pytest.mark.integration
 LBRL = "BOE-A-1985-5392"
@@ -181,9 +181,7 @@ def test_cli_links_json_and_clear_errors(server: BoeServer, tmp_path: Path) -> N
            "BOEFLOW_DATA_DIR": str(tmp_path)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "boeflow", "links", *args],
-                              capture_output=True, text=True, env=env, timeout=120,
-                              check=False)
+        return run_boeflow(["links", *args], env=env, timeout=120)
 
     by_id = run("BOE-A-2024-23422", "--json")
     assert by_id.returncode == 0, by_id.stderr

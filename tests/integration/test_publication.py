@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from boeflow.index.client import drop_indices, get_client
 from boeflow.index.mapping import IndexNames
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
+from tests.support.cli import SCRIPT, run_boeflow
 from tests.support.digest_fixtures import Inbox, private_database, smtp_server
 from tests.unit.test_digest import _nov6, fetched  # noqa: F401 (fixture)
 
@@ -59,11 +59,10 @@ class Env:
 
     def cli(self, *args: str, smtp_port: int | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), env=self.env(smtp_port),
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return run_boeflow(args, env=self.env(smtp_port), script=True, timeout=timeout)
 
     def command(self, *args: str) -> list[str]:
-        return [str(Path(sys.executable).with_name("boeflow")), *args]
+        return [str(SCRIPT), *args]
 
     def env(self, smtp_port: int | None = None) -> dict[str, str]:
         s = self.settings

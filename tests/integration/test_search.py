@@ -4,9 +4,6 @@ chunked and embedded by the smoke embedder (production code paths, smoke weights
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -25,6 +22,7 @@ from boeflow.index.search import Filters, Searcher, rrf_fuse
 from boeflow.index.writer import existing_chunk_ids, index_documents
 from boeflow.parse import parse_file
 from tests.conftest import DOCUMENTS, SEARCH_CORPUS
+from tests.support.cli import run_boeflow
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-"
@@ -222,19 +220,14 @@ def test_kibana_saved_objects_use_only_real_fields(es_settings: Settings,
         assert fields <= found, f"{title}: {sorted(fields - found)} missing from the mapping"
 
 
-def _cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **env_extra}
-    return subprocess.run([sys.executable, "-m", "boeflow", *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
-
-
 def test_cli_search_json_and_clear_errors(es_settings: Settings,
                                           indexed: dict[str, object]) -> None:
     env = {"BOEFLOW_PROFILE": "smoke",
            "BOEFLOW_SMOKE_MODELS_DIR": str(es_settings.smoke_models_dir),
            "BOEFLOW_ES_URL": es_settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": PREFIX,
            "BOEFLOW_DATA_DIR": str(es_settings.data_dir)}
-    ok = _cli(["search", "artículo 14 igualdad ante la ley", "--mode", "bm25", "--json"], env)
+    ok = run_boeflow(["search", "artículo 14 igualdad ante la ley", "--mode", "bm25", "--json"],
+                     extra=env)
     assert ok.returncode == 0, ok.stderr
     data = json.loads(ok.stdout)
     assert data["results"][0]["doc_id"] == "BOE-A-1978-31229"
@@ -250,7 +243,7 @@ def test_cli_search_json_and_clear_errors(es_settings: Settings,
          "not reachable"),
     ]
     for args, case_env, expected in cases:
-        result = _cli(args, case_env)
+        result = run_boeflow(args, extra=case_env)
         assert result.returncode != 0, args
         assert "Traceback" not in result.stderr, result.stderr
         assert expected in result.stderr, (args, result.stderr)
@@ -301,7 +294,7 @@ def test_cli_size_10_lists_10_documents(es_settings: Settings,
            "BOEFLOW_ES_URL": es_settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": PREFIX,
            "BOEFLOW_DATA_DIR": str(es_settings.data_dir)}
     for mode in ("bm25", "hybrid"):
-        out = _cli(["search", "ley", "--mode", mode, "--size", "10", "--json"], env)
+        out = run_boeflow(["search", "ley", "--mode", mode, "--size", "10", "--json"], extra=env)
         assert out.returncode == 0, out.stderr
         ids = [r["doc_id"] for r in json.loads(out.stdout)["results"]]
         assert len(ids) == len(set(ids)) == 10, (mode, ids)
@@ -349,7 +342,7 @@ def test_cli_eval_reports_both_sets(es_settings: Settings, indexed: dict[str, ob
            "BOEFLOW_SMOKE_MODELS_DIR": str(es_settings.smoke_models_dir),
            "BOEFLOW_ES_URL": es_settings.es_url, "BOEFLOW_ES_INDEX_PREFIX": PREFIX,
            "BOEFLOW_DATA_DIR": str(es_settings.data_dir)}
-    out = _cli(["eval", "retrieval", "--mode", "bm25", "--json"], env)
+    out = run_boeflow(["eval", "retrieval", "--mode", "bm25", "--json"], extra=env)
     assert out.returncode == 0, out.stderr
     sets = json.loads(out.stdout)["sets"]
     assert set(sets) == {"known_items", "natural_queries", "citations"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,12 @@ from elasticsearch import Elasticsearch
 from boeflow.core.settings import Settings
 from boeflow.core.versions import elastic_version
 from boeflow.models.loading import embedding_dimension, load_embedder
-from boeflow_ops.services.common import read_pid
+from boeflow_ops.services.common import free_port, read_pid
 from boeflow_ops.services.elasticsearch import EsLayout
+from tests.support.cli import run_boeflow
 
 pytestmark = pytest.mark.integration
 
-BOEFLOW = [sys.executable, "-m", "boeflow"]
 
 
 def test_elasticsearch_runs_the_pinned_version(live_settings: Settings) -> None:
@@ -77,17 +76,12 @@ def test_postgres_accepts_the_boeflow_role(live_settings: Settings) -> None:
     assert (user, database) == ("boeflow", "boeflow")
 
 
-def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BOEFLOW, *args], capture_output=True, text=True, timeout=300,
-                          env=env, check=False)
-
-
 def test_start_twice_is_a_no_op(live_settings: Settings) -> None:
     layout = EsLayout.from_settings(live_settings)
     pid_before = read_pid(layout.pidfile)
     assert pid_before is not None, "the test command starts Elasticsearch with this state dir"
     started = time.monotonic()
-    result = _run(["services", "start", "--json"])
+    result = run_boeflow(["services", "start", "--json"])
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert read_pid(layout.pidfile) == pid_before
@@ -102,12 +96,6 @@ def occupied_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         yield sock.getsockname()[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -128,20 +116,20 @@ def _assert_one_clear_error(result: subprocess.CompletedProcess[str], expected: 
 
 def test_port_taken_gives_one_clear_error(tmp_path: Path, occupied_port: int) -> None:
     env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{occupied_port}")
-    result = _run(["services", "start", "--only", "elasticsearch"], env)
+    result = run_boeflow(["services", "start", "--only", "elasticsearch"], env=env)
     _assert_one_clear_error(result, f"port {occupied_port} on 127.0.0.1 is already in use")
 
     env = _isolated_env(tmp_path, BOEFLOW_PG_PORT=str(occupied_port))
-    result = _run(["services", "start", "--only", "postgresql"], env)
+    result = run_boeflow(["services", "start", "--only", "postgresql"], env=env)
     _assert_one_clear_error(result, f"port {occupied_port} on 127.0.0.1 is already in use")
 
 
 def test_missing_jdk_gives_one_clear_error(tmp_path: Path) -> None:
     empty = tmp_path / "no-jvms"
     empty.mkdir()
-    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{_free_port()}",
+    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{free_port()}",
                         BOEFLOW_JVM_DIRS=str(empty))
-    result = _run(["services", "start", "--only", "elasticsearch"], env)
+    result = run_boeflow(["services", "start", "--only", "elasticsearch"], env=env)
     _assert_one_clear_error(result, f"Elasticsearch {elastic_version()} needs a JDK 21+")
 
 
@@ -152,9 +140,9 @@ def test_too_old_jdk_is_named(tmp_path: Path) -> None:
     only17 = tmp_path / "jvms"
     only17.mkdir()
     (only17 / "jdk17").symlink_to(jdk17)  # symlinks are skipped in scans: use ES_JAVA_HOME
-    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{_free_port()}",
+    env = _isolated_env(tmp_path, BOEFLOW_ES_URL=f"http://127.0.0.1:{free_port()}",
                         BOEFLOW_JVM_DIRS=str(tmp_path / "none"), ES_JAVA_HOME=str(jdk17))
-    result = _run(["services", "start", "--only", "elasticsearch"], env)
+    result = run_boeflow(["services", "start", "--only", "elasticsearch"], env=env)
     _assert_one_clear_error(result, "(Java 17)")
 
 
@@ -175,10 +163,10 @@ def test_non_loopback_bind_is_refused(tmp_path: Path, service: str, extra: dict[
                                       expected: str) -> None:
     """Services are loopback-only by construction (issue 9): a non-loopback bind address is
     refused in one line before anything is installed or started."""
-    env = _isolated_env(tmp_path, BOEFLOW_PG_PORT=str(_free_port()),
-                        BOEFLOW_REDIS_PORT=str(_free_port()),
-                        BOEFLOW_AIRFLOW_PORT=str(_free_port()), **extra)
-    result = _run(["services", "start", "--only", service], env)
+    env = _isolated_env(tmp_path, BOEFLOW_PG_PORT=str(free_port()),
+                        BOEFLOW_REDIS_PORT=str(free_port()),
+                        BOEFLOW_AIRFLOW_PORT=str(free_port()), **extra)
+    result = run_boeflow(["services", "start", "--only", service], env=env)
     _assert_one_clear_error(result, expected)
     state = tmp_path / "state"
     assert not (state / "postgres").exists() and not (state / "redis").exists()

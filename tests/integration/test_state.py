@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -27,6 +26,7 @@ from boeflow.index.mapping import IndexNames
 from boeflow.state.db import StateError, connect, migrations, state, upgrade
 from boeflow.state.records import day_status
 from tests.conftest import SAMPLES
+from tests.support.cli import run_boeflow
 from tests.support.digest_fixtures import private_database
 from tests.support.tcp_proxy import StallingProxy
 from tests.unit.test_digest import _nov6, fetched  # noqa: F401 (fixture)
@@ -43,10 +43,9 @@ def state_settings(live_settings: Settings) -> Iterator[Settings]:
 
 def _cli(args: list[str], settings: Settings, timeout: float = 120,
          **env_extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BOEFLOW_PG_DATABASE": settings.pg_database,
-           "BOEFLOW_PG_PORT": str(settings.pg_port), **env_extra}
-    return subprocess.run([str(Path(sys.executable).with_name("boeflow")), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return run_boeflow(args, script=True, timeout=timeout, extra={
+        "BOEFLOW_PG_DATABASE": settings.pg_database, "BOEFLOW_PG_PORT": str(settings.pg_port),
+        **env_extra})
 
 
 def test_db_upgrade_twice_is_a_no_op(state_settings: Settings) -> None:
@@ -274,9 +273,7 @@ def test_a_day_processed_with_the_cli_steps_is_recorded_and_approvable(
         env.pop("BOEFLOW_RAW_STORE_URL", None)
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([str(Path(sys.executable).with_name("boeflow")), *args],
-                                  env=env, capture_output=True, text=True, timeout=600,
-                                  check=False)
+            return run_boeflow(args, env=env, script=True, timeout=600)
 
         fetched = cli("fetch", "--date", day, "--sections", "1")
         assert "Traceback" not in fetched.stderr, fetched.stderr

@@ -51,7 +51,7 @@ class Inbox:
 def smtp_server() -> Iterator[tuple[int, Inbox]]:
     from aiosmtpd.controller import Controller
 
-    from boeflow_ops.airflow_api import free_port
+    from boeflow_ops.services.common import free_port
 
     inbox = Inbox()
     port = free_port()

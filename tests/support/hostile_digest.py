@@ -1,11 +1,11 @@
 """A digest built from a hostile BOE day (issue 17, findings 3, 4 and 9): the 2024-11-13 sumario
-served by the replay server with ``make_hostile("hostile_links")`` — javascript:/data:/off-host
-values in url_pdf/url_html/url_xml, a Markdown breakout in an url_html, a recorded document
-whose ``rdf:about`` reads ``javascript:…//www.boe.es/eli/…`` — fetched by the real Fetcher
-(sections I and III, optionally ``max_items``), the stored item XML parsed by boeflow.parse and
-turned into its ``boe-documents`` record by the indexer's own ``document_source``, and the
-draft built by ``build_draft`` with the listed counts ``collect`` reads from the stored
-sumario."""
+served by the replay server with ``make_hostile(server, "hostile_links")``
+(tests/support/hostile_boe.py) — javascript:/data:/off-host values in url_pdf/url_html/url_xml,
+a Markdown breakout in an url_html, a recorded document whose ``rdf:about`` reads
+``javascript:…//www.boe.es/eli/…`` — fetched by the real Fetcher (sections I and III, optionally
+``max_items``), the stored item XML parsed by boeflow.parse and turned into its
+``boe-documents`` record by the indexer's own ``document_source``, and the draft built by
+``build_draft`` with the listed counts ``collect`` reads from the stored sumario."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from boeflow.boe.store import RawStore
 from boeflow.core.settings import Settings
 from boeflow.digest.build import DayInputs, build_draft
 from boeflow.digest.model import Digest
+from tests.support.hostile_boe import make_hostile
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "boe"
@@ -55,7 +56,7 @@ def hostile_day(data_dir: Path, *, hostile: bool = True, sections: list[str] | N
 
     settings = Settings(data_dir=data_dir, samples_dir=SAMPLES)
     with BoeServer(SAMPLES) as server:
-        planted = server.make_hostile("hostile_links", NOV13) if hostile else []
+        planted = make_hostile(server, "hostile_links", NOV13) if hostile else []
         replay = settings.model_copy(update={"boe_base_url": server.url,
                                              "boe_rate_limit": 0.0, "boe_max_attempts": 1})
         store = raw_store(replay)

@@ -8,12 +8,11 @@ its metadata database."""
 from __future__ import annotations
 
 import json
-import os
-import socket
+import shutil
 import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,19 +22,17 @@ import httpx
 
 from boeflow.boe.replay import BoeServer
 from boeflow.core.settings import Settings
+from boeflow.index.client import drop_indices, get_client
+from boeflow.index.mapping import IndexNames
+from boeflow_ops.airflow_api import AirflowApiError, ReviewClient
 from boeflow_ops.services import airflow as af
+from boeflow_ops.services.common import free_port
+from tests.conftest import SAMPLES
+from tests.support.cli import REPO, cli_env, run_boeflow
 from tests.support.generation import generation_env
 
-REPO = Path(__file__).resolve().parents[2]
-BOEFLOW = [sys.executable, "-m", "boeflow"]
 DAG = "boe_daily"
 FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: str,
@@ -43,8 +40,7 @@ def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: s
     """What `boeflow airflow up` runs with: every Airflow process (and so every task)
     inherits it. Generation is capped (the smoke models write noise; only the plumbing is
     under test) and retries are quick."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOEFLOW_", "AIRFLOW"))}
-    env.update({
+    env = cli_env(drop=("BOEFLOW_", "AIRFLOW"), extra={
         "BOEFLOW_STATE_DIR": str(state),
         "BOEFLOW_PG_PORT": str(free_port()),
         "BOEFLOW_REDIS_PORT": str(free_port()),
@@ -69,6 +65,30 @@ def deployment_env(state: Path, data: Path, es_url: str, prefix: str, boe_url: s
     })
     env.update(extra)
     return env
+
+
+def wait_dag(client: httpx.Client, dag_id: str, timeout: float = 240) -> None:
+    """Wait until the dag-processor registered ``dag_id``, then unpause it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"/api/v2/dags/{dag_id}").status_code == 200:
+            client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+            return
+        time.sleep(2)
+    raise AssertionError(f"the dag-processor did not register {dag_id} within {timeout}s")
+
+
+def poll_run(client: httpx.Client, dag_id: str, run_id: str, timeout: float,
+             interval: float = 3) -> str:
+    """The state of the run once finished, or its last state when ``timeout`` is over."""
+    deadline = time.monotonic() + timeout
+    state = "queued"
+    while time.monotonic() < deadline:
+        state = str(client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"])
+        if state in FINISHED:
+            return state
+        time.sleep(interval)
+    return state
 
 
 @dataclass
@@ -97,8 +117,7 @@ class LocalAirflow:
 
     def boeflow(self, *args: str, timeout: float = 600, **extra: str
                 ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*BOEFLOW, *args], capture_output=True, text=True,
-                              timeout=timeout, env={**self.env, **extra}, check=False, cwd=REPO)
+        return run_boeflow(args, env=self.env, extra=extra, timeout=timeout, cwd=REPO)
 
     def up(self, **extra: str) -> None:
         """`boeflow airflow up` (starts what is not running, with ``extra`` settings)."""
@@ -125,14 +144,8 @@ class LocalAirflow:
             yield client
 
     def wait_dag(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
         with self.api() as client:
-            while time.monotonic() < deadline:
-                if client.get(f"/api/v2/dags/{DAG}").status_code == 200:
-                    client.patch(f"/api/v2/dags/{DAG}", json={"is_paused": False})
-                    return
-                time.sleep(2)
-        raise AssertionError(f"the dag-processor did not register {DAG} within {timeout}s")
+            wait_dag(client, DAG, timeout)
 
     def trigger(self, conf: dict[str, Any]) -> str:
         with self.api() as client:
@@ -160,13 +173,10 @@ class LocalAirflow:
         return list(response.json()["task_instances"])
 
     def wait_run(self, run_id: str, timeout: float = 900) -> str:
-        deadline = time.monotonic() + timeout
-        state = "queued"
-        while time.monotonic() < deadline:
-            state = str(self.run(run_id)["state"])
-            if state in FINISHED:
-                return state
-            time.sleep(3)
+        with self.api() as client:
+            state = poll_run(client, DAG, run_id, timeout)
+        if state in FINISHED:
+            return state
         raise AssertionError(f"{run_id} still {state} after {timeout}s: "
                              f"{self.describe(run_id)}")
 
@@ -185,32 +195,25 @@ class LocalAirflow:
         return "; ".join(f"{t['task_id']}[{t['map_index']}]={t['state']}"
                          for t in self.task_instances(run_id))
 
+    def reviewer(self) -> ReviewClient:
+        """The admin, logged in as a reviewer (the client the demo answers with)."""
+        return ReviewClient(self.settings.airflow_url, self.settings.airflow_admin_user,
+                            af.admin_password(self.settings))
+
     def hitl(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Approval requests not answered yet (of one run, or all)."""
-        with self.api() as client:
-            response = client.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id or '~'}/hitlDetails")
-        assert response.status_code == 200, response.text
-        return [d for d in response.json()["hitl_details"] if not d.get("response_received")]
+        return self.reviewer().pending(DAG, run_id or "~")
 
     def wait_hitl(self, run_id: str, timeout: float = 900) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pending = self.hitl(run_id)
-            if pending:
-                return pending[0]
-            if self.run(run_id)["state"] in FINISHED:
-                raise AssertionError(f"{run_id} ended before asking for approval: "
-                                     f"{self.describe(run_id)}")
-            time.sleep(3)
-        raise AssertionError(f"no approval request from {run_id} in {timeout}s: "
-                             f"{self.describe(run_id)}")
+        try:
+            return self.reviewer().wait_pending(
+                DAG, timeout, lambda: self.run(run_id)["state"] not in FINISHED,
+                run_id=run_id, interval=3)
+        except AirflowApiError as exc:
+            raise AssertionError(f"{run_id}: {exc}: {self.describe(run_id)}") from None
 
     def answer(self, detail: dict[str, Any], option: str, params: dict[str, Any]) -> None:
-        from boeflow_ops.airflow_api import ReviewClient
-
-        reviewer = ReviewClient(self.settings.airflow_url, self.settings.airflow_admin_user,
-                                af.admin_password(self.settings))
-        reviewer.answer(detail, option, params)
+        self.reviewer().answer(detail, option, params)
 
     # --- metadata database ------------------------------------------------------------
 
@@ -227,6 +230,47 @@ class LocalAirflow:
 
     def worker_log(self) -> str:
         return self.layout.logfile("celery-worker").read_text(errors="replace")
+
+
+@contextmanager
+def running_deployment(live_settings: Settings, smoke_models_dir: Path, root: Path,
+                       prefix: str, *, name: str, label: str,
+                       before_stop: Callable[[LocalAirflow], None] | None = None,
+                       **extra: str) -> Iterator[LocalAirflow]:
+    """A started deployment (`boeflow airflow up`, `boeflow db upgrade`, the DAG registered)
+    on the recorded BOE, with ``extra`` settings; stopped afterwards, its process logs kept
+    in ``root / "artifacts"``. Its services' own state lives outside pytest's base directory
+    (PostgreSQL runs as an unprivileged user who must reach it, and a pytest starting
+    elsewhere on the machine resets that directory to 0700); the Elasticsearch indices of
+    ``prefix`` are dropped first. ``before_stop`` runs before the services stop."""
+    state = Path(tempfile.mkdtemp(prefix=f"boeflow-{name}-"))
+    client = get_client(live_settings)
+    try:
+        drop_indices(client, IndexNames(prefix))
+    finally:
+        client.close()
+    with BoeServer(SAMPLES) as boe:
+        env = deployment_env(state / "state", root / "data", live_settings.es_url, prefix,
+                             boe.url, smoke_models_dir, **extra)
+        artifacts = root / "artifacts"
+        artifacts.mkdir()
+        deployment = LocalAirflow(env=env, boe=boe, data=root / "data", prefix=prefix,
+                                  artifacts=artifacts)
+        try:
+            deployment.up()
+            upgraded = deployment.boeflow("db", "upgrade")
+            assert upgraded.returncode == 0, upgraded.stderr[-2000:]
+            deployment.wait_dag()
+            yield deployment
+        finally:
+            print(f"\n{label} artifacts: {artifacts}")
+            if before_stop is not None:
+                before_stop(deployment)
+            deployment.boeflow("services", "stop", timeout=240)
+            logs = state / "state" / "airflow" / "process-logs"
+            if logs.is_dir():
+                shutil.copytree(logs, artifacts / "process-logs", dirs_exist_ok=True)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def celery_ran(deployment: LocalAirflow, run_id: str) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from boeflow.enrich.translate import (
 from boeflow.review import check_language
 from boeflow.review.checks import chrf, source_facts_missing
 from tests.conftest import DOCUMENTS
+from tests.support.cli import run_boeflow
 
 pytestmark = pytest.mark.skipif(shutil.which("apertium") is None,
                                 reason=f"needs the Debian packages {PACKAGES}")
@@ -156,8 +156,7 @@ def test_setup_error_without_apertium_names_the_packages_once(
     # The CLI: one line, no traceback.
     env = {**os.environ, "PATH": no_apertium, "PYTHONPATH": str(REPO / "src"),
            "BOEFLOW_DATA_DIR": str(settings.data_dir)}
-    done = subprocess.run([sys.executable, "-m", "boeflow", "eval", "translation", "--limit",
-                           "3"], capture_output=True, text=True, env=env, timeout=120)
+    done = run_boeflow(["eval", "translation", "--limit", "3"], env=env, timeout=120)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.count("error:") == 1 and "apertium-spa-cat" in done.stderr

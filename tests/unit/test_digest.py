@@ -42,6 +42,7 @@ from boeflow.digest.watchlists import (
 from boeflow.parse import parse_file
 from boeflow.review import review_summary
 from tests.conftest import DOCUMENTS, SAMPLES
+from tests.support.cli import run_boeflow
 
 REPO = Path(__file__).resolve().parents[2]
 # A summary written by hand from BOE-A-2024-22928's text (a test fixture standing for an
@@ -428,17 +429,11 @@ def test_digest_build_names_the_watchlist_on_one_line(tmp_path: Path, second: st
                                                       expected: str) -> None:
     """Finding 5: one query over the length limit failed the whole build with the search's
     "query too long" and no watchlist named; finding 9: a CR/LF name split the lines."""
-    import os
-    import subprocess
-    import sys
-
     path = _watch_file(tmp_path, '[[watchlist]]\nname = "DANA"\nkeywords = ["DANA"]\n\n'
                                  f"[[watchlist]]\n{second}\n")
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("boeflow")), "digest", "build", "--date",
-         "2024-11-06"], capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "BOEFLOW_DIGEST_WATCHLISTS_FILE": str(path),
-             "BOEFLOW_DATA_DIR": str(tmp_path / "data")})
+    done = run_boeflow(["digest", "build", "--date", "2024-11-06"], script=True, timeout=120,
+                       extra={"BOEFLOW_DIGEST_WATCHLISTS_FILE": str(path),
+                              "BOEFLOW_DATA_DIR": str(tmp_path / "data")})
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [f"error: watchlist file {path}: {expected}"], \
         done.stderr

@@ -24,12 +24,6 @@ from markdown_it import MarkdownIt
 from pydantic import ValidationError
 
 from boeflow.boe.document import extract_eli
-from boeflow.boe.replay import (
-    HOSTILE_DOCUMENT_PDF,
-    HOSTILE_ELI_PREFIX,
-    HOSTILE_ITEM_LINKS,
-    MARKDOWN_BREAKOUT,
-)
 from boeflow.boe.store import RawStore
 from boeflow.core.settings import Settings
 from boeflow.core.site import BOE_HOSTS, UnsafeUrl, check_boe_url, check_site_origin
@@ -49,6 +43,12 @@ from boeflow.digest.render import (
     review_body,
 )
 from tests.conftest import DOCUMENTS
+from tests.support.hostile_boe import (
+    HOSTILE_DOCUMENT_PDF,
+    HOSTILE_ELI_PREFIX,
+    HOSTILE_ITEM_LINKS,
+    MARKDOWN_BREAKOUT,
+)
 from tests.support.hostile_digest import NOV13, HostileDay, hostile_day
 
 # What the recorded day itself links to, for the positive cases.

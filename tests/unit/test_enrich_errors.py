@@ -9,10 +9,7 @@ machines run as root); the SQLite embedding cache is filled with SQLite's own
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +19,10 @@ import pytest
 from boeflow.core.settings import Settings
 from boeflow.index.embed import Embedder, EmbeddingCache, LocalBackend
 from boeflow.models.loading import ModelSetupError, load_embedder
+from tests.support.cli import run_boeflow
 from tests.support.disk import tmpfs
 from tests.support.generation import generation_env
 
-BOEFLOW = Path(sys.executable).with_name("boeflow")
 SMALL_ENV = generation_env()
 
 
@@ -36,13 +33,8 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BOEFLOW), *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=300, check=False)
-
-
 def test_summarize_on_a_full_disk_is_one_line(full_disk: Path, smoke_models_dir: Path) -> None:
-    done = _run(["summarize", "BOE-B-2024-45529"], {
+    done = run_boeflow(["summarize", "BOE-B-2024-45529"], script=True, extra={
         **SMALL_ENV, "BOEFLOW_PROFILE": "smoke", "BOEFLOW_DATA_DIR": str(full_disk / "data"),
         "BOEFLOW_SMOKE_MODELS_DIR": str(smoke_models_dir)})
     assert done.returncode == 1, done.stdout + done.stderr
@@ -89,7 +81,7 @@ def test_embedding_cache_full_keeps_embedding(smoke_settings: Settings, tmp_path
 
 def test_missing_smoke_models_name_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "no-smoke-models"
-    done = _run(["summarize", "BOE-B-2024-45529"], {
+    done = run_boeflow(["summarize", "BOE-B-2024-45529"], script=True, extra={
         "BOEFLOW_PROFILE": "smoke", "BOEFLOW_SMOKE_MODELS_DIR": str(missing),
         "BOEFLOW_DATA_DIR": str(tmp_path / "data")})
     assert done.returncode == 1
@@ -101,7 +93,7 @@ def test_missing_smoke_models_name_the_setting(tmp_path: Path) -> None:
 
 
 def test_missing_production_weights_name_the_model_setting(tmp_path: Path) -> None:
-    done = _run(["summarize", "BOE-B-2024-45529"], {
+    done = run_boeflow(["summarize", "BOE-B-2024-45529"], script=True, extra={
         "BOEFLOW_PROFILE": "production", "BOEFLOW_DATA_DIR": str(tmp_path / "data"),
         "HF_HOME": str(tmp_path / "hf-empty"), "BOEFLOW_DEVICE": "cpu"})
     assert done.returncode == 1

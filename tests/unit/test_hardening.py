@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -23,6 +22,7 @@ from boeflow.core.xmlsafe import parse_xml_bytes
 from boeflow.index.chunk import TokenCounter, load_tokenizer
 from boeflow.parse import ParseError, parse_bytes, parse_file
 from boeflow.parse.structure import expand_spans, parse_span
+from tests.support.cli import run_boeflow
 from tests.unit.boe_text import DOCUMENTS, PDFS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -235,10 +235,8 @@ def test_one_identifier_grammar(value: object, ok: bool) -> None:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BOEFLOW_")}
-    base.update({"BOEFLOW_CONFIG": "/nonexistent/boeflow.toml", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "boeflow", *args], env=base, cwd=cwd,
-                          capture_output=True, input=stdin, timeout=120, check=False)
+    return run_boeflow(args, drop=("BOEFLOW_",), cwd=cwd, input=stdin, text=False, timeout=120,
+                       extra={"BOEFLOW_CONFIG": "/nonexistent/boeflow.toml", **(env or {})})
 
 
 def assert_one_line(result: subprocess.CompletedProcess[bytes], *expected: str) -> str:

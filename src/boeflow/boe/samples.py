@@ -187,31 +187,32 @@ def composed_sumario_xml(items: list[SumarioItem], day: date = COMPOSED_DAY) -> 
            f"<identificador>{COMPOSED_SUMARIO_ID}</identificador>",
            "</sumario_diario>"]
     section = department = epigrafe = None
+    opened: list[str] = []  # the open seccion / departamento / epigrafe, outermost first
+
+    def close(level: int) -> None:
+        """Close the open elements from ``level`` (0 seccion, 1 departamento, 2 epigrafe) in."""
+        while len(opened) > level:
+            out.append(f"</{opened.pop()}>")
+
     for item in items:
         if item.section != section:
-            if epigrafe is not None:
-                out.append("</epigrafe>")
-            if department is not None:
-                out.append("</departamento>")
-            if section is not None:
-                out.append("</seccion>")
+            close(0)
             section, department, epigrafe = item.section, None, None
             out.append(f"<seccion codigo={quoteattr(item.section)} "
                        f"nombre={quoteattr(item.section_name)}>")
+            opened.append("seccion")
         if item.department != department:
-            if epigrafe is not None:
-                out.append("</epigrafe>")
-            if department is not None:
-                out.append("</departamento>")
+            close(1)
             department, epigrafe = item.department, None
             out.append(f"<departamento codigo={quoteattr(item.department_code or '')} "
                        f"nombre={quoteattr(item.department)}>")
+            opened.append("departamento")
         if item.epigrafe != epigrafe:
-            if epigrafe is not None:
-                out.append("</epigrafe>")
+            close(2)
             epigrafe = item.epigrafe
             if epigrafe is not None:
                 out.append(f"<epigrafe nombre={quoteattr(epigrafe)}>")
+                opened.append("epigrafe")
         pages = (f' pagina_inicial="{item.first_page}" pagina_final="{item.last_page}"'
                  if item.first_page is not None and item.last_page is not None else "")
         size = f' szBytes="{item.pdf_size}"' if item.pdf_size else ""
@@ -221,12 +222,7 @@ def composed_sumario_xml(items: list[SumarioItem], day: date = COMPOSED_DAY) -> 
                    f"<url_pdf{size}{pages}>{_url(item.url_pdf)}</url_pdf>"
                    f"<url_html>{_url(item.url_html)}</url_html>"
                    f"<url_xml>{_url(item.url_xml)}</url_xml></item>")
-    if epigrafe is not None:
-        out.append("</epigrafe>")
-    if department is not None:
-        out.append("</departamento>")
-    if section is not None:
-        out.append("</seccion>")
+    close(0)
     out.append("</diario></sumario></data></response>")
     return ("\n".join(out) + "\n").encode("utf-8")
 

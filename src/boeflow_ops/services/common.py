@@ -45,6 +45,15 @@ def port_in_use(host: str, port: int) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A free ephemeral loopback port (chosen by the kernel, so two test sessions on one
+    machine do not race for the same number). The one definition: the local api-server,
+    the demo and the tests take their ports from here."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def is_loopback(host: str) -> bool:
     """True when every address ``host`` names is a loopback address (127.0.0.0/8, ::1).
     Wildcards (0.0.0.0, ::), other addresses and unresolvable names are not loopback."""
