@@ -83,13 +83,16 @@ def write_digest(store: RawStore, digest: Digest, draft: bool = False) -> dict[s
 
 
 def remove_stale_temps(store: RawStore, day: date, version: int) -> int:
-    """Temporary files a killed publisher of ``day`` left in ``vN/`` and next to the pointer
-    (the caller holds the day's publication lock: nobody else writes there)."""
+    """Temporary files a killed publisher of ``day`` left in ``vN/`` and beside the pointer
+    (``current.json``, the day's ``plazos.ics``); the caller holds the day's publication
+    lock: nobody else writes there (the draft, written by build_digest, is left alone)."""
     from boeflow.boe.store import TEMP_MARKER
 
-    removed = store.remove_stale_temps(f"{digest_prefix(day)}/v{version}")
-    for path in store.list_files(digest_prefix(day)):
-        if path.rsplit("/", 1)[-1].startswith(f"current.json{TEMP_MARKER}"):
+    prefix = digest_prefix(day)
+    removed = store.remove_stale_temps(f"{prefix}/v{version}")
+    for path in store.list_files(prefix):
+        parent, _, name = path.rpartition("/")
+        if parent == prefix and TEMP_MARKER in name:
             store.fs.rm_file(store.path(path))
             removed += 1
     return removed
