@@ -190,3 +190,15 @@ def test_batch_label_fits_airflow_map_index() -> None:
     label = batch_label(ids)
     assert label.startswith("BOE-B-2024-43000, BOE-B-2024-43001") and len(label) <= 250
     assert label.endswith(f"(+{25 - label.count(',') - 1})")
+
+
+def test_the_reduce_step_reads_every_shape_airflow_hands_it() -> None:
+    """One mapped batch: Airflow passes its result itself; several: a lazy list of those that
+    succeeded; none succeeded: None."""
+    from boeflow.airflow.wiring import batch_results
+
+    one = {"day": "2024-11-06", "ids": ["BOE-A-2024-22928"], "failed": {}}
+    assert batch_results(one) == [one]
+    assert batch_results([one, None, {**one, "ids": ["BOE-A-2024-22930"]}]) == [
+        one, {**one, "ids": ["BOE-A-2024-22930"]}]
+    assert batch_results(None) == []

@@ -90,6 +90,17 @@ def run_id() -> str | None:
 _run_id = run_id
 
 
+def batch_results(pulled: Any) -> list[dict[str, Any]]:
+    """The mapped batches' results as Airflow hands them to the reduce step: a lazy list of
+    the batches that succeeded, the one result itself when a single batch was mapped, or
+    None when none succeeded."""
+    if pulled is None:
+        return []
+    if isinstance(pulled, dict):
+        return [pulled]
+    return [dict(result) for result in pulled if result]
+
+
 def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = False
                  ) -> XComArg:
     """Wire review → build_digest → approve → publish → deliver after ``upstream``; with
@@ -102,7 +113,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
             """The reduce step: takes the mapped batches' results (a failed batch has none)."""
             from boeflow.jobs.enrich import close_batches
 
-            return close_batches(day, settings(), _run_id(), list(batches or []))
+            return close_batches(day, settings(), _run_id(), batch_results(batches))
 
         reviewed = review(day, upstream)
     else:
