@@ -1,7 +1,8 @@
 """Generation backends, chosen by ``settings.gen_backend``.
 
 * ``transformers``: the model in this process (``load_chat_model``: bf16 + ``device_map`` on
-  GPU, CPU otherwise), prompts generated in length-sorted batches with left padding; a
+  GPU, CPU otherwise), prompts generated in length-sorted batches with left padding (on CPU
+  a batch of long prompts is prefilled row by row, unpadded, and decoded together); a
   summary prompt is decoded under its JSON grammar (``boeflow.enrich.structured``).
 * ``http``: an OpenAI-compatible server (``vllm serve``, ``transformers serve``) reached
   with httpx: per-request timeout, bounded concurrency (the server batches continuously),
