@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from boeflow.core.settings import Settings, get_settings
 from boeflow.enrich.backends import (
     CPU_BATCH_TOKENS,
+    SPLIT_PREFILL_MIN_TOKENS,
     ContextOverflowError,
     GenerationParams,
     TransformersBackend,
@@ -182,24 +183,40 @@ def test_backend_refuses_a_prompt_over_the_context(
                                     GenerationParams(max_new_tokens=8))
 
 
-def test_long_prompts_are_generated_apart_on_cpu(
-        summarizer_backend: TransformersBackend) -> None:
-    """A padded batch of long prompts takes PyTorch's slow attention path on CPU: within the
-    4096-token budget short prompts share a generate call, long ones go alone."""
+def test_long_prompts_are_prefilled_apart_and_decoded_together_on_cpu(
+        summarizer_backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A padded batch of long prompts takes PyTorch's slow attention path on CPU: a batch
+    whose longest prompt is long is prefilled one unpadded row at a time and decoded
+    together, with the same outputs as one prompt at a time; within the 16,384-token budget
+    long and short prompts share a generate call."""
     backend = summarizer_backend
     assert backend.batch_tokens == CPU_BATCH_TOKENS and backend.batch_size == 4
-    assert list(backend._batches([0, 1, 2, 3, 4], [3000, 2500, 600, 500, 100])) == [
-        [0], [1], [2, 3, 4]]
+    assert backend.split_prefill
+    assert list(backend._batches([0, 1, 2, 3, 4], [9000, 8000, 600, 500, 100])) == [
+        [0], [1, 2], [3, 4]]
     text = read_document(LEY_CONCURSAL).text
-    prompts = [[{"role": "user", "content": text[start:start + 10_000]}] for start in (0, 20_000)]
-    prompts += [[{"role": "user", "content": text[start:start + 300]}] for start in (0, 500, 900)]
+    prompts = [[{"role": "user", "content": text[start:start + 6_000]}] for start in (0, 20_000)]
+    prompts += [[{"role": "user", "content": text[start:start + 300]}] for start in (0, 500)]
     lengths = [len(backend.tokenizer(backend.render(p), add_special_tokens=False)["input_ids"])
                for p in prompts]
-    assert min(lengths[:2]) > CPU_BATCH_TOKENS // 2 and max(lengths[2:]) * 3 < CPU_BATCH_TOKENS
+    assert min(lengths[:2]) > SPLIT_PREFILL_MIN_TOKENS
+    assert max(lengths) * len(prompts) <= CPU_BATCH_TOKENS
+    params = GenerationParams(max_new_tokens=6)
+    alone = [backend.generate([p], params)[0] for p in prompts]
+    prefilled: list[int] = []
+    original = backend._prefill_rows
+
+    def spy(input_ids: object, attention_mask: object) -> object:
+        prefilled.append(int(input_ids.shape[0]))  # type: ignore[attr-defined]
+        return original(input_ids, attention_mask)
+
+    monkeypatch.setattr(backend, "_prefill_rows", spy)
     before = backend.generate_calls
-    outputs = backend.generate(prompts, GenerationParams(max_new_tokens=4))
-    assert backend.generate_calls - before == 3
-    assert [o.prompt_tokens for o in outputs] == lengths
+    together = backend.generate(prompts, params)
+    assert backend.generate_calls - before == 1 and prefilled == [4]
+    assert [o.prompt_tokens for o in together] == lengths
+    assert [o.text for o in together] == [o.text for o in alone]
+    assert [o.completion_tokens for o in together] == [o.completion_tokens for o in alone]
 
 
 def test_prompt_injection_is_flagged_and_format_unchanged(
