@@ -217,7 +217,7 @@ class EnrichSettings(BaseModel):
     gen_batch_size: int = Field(4, description="prompts per in-process generate call")
     gen_batch_tokens: int | None = Field(
         None, ge=1, description="padded prompt tokens per generate call (longest prompt x "
-        "prompts); default 4096 on CPU, unbounded on CUDA")
+        "prompts); default 16384 on CPU (long prompts prefilled row by row), unbounded on CUDA")
     max_new_tokens: int = Field(512, description="output cap of one generation (a summary)")
     gen_do_sample: bool = Field(False, description="greedy decoding unless set")
     gen_temperature: float = Field(0.7, description="sampling temperature (with gen_do_sample)")

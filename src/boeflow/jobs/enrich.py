@@ -171,7 +171,7 @@ def close_batches(day: str, settings: Settings | None = None,
     (no manifest, or the sumario could not be had)."""
     from boeflow.boe.store import load_manifest
     from boeflow.state.db import state
-    from boeflow.state.records import record_task
+    from boeflow.state.records import enrichment_errors, record_task, stored_documents
 
     settings = resolve_settings(settings)
     when = date.fromisoformat(day)
@@ -190,12 +190,8 @@ def close_batches(day: str, settings: Settings | None = None,
         index_failed.update(index.get("failed") or {})
         enrich_failed.update(r.get("failed") or {})
     with state(settings) as conn:
-        docs = conn.execute(
-            """SELECT boe_id, index_status, index_error FROM documents
-               WHERE day = %s AND fetch_status = 'stored'""", (when,)).fetchall()
-        enr = conn.execute(
-            """SELECT boe_id, error FROM enrichments WHERE day = %s AND error IS NOT NULL""",
-            (when,)).fetchall()
+        docs = stored_documents(conn, when)
+        enr = enrichment_errors(conn, when)
         # What the batches did not report (failed batches; the whole day without results).
         index_failed.update({r["boe_id"]: r["index_error"] for r in docs
                              if r["index_status"] == "failed" and r["boe_id"] not in covered
@@ -206,7 +202,7 @@ def close_batches(day: str, settings: Settings | None = None,
         record_task(conn, when, "index", "failed" if index_failed and not indexed
                     else "success", detail={"indexed": len(indexed), "failed": index_failed},
                     run_id=run_id)
-        unreported = {r["boe_id"]: r["error"] for r in enr if r["boe_id"] not in covered}
+        unreported = {i: error for i, error in enr.items() if i not in covered}
     if unreported:  # a later attempt that enriched the document wins over its error
         from boeflow.digest.collect import fetch_records
         from boeflow.index.client import es_session, names_for

@@ -43,24 +43,20 @@ def _publication_lock(settings: Settings, when: date | None) -> Iterator[None]:
     import psycopg
 
     from boeflow.state.db import StateError, pg_session, state
+    from boeflow.state.records import session_lock, session_unlock
 
-    key = (_LOCK_SPACE, _FEED_LOCK if when is None else int(when.strftime("%Y%m%d")))
+    key = _FEED_LOCK if when is None else int(when.strftime("%Y%m%d"))
     with pg_session(settings):
         with state(settings) as conn:
-            if when is None:
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
-            else:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
-                                   key).fetchone()
-                if not (row and row["ok"]):
-                    raise TaskFailed(f"another publication of {when} is running; try again "
-                                     "when it has finished")
+            if not session_lock(conn, _LOCK_SPACE, key, wait=when is None):
+                raise TaskFailed(f"another publication of {when} is running; try again "
+                                 "when it has finished")
         try:
             yield
         finally:
             try:
                 with state(settings) as conn:
-                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+                    session_unlock(conn, _LOCK_SPACE, key)
             except (StateError, psycopg.Error):
                 pass  # the connection is gone, and its session lock with it
 

@@ -312,3 +312,33 @@ def recorded_failures(conn: Connection, day: date) -> dict[str, tuple[Stage, str
                                WHERE day = %s AND error IS NOT NULL""", (day,)):
         out.setdefault(row["boe_id"], ("enrich", str(row["error"])))
     return out
+
+
+def stored_documents(conn: Connection, day: date) -> list[dict[str, Any]]:
+    """The day's stored documents with their index outcome (``boe_id``, ``index_status``,
+    ``index_error``)."""
+    return [dict(row) for row in conn.execute(
+        """SELECT boe_id, index_status, index_error FROM documents
+           WHERE day = %s AND fetch_status = 'stored'""", (day,)).fetchall()]
+
+
+def enrichment_errors(conn: Connection, day: date) -> dict[str, str]:
+    """Why each of the day's documents failed to enrich, by BOE id (the last recorded)."""
+    return {row["boe_id"]: str(row["error"]) for row in conn.execute(
+        """SELECT boe_id, error FROM enrichments WHERE day = %s AND error IS NOT NULL""",
+        (day,)).fetchall()}
+
+
+def session_lock(conn: Connection, space: int, key: int, *, wait: bool) -> bool:
+    """A PostgreSQL session-level advisory lock on ``(space, key)``, held until
+    ``session_unlock`` or the connection's end; with ``wait`` it waits for the holder, else
+    it says whether it got the lock."""
+    if wait:
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (space, key))
+        return True
+    row = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (space, key)).fetchone()
+    return bool(row and row["ok"])
+
+
+def session_unlock(conn: Connection, space: int, key: int) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (space, key))
