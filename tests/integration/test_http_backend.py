@@ -114,6 +114,14 @@ def test_summary_through_the_http_backend(smoke_settings: Settings,
     calls = backend.generate_calls
     Summarizer(settings, backend).summarize(doc)
     assert backend.generate_calls == calls  # stored: no request
+    # One client and one event loop for the backend's life, not one per generate call.
+    client = backend._client
+    assert client is not None and record.generate_calls >= 2
+    backend.generate([[{"role": "user", "content": "Resume: ayudas DANA."}]],
+                     GenerationParams(max_new_tokens=4))
+    assert backend._client is client and not client.is_closed
+    backend.close()
+    assert client.is_closed and backend._client is None
 
 
 def test_concurrent_requests_keep_order(smoke_settings: Settings,

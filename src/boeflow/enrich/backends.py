@@ -337,8 +337,14 @@ class HttpBackend(_TokenizerMixin):
         self.api_key = (settings.gen_http_api_key.get_secret_value()
                         if settings.gen_http_api_key else None)
         self.generate_calls = 0
-        # httpx event hooks ({"request": [...], "response": [...]}), e.g. for tracing.
+        # httpx event hooks ({"request": [...], "response": [...]}), e.g. for tracing; set
+        # before the first generate call (the client is built then).
         self.event_hooks: dict[str, list[Any]] = {}
+        # One client (its connection pool) and one event loop for the backend's life, not
+        # one per generate call; closed by close().
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._lock = threading.Lock()
 
     def _payload(self, messages: list[Message], params: GenerationParams) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.served_model, "messages": messages,
@@ -380,14 +386,26 @@ class HttpBackend(_TokenizerMixin):
 
     async def _generate(self, prompts: Sequence[list[Message]], lengths: list[int],
                         params: GenerationParams) -> list[Generation]:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+            limits = httpx.Limits(max_connections=self.concurrency)
+            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
+                                             headers=headers, limits=limits,
+                                             event_hooks=self.event_hooks)
         semaphore = asyncio.Semaphore(self.concurrency)
-        timeout = httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                     headers=headers, event_hooks=self.event_hooks) as client:
-            return list(await asyncio.gather(*(
-                self._one(client, semaphore, m, n, params) for m, n in zip(prompts, lengths,
-                                                                          strict=True))))
+        return list(await asyncio.gather(*(
+            self._one(self._client, semaphore, m, n, params)
+            for m, n in zip(prompts, lengths, strict=True))))
+
+    def close(self) -> None:
+        """Close the client and its event loop (a later generate call opens new ones)."""
+        with self._lock:
+            if self._loop is not None and not self._loop.is_closed():
+                if self._client is not None:
+                    self._loop.run_until_complete(self._client.aclose())
+                self._loop.close()
+            self._client, self._loop = None, None
 
     def generate(self, prompts: Sequence[list[Message]],
                  params: GenerationParams) -> list[Generation]:
@@ -395,7 +413,10 @@ class HttpBackend(_TokenizerMixin):
         for length in lengths:
             self.check_fits(length, params)
         try:
-            return asyncio.run(self._generate(prompts, lengths, params))
+            with self._lock:
+                if self._loop is None or self._loop.is_closed():
+                    self._loop, self._client = asyncio.new_event_loop(), None
+                return self._loop.run_until_complete(self._generate(prompts, lengths, params))
         except httpx.ConnectError as exc:
             # Nothing listens there: every document would fail the same way.
             raise ModelSetupError(
@@ -448,9 +469,15 @@ def generate_calls() -> dict[str, int]:
 
 
 def clear_backends() -> None:
-    """Forget every shared backend (tests; frees the models' memory)."""
+    """Close and forget every shared backend (the end of a process; tests; frees the
+    models' memory and the HTTP backends' clients)."""
     with _POOL_LOCK:
+        pooled = list(_POOL.values())
         _POOL.clear()
+    for lazy in pooled:
+        close = getattr(lazy.loaded_backend(), "close", None)
+        if close is not None:
+            close()
 
 
 def backend_key(settings: Settings, role: str) -> tuple[Any, ...]:
@@ -485,6 +512,10 @@ class LazyBackend:
     @property
     def loaded(self) -> bool:
         return self._backend is not None
+
+    def loaded_backend(self) -> Backend | None:
+        """The backend if it was built (never builds it)."""
+        return self._backend
 
     @property
     def context_length(self) -> int:
