@@ -49,7 +49,8 @@ def enrich_day(day: str, settings: Settings | None = None,
         with recorded(settings, day, "enrich", run_id) as detail:
             detail.update({"day": day, "documents": 0, "enriched": [], "needs_attention": [],
                            "failed": {}, "generated": [], "model_loads": {},
-                           "note": "no publication"})
+                           "titles_va": translate_titles(settings, date.fromisoformat(day)),
+                           "smoke": settings.is_smoke, "note": "no publication"})
         return dict(detail)
     loads_before = model_loads()
     batches = plan_batches(day, settings)
