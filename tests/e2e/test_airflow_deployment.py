@@ -17,7 +17,6 @@ The tests share one deployment and run in this order (each builds on the previou
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -44,7 +43,7 @@ from boeflow.state.db import connect
 from boeflow.state.records import day_status
 from boeflow_ops.services import airflow as af
 from boeflow_ops.services.common import processes
-from tests.support.browser import headless_chromium
+from tests.support.browser import headless_chromium, login, shot, wait_for
 from tests.support.local_airflow import (
     DAG,
     LocalAirflow,
@@ -86,45 +85,11 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield driver
 
 
-def _wait_for(driver: webdriver.Chrome, css: str, timeout: float = 60) -> WebElement:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()]
-        if found:
-            return found[0]
-        time.sleep(0.5)
-    _shot(driver, Path("/tmp") / "boeflow-ui-timeout.png")
-    raise AssertionError(f"{css} not shown within {timeout}s on {driver.current_url}")
-
-
-def _shot(driver: webdriver.Chrome, path: Path, height: int = 1000) -> Path:
-    """A screenshot of the page as a person sees it, ``height`` pixels tall."""
-    ActionChains(driver).move_by_offset(0, 0).move_to_element_with_offset(
-        driver.find_element(By.TAG_NAME, "body"), 5, 5).perform()  # no tooltip in the way
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": 1400, "height": height, "deviceScaleFactor": 1, "mobile": False})
-    time.sleep(1.0)
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
-    path.write_bytes(base64.b64decode(shot["data"]))
-    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    return path
-
-
-def _login(driver: webdriver.Chrome, deployment: LocalAirflow) -> None:
-    settings = deployment.settings
-    driver.get(f"{settings.airflow_url}/auth/login")
-    _wait_for(driver, "input[name=username]").send_keys(settings.airflow_admin_user)
-    driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(
-        af.admin_password(settings))
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait_for(driver, "[data-testid=nav-dags-link]")
-
-
 def _open_trigger_form(driver: webdriver.Chrome, deployment: LocalAirflow) -> WebElement:
     driver.get(f"{deployment.settings.airflow_url}/dags/{DAG}")
-    _wait_for(driver, "[data-testid=trigger-dag-button]").click()
-    _wait_for(driver, "[data-testid=trigger-dag-submit]")
-    return _wait_for(driver, "input#element_date")
+    wait_for(driver, "[data-testid=trigger-dag-button]").click()
+    wait_for(driver, "[data-testid=trigger-dag-submit]")
+    return wait_for(driver, "input#element_date")
 
 
 def _form_text(driver: webdriver.Chrome) -> str:
@@ -165,7 +130,7 @@ def _type_in_json_editor(driver: webdriver.Chrome, conf: dict[str, Any]) -> None
     with contextlib.suppress(Exception):
         driver.execute_cdp_cmd("Browser.grantPermissions", {
             "origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
-    lines = _wait_for(driver, "[role=dialog] .view-lines")
+    lines = wait_for(driver, "[role=dialog] .view-lines")
     pasted = driver.execute_async_script(
         "navigator.clipboard.writeText(arguments[0])"
         ".then(() => arguments[1](true), () => arguments[1](false))", text)
@@ -204,7 +169,7 @@ def _set_date(field: WebElement, value: date) -> None:
 
 def test_invalid_trigger_input_is_refused_by_the_form(deployment: LocalAirflow,
                                                       browser: webdriver.Chrome) -> None:
-    _login(browser, deployment)
+    login(browser, deployment)
     runs_before = len(deployment.runs())
     # A day that does not exist cannot even be entered in the form's date picker.
     field = _open_trigger_form(browser, deployment)
@@ -233,7 +198,7 @@ def test_invalid_trigger_input_is_refused_by_the_form(deployment: LocalAirflow,
         deadline = time.monotonic() + 30
         while message not in _form_text(browser) and time.monotonic() < deadline:
             time.sleep(0.5)
-        _shot(browser, deployment.artifacts / f"refused-{next(iter(conf.values()))}.png")
+        shot(browser, deployment.artifacts / f"refused-{next(iter(conf.values()))}.png")
         assert message in _form_text(browser), _form_text(browser)[-1500:]
     # The REST API applies the same schema.
     with deployment.api() as client:
@@ -262,7 +227,7 @@ def _ui_run_id(deployment: LocalAirflow) -> str:
 def test_trigger_review_and_publish_in_the_web_ui(deployment: LocalAirflow,
                                                   browser: webdriver.Chrome) -> None:
     out = deployment.artifacts
-    _login(browser, deployment)
+    login(browser, deployment)
     field = _open_trigger_form(browser, deployment)
     _set_date(field, date.fromisoformat(UI_DAY))
     assert field.get_attribute("value") == UI_DAY
@@ -271,7 +236,7 @@ def test_trigger_review_and_publish_in_the_web_ui(deployment: LocalAirflow,
     for text in ("Fecha del BOE", "Secciones", SECTION_I, "Forzar", "Idiomas",
                  "Castellano (resumen)", "Máximo de elementos"):
         assert text in form, text
-    _shot(browser, out / "trigger-form.png", height=1800)
+    shot(browser, out / "trigger-form.png", height=1800)
     browser.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-submit]").click()
     run_id = _ui_run_id(deployment)
     assert deployment.run(run_id)["conf"]["sections"] == ["1"]
@@ -287,30 +252,30 @@ def test_trigger_review_and_publish_in_the_web_ui(deployment: LocalAirflow,
         tis[("approve", -1)]["state"] == "awaiting_input"
     settings = deployment.settings
     browser.get(f"{settings.airflow_url}/dags/{DAG}/runs/{run_id}")
-    _wait_for(browser, "[data-testid=expand-all-button]").click()
+    wait_for(browser, "[data-testid=expand-all-button]").click()
     time.sleep(2)
-    _shot(browser, out / "grid-awaiting-review.png")
+    shot(browser, out / "grid-awaiting-review.png")
 
     # Required Actions: the list, then the action; exclude one item, publish.
     browser.get(f"{settings.airflow_url}/required_actions")
-    link = _wait_for(browser, "a[href*='/tasks/approve/required_actions']")
+    link = wait_for(browser, "a[href*='/tasks/approve/required_actions']")
     assert "Revisar el resumen del BOE del 2024-11-06" in browser.page_source
-    _shot(browser, out / "required-actions.png")
+    shot(browser, out / "required-actions.png")
     link.click()
-    excluded = _wait_for(browser, "textarea#element_excluir")
+    excluded = wait_for(browser, "textarea#element_excluir")
     assert "Elementos que necesitan atención" in browser.page_source
     excluded.send_keys(EXCLUDED)
     browser.find_element(By.CSS_SELECTOR, "input#element_nota").send_keys(
         "Revisado en la interfaz de Airflow")
-    _shot(browser, out / "required-action-form.png", height=2000)
+    shot(browser, out / "required-action-form.png", height=2000)
     publish = browser.find_element(By.CSS_SELECTOR, "[data-testid=hitl-option-Publicar]")
     assert publish.is_enabled()
     publish.click()
 
     assert deployment.wait_run(run_id) == "success", deployment.describe(run_id)
     browser.get(f"{settings.airflow_url}/dags/{DAG}/runs/{run_id}")
-    _wait_for(browser, "[data-testid=expand-all-button]").click()
-    _shot(browser, out / "grid-success.png")
+    wait_for(browser, "[data-testid=expand-all-button]").click()
+    shot(browser, out / "grid-success.png")
 
     # Every task ran on the Celery worker of the deployment (its log received each one).
     ran = celery_ran(deployment, run_id)

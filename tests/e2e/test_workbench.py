@@ -41,8 +41,7 @@ from boeflow.digest.publish import read_digest
 from boeflow.workbench.notice import borrador_url
 from boeflow_ops.services import airflow as af
 from tests.conftest import DOCUMENTS
-from tests.e2e.test_airflow_deployment import _login, _shot, _wait_for
-from tests.support.browser import headless_chromium
+from tests.support.browser import headless_chromium, login, shot, wait_for
 from tests.support.digest_fixtures import Inbox, body_text, smtp_server
 from tests.support.local_airflow import DAG, LocalAirflow, dump, running_deployment
 
@@ -131,7 +130,7 @@ def _wait_mail(inbox: Inbox, subject_part: str, timeout: float = 180) -> Any:
 
 def _in_frame(browser: webdriver.Chrome) -> None:
     browser.switch_to.default_content()
-    frame = _wait_for(browser, "iframe[title=Borrador]")
+    frame = wait_for(browser, "iframe[title=Borrador]")
     browser.switch_to.frame(frame)
 
 
@@ -147,7 +146,7 @@ def _frame_wait(browser: webdriver.Chrome, css: str, timeout: float = 60) -> Any
 
 def _frame_shot(browser: webdriver.Chrome, path: Path, height: int = 1400) -> None:
     browser.switch_to.default_content()
-    _shot(browser, path, height=height)
+    shot(browser, path, height=height)
     _in_frame(browser)
 
 
@@ -224,7 +223,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     assert deployment.hitl(run_id), "a refused request answered the approval"
 
     # --- the Borrador tab in the Airflow UI -----------------------------------------------------
-    _login(browser, deployment)
+    login(browser, deployment)
     browser.get(tab)
     _in_frame(browser)
     _frame_wait(browser, f"article#item-{CORRECTED}")
@@ -306,7 +305,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     browser.get(f"{base}/dags/{DAG}/runs/{run_id}/tasks/approve/required_actions")
     time.sleep(4)
     shown_ra = browser.find_element(By.TAG_NAME, "body").text
-    _shot(browser, out / "required-actions-answered.png", height=1600)
+    shot(browser, out / "required-actions-answered.png", height=1600)
     assert "Publicar" in shown_ra, shown_ra[-2000:]
 
     # The published digest holds exactly the review.
@@ -352,7 +351,7 @@ def test_review_in_the_borrador_tab(deployment: LocalAirflow, browser: webdriver
     browser.get(f"{base}/boeflow/publicados/{DAY}")
     time.sleep(1)
     assert SCRIPT in browser.find_element(By.TAG_NAME, "body").text
-    _shot(browser, out / "publicado.png", height=1600)
+    shot(browser, out / "publicado.png", height=1600)
 
     # The review deadline passed before the approval: the reviewers were reminded.
     rcpts, reminder = _wait_mail(inbox, f"Recordatorio: el resumen del BOE del {DAY}")
