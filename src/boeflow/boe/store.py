@@ -148,12 +148,14 @@ class RawStore:
         except OSError:
             pass
 
-    def remove_stale_temps(self, prefix: str) -> int:
-        """Delete temporary files left by a killed run under ``prefix``; return how many."""
+    def remove_stale_temps(self, prefix: str, *, recursive: bool = True) -> int:
+        """Delete temporary files left by a killed run under ``prefix`` (only those directly
+        in it when not ``recursive``); return how many."""
         base = self.path(prefix)
         if not self.fs.exists(base):
             return 0
-        stale = [p for p in self.fs.find(base) if TEMP_MARKER in p.rsplit("/", 1)[-1]]
+        found = self.fs.find(base) if recursive else self.fs.ls(base, detail=False)
+        stale = [p for p in found if TEMP_MARKER in str(p).rsplit("/", 1)[-1]]
         for path in stale:
             self.fs.rm_file(path)
         return len(stale)

@@ -131,17 +131,10 @@ def _index_days(settings: Settings, start: date, end: date, force: bool,
         task = progress.add_task("indexing", total=planned)
         for current in days:
             try:
-                result = index_day(current.isoformat(), settings, force=force,
-                                   on_document=lambda _id: progress.advance(task))
+                total.add(index_day(current.isoformat(), settings, force=force,
+                                    on_document=lambda _id: progress.advance(task)))
             except TaskFailed as exc:
                 fail(str(exc))
-            for key in ("documents", "chunks", "embedded", "chunks_unchanged",
-                        "skipped_unchanged", "deleted_stale", "enrichment_stale",
-                        "bulk_actions"):
-                setattr(total, key, getattr(total, key) + int(result.get(key, 0)))
-            total.embed_seconds += float(result.get("embed_seconds", 0.0))
-            total.bulk_seconds += float(result.get("bulk_seconds", 0.0))
-            total.failed.update(result.get("failed") or {})
     return total
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from icalendar import Calendar, Event
 
-from boeflow.boe.store import TEMP_MARKER, RawStore
+from boeflow.boe.store import RawStore
 from boeflow.digest.model import Digest, Item
 
 ROLLING_PATH = "digests/plazos.ics"
@@ -101,13 +101,9 @@ def write_calendars(store: RawStore, digest: Digest, prefix: str) -> dict[str, s
     day = day_calendar(digest)
     path = f"{prefix}/plazos.ics"
     # A killed writer's temporary copies of both calendars (callers hold the day's
-    # publication lock and the feed lock: nobody else writes them).
+    # publication lock and the feed lock: nobody else writes beside them).
     for target in (path, ROLLING_PATH):
-        parent, _, name = target.rpartition("/")
-        if store.exists(parent):
-            for stale in store.fs.ls(store.path(parent), detail=False):
-                if str(stale).rsplit("/", 1)[-1].startswith(f"{name}{TEMP_MARKER}"):
-                    store.fs.rm_file(stale)
+        store.remove_stale_temps(target.rpartition("/")[0], recursive=False)
     store.write_atomic(path, day.to_ical())
     previous = store.read(ROLLING_PATH) if store.exists(ROLLING_PATH) else None
     store.write_atomic(ROLLING_PATH, rolling_calendar(previous, day, digest.date).to_ical())

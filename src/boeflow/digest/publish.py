@@ -86,16 +86,9 @@ def remove_stale_temps(store: RawStore, day: date, version: int) -> int:
     """Temporary files a killed publisher of ``day`` left in ``vN/`` and beside the pointer
     (``current.json``, the day's ``plazos.ics``); the caller holds the day's publication
     lock: nobody else writes there (the draft, written by build_digest, is left alone)."""
-    from boeflow.boe.store import TEMP_MARKER
-
     prefix = digest_prefix(day)
-    removed = store.remove_stale_temps(f"{prefix}/v{version}")
-    for path in store.list_files(prefix):
-        parent, _, name = path.rpartition("/")
-        if parent == prefix and TEMP_MARKER in name:
-            store.fs.rm_file(store.path(path))
-            removed += 1
-    return removed
+    return (store.remove_stale_temps(f"{prefix}/v{version}")
+            + store.remove_stale_temps(prefix, recursive=False))
 
 
 def read_pointer(store: RawStore, day: date) -> Pointer | None:
@@ -263,11 +256,8 @@ def write_feed(store: RawStore, feed_url: str, site_url: str) -> int:
     feed.language("es")
     feed.author({"name": "boeflow"})
     feed.rights("Basado en datos de la Agencia Estatal Boletín Oficial del Estado.")
-    from boeflow.boe.store import TEMP_MARKER
-
-    for path in store.list_files("digests"):  # left by a killed writer (callers serialise)
-        if path.startswith(f"{FEED_PATH}{TEMP_MARKER}"):
-            store.fs.rm_file(store.path(path))
+    # Left by a killed writer of the feed or the rolling calendar (callers hold the feed lock).
+    store.remove_stale_temps(FEED_PATH.rpartition("/")[0], recursive=False)
     days = published_days(store)[-FEED_ENTRIES:]
     latest = datetime(1970, 1, 1, tzinfo=UTC)
     for day in days:  # feedgen prepends entries: oldest first gives newest first

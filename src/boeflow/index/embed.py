@@ -241,13 +241,17 @@ class Embedder:
             self.cache.close()
 
 
+def _cache_path(settings: Settings) -> Path:
+    return settings.data_dir / "cache" / "embeddings.sqlite"
+
+
 def build_embedder(settings: Settings, remote_url: str | None = None,
                    use_cache: bool = True) -> Embedder:
     """A new embedder (its model loads on first use); the caller closes it. Pipelines use
     ``shared_embedder``."""
     url = remote_url or settings.embed_remote_url
     backend: EmbeddingBackend = RemoteBackend(settings, url) if url else LocalBackend(settings)
-    cache = EmbeddingCache(settings.data_dir / "cache" / "embeddings.sqlite") if use_cache else None
+    cache = EmbeddingCache(_cache_path(settings)) if use_cache else None
     return Embedder(backend=backend, cache=cache)
 
 
@@ -262,7 +266,7 @@ def _embedder_key(settings: Settings, remote_url: str | None, use_cache: bool
     return (settings.embed_model, settings.embed_revision, settings.device,
             settings.embed_batch_size, settings.embed_max_seq_length, settings.hf_offline,
             remote_url or settings.embed_remote_url,
-            str(settings.data_dir / "cache") if use_cache else None)
+            str(_cache_path(settings)) if use_cache else None)
 
 
 def shared_embedder(settings: Settings, remote_url: str | None = None,

@@ -59,6 +59,15 @@ class IndexReport:
     bulk_seconds: float = 0.0  # in the chunk and record bulk requests
     bulk_actions: int = 0  # chunk writes, stale deletes and record writes sent
 
+    def add(self, figures: Mapping[str, Any]) -> None:
+        """Add the figures of another report (its ``as_dict``: a batch's, a day's) to this
+        one; what it lacks counts as zero."""
+        for name, value in list(vars(self).items()):
+            if name == "failed":
+                self.failed.update(figures.get("failed") or {})
+            else:
+                setattr(self, name, value + type(value)(figures.get(name, 0)))
+
     def as_dict(self) -> dict[str, Any]:
         return {"documents": self.documents, "chunks": self.chunks, "embedded": self.embedded,
                 "chunks_unchanged": self.chunks_unchanged,

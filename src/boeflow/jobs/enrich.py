@@ -193,13 +193,14 @@ def close_batches(day: str, settings: Settings | None = None,
     with state(settings) as conn:
         docs = stored_documents(conn, when)
         enr = enrichment_errors(conn, when)
-        # What the batches did not report (failed batches; the whole day without results).
-        index_failed.update({r["boe_id"]: r["index_error"] for r in docs
-                             if r["index_status"] == "failed" and r["boe_id"] not in covered
-                             and r["boe_id"] not in indexed_ids})
-        indexed_ids.update(r["boe_id"] for r in docs if r["index_status"] == "indexed"
-                           and (r["boe_id"] not in covered or not reported))
-        indexed = sorted(indexed_ids - set(index_failed))
+        for row in docs:  # what no batch reported: failed batches; the whole day without
+            if row["boe_id"] in covered:  # results
+                continue
+            if row["index_status"] == "failed":
+                index_failed[row["boe_id"]] = row["index_error"]
+            elif row["index_status"] == "indexed":
+                indexed_ids.add(row["boe_id"])
+        indexed = sorted(indexed_ids)
         record_task(conn, when, "index", "failed" if index_failed and not indexed
                     else "success", detail={"indexed": len(indexed), "failed": index_failed},
                     run_id=run_id)

@@ -23,11 +23,6 @@ from boeflow.jobs.common import (
     resolve_settings,
 )
 
-# The figures of index reports that add up over a day's batches.
-_REPORT_TOTALS = ("documents", "chunks", "embedded", "chunks_unchanged", "skipped_unchanged",
-                  "deleted_stale", "enrichment_stale", "embed_seconds", "bulk_seconds",
-                  "bulk_actions")
-
 
 @owns_resources
 def index_day(day: str, settings: Settings | None = None,
@@ -38,6 +33,8 @@ def index_day(day: str, settings: Settings | None = None,
     bad document is recorded (and listed in the digest's incidencias), never fails the day,
     nor does a batch that cannot run (its documents are recorded as failed). ``force``
     re-indexes unchanged documents too (enrichment fields are kept)."""
+    from boeflow.index.writer import IndexReport
+
     settings = resolve_settings(settings)
     with recorded(settings, day, "index", run_id) as detail:
         if not is_published(settings, day):
@@ -47,25 +44,19 @@ def index_day(day: str, settings: Settings | None = None,
         if not batches:
             detail.update({"day": day, "documents": 0, "note": "nothing fetched"})
             return dict(detail)
-        totals: dict[str, Any] = dict.fromkeys(_REPORT_TOTALS, 0)
-        failed: dict[str, str] = {}
+        total = IndexReport()
         for planned in batches:
             try:
-                result = index_batch(day, planned["ids"], settings, planned["batch"],
-                                     force=force, on_document=on_document)
+                total.add(index_batch(day, planned["ids"], settings, planned["batch"],
+                                      force=force, on_document=on_document))
             except TaskFailed as exc:
-                failed.update({i: str(exc) for i in planned["ids"]})
-                continue
-            failed.update(result["failed"])
-            for key in _REPORT_TOTALS:
-                totals[key] += result.get(key, 0)
-        totals.update(embed_seconds=round(totals["embed_seconds"], 3),
-                      bulk_seconds=round(totals["bulk_seconds"], 3))
-        result = {"day": day, **totals, "failed": failed, "batches": len(batches)}
+                total.failed.update({i: str(exc) for i in planned["ids"]})
+        result = {"day": day, **total.as_dict(), "batches": len(batches)}
         detail.update(result)
-        if failed and len(failed) >= sum(len(b["ids"]) for b in batches):
-            raise TaskFailed(f"{day}: every document failed: {failed}")
+        if total.failed and len(total.failed) >= sum(len(b["ids"]) for b in batches):
+            raise TaskFailed(f"{day}: every document failed: {total.failed}")
     return result
+
 
 BATCH_LABEL_CHARS = 200  # Airflow keeps at most 250 characters of a rendered map index
 
