@@ -74,15 +74,17 @@ def boe_daily() -> None:
 
         params = get_current_context()["params"]
         return fetch_day(day, settings(), params.get("sections") or None, run_id(),
-                         force=bool(params.get("force")), max_items=params.get("max_items"))
+                         force=bool(params.get("force")),
+                         max_items=params.get("max_items")).to_json()
 
     @task
     def plan(day: str, fetched: dict[str, Any]) -> list[dict[str, Any]]:
         from boeflow.jobs.index import plan_batches
 
         params = get_current_context()["params"]
-        return plan_batches(day, settings(), sections=params.get("sections") or None,
-                            max_items=params.get("max_items"))
+        return [planned.to_json() for planned in plan_batches(
+            day, settings(), sections=params.get("sections") or None,
+            max_items=params.get("max_items"))]
 
     # Each batch's tasks are named in the grid by the BOE ids they work on.
     @task_group(group_id="lote")
@@ -91,22 +93,25 @@ def boe_daily() -> None:
         def index(batch: dict[str, Any]) -> dict[str, Any]:
             from boeflow.jobs.index import index_batch
 
-            params = name_batch(batch)["params"]
-            return index_batch(batch["day"], batch["ids"], settings(), batch["batch"],
-                               force=bool(params.get("force")))
+            planned, context = name_batch(batch)
+            return index_batch(planned.day, planned.ids, settings(), planned.batch,
+                               force=bool(context["params"].get("force"))).to_json()
 
         @task(pool=LLM_POOL, outlets=[ENRICHED], map_index_template=BATCH_NAME)
         def enrich(batch: dict[str, Any], indexed: dict[str, Any]) -> dict[str, Any]:
             from boeflow.jobs.enrich import enrich_batch
+            from boeflow.jobs.results import IndexOutcome
 
-            context = name_batch(batch)
+            planned, context = name_batch(batch)
             params = context["params"]
-            result = enrich_batch(batch["day"], batch["ids"], settings(), batch["batch"],
+            result = enrich_batch(planned.day, planned.ids, settings(), planned.batch,
                                   languages=params.get("languages"),
                                   force=bool(params.get("force")))
-            context["outlet_events"][ENRICHED].extra = {"day": batch["day"]}
+            context["outlet_events"][ENRICHED].extra = {"day": planned.day}
             # The batch's whole outcome, for the day's close (the reduce step).
-            return {**result, "index": {k: indexed.get(k) for k in ("indexed", "failed")}}
+            index_outcome = IndexOutcome.model_validate(
+                {k: indexed.get(k) for k in ("indexed", "failed")})
+            return result.model_copy(update={"index": index_outcome}).to_json()
 
         return enrich(batch, index(batch))
 

@@ -46,14 +46,14 @@ def main() -> None:
                                              "boe_max_attempts": 2})
         for day in DAYS:
             summary = fetch_day(day.isoformat(), replay)
-            console.print(f"fetch {day}: {summary['items']} items in the sumario, "
-                          f"{summary['fetched']} fetched, {summary['skipped']} already stored, "
-                          f"{summary['failed']} not in the recorded samples (HTTP 404)")
+            console.print(f"fetch {day}: {summary.items} items in the sumario, "
+                          f"{summary.fetched} fetched, {summary.skipped} already stored, "
+                          f"{summary.failed} not in the recorded samples (HTTP 404)")
 
     for day in DAYS:  # the daily job's index step, as the DAG's batches run it
         indexed = index_day(day.isoformat(), settings)
-        console.print(f"index {day}: {indexed['documents']} documents, {indexed['chunks']} "
-                      f"chunks, {indexed['embedded']} embedded, {len(indexed['failed'])} failed")
+        console.print(f"index {day}: {indexed.documents} documents, {indexed.chunks} "
+                      f"chunks, {indexed.embedded} embedded, {len(indexed.failed)} failed")
     # Every other sample document (not part of a recorded day), for the searches below.
     report = index_files(expand_paths([settings.samples_dir / "documents"]), settings)
     console.print(f"index samples: {report.documents} documents, {report.chunks} chunks, "
@@ -85,10 +85,10 @@ def main() -> None:
     console.rule(f"{label}summary, translation and review")
     for day in DAYS:
         enriched = enrich_day(day.isoformat(), settings)
-        console.print(f"{label}enrich {day}: {len(enriched['enriched'])} documents summarised, "
-                      f"translated and reviewed; {len(enriched['needs_attention'])} flagged for "
-                      f"a human; {len(enriched['failed'])} failed")
-        titles = enriched.get("titles_va") or {}
+        console.print(f"{label}enrich {day}: {len(enriched.enriched)} documents summarised, "
+                      f"translated and reviewed; {len(enriched.needs_attention)} flagged for "
+                      f"a human; {len(enriched.failed)} failed")
+        titles = enriched.titles_va
         if titles.get("titles"):
             console.print(f"titles in Valencian (Apertium {settings.translate_apertium_mode}): "
                           f"{titles['titles']} titles, department and section names, "

@@ -60,9 +60,9 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     review = {"decision": "approved", "reviewer": "revisor", "excluir": [EXCLUDED],
               "draft_hash": draft.draft_hash}
     result = jobs.publish_day(day, settings, review)
-    assert result["published"] and result["version"] == 1 and result["excluded"] == [EXCLUDED]
+    assert result.published and result.version == 1 and result.excluded == [EXCLUDED]
     for fmt in ("md", "html", "json"):
-        assert Path(result["full_paths"][fmt]).is_file()
+        assert Path(result.full_paths[fmt]).is_file()
     assert not [p for p in store.list_files("digests") if ".part-" in p]
     feed = feedparser.parse(Path(store.path("digests/feed.xml")).read_bytes())
     assert not feed.bozo and [e.title for e in feed.entries] == [
@@ -80,8 +80,8 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
     assert fields <= found and {"kind", "approved_by", "n_excluded"} <= fields
     # The same review again publishes nothing new.
     again = jobs.publish_day(day, settings, {**review, "reviewer": "otro"})
-    assert again["published"] is False and again["reason"] == "already_published"
-    assert again["version"] == 1
+    assert again.published is False and again.reason == "already_published"
+    assert again.version == 1
     with smtp_server() as (port, inbox):
         monkeypatch.setenv("AIRFLOW_CONN_BOEFLOW_SMTP", json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,
@@ -101,11 +101,11 @@ def test_publish_then_deliver_with_a_refused_first_attempt(
         assert inbox.messages == []
         inbox.refuse = False
         sent = jobs.deliver_day(day, settings, send)
-        assert sorted(sent["sent"]) == ["mail:digest:lectores@example.org",
+        assert sorted(sent.sent) == ["mail:digest:lectores@example.org",
                                         "mail:watchlist:Cultura:cultura@example.org"]
         assert len(inbox.messages) == 2
         again = jobs.deliver_day(day, settings, send)
-        assert again["sent"] == [] and len(again["skipped"]) == 2
+        assert again.sent == [] and len(again.skipped) == 2
         assert len(inbox.messages) == 2
     by_rcpt = {tuple(r): m for r, m in inbox.messages}
     whole = by_rcpt[("lectores@example.org",)]

@@ -99,16 +99,16 @@ def test_a_followed_law_reaches_only_its_recipient(
     assert "BOE-A-2024-22930" in render_html(draft)  # an item of the day that is not a hit
     write_digest(jobs.raw_store(settings), draft, draft=True)
     assert jobs.publish_day("2024-11-06", settings, {
-        "decision": "approved", "reviewer": "r", "draft_hash": draft.draft_hash})["published"]
+        "decision": "approved", "reviewer": "r", "draft_hash": draft.draft_hash}).published
     with smtp_server() as (port, inbox):
         monkeypatch.setenv("AIRFLOW_CONN_BOEFLOW_SMTP", json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,
             "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0}}))
         send = smtp_sender("boeflow_smtp", settings.digest_mail_from, {})
         sent = jobs.deliver_day("2024-11-06", settings, send)
-        assert sent["sent"] == ["mail:follow:juridico@example.org"]
+        assert sent.sent == ["mail:follow:juridico@example.org"]
         again = jobs.deliver_day("2024-11-06", settings, send)
-        assert again["sent"] == []
+        assert again.sent == []
     assert [tuple(r) for r, _ in inbox.messages] == [("juridico@example.org",)]
     [(_, message)] = inbox.messages
     assert message["Subject"] == "BOE del 06/11/2024 · Seguimiento de normas: 1 disposición"

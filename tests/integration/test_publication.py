@@ -151,10 +151,10 @@ def test_finding_1_hostile_ids_are_applied_or_refuse_everything(env: Env) -> Non
         env, excluir=[f"{B}, {C}", "boe-a-2024-22929"],
         correcciones={A.replace("-", "\u2011") + ":VA": "El Reial decret llei 6/2024 adopta "
                       "mesures urgents davant de la DANA."}))
-    assert result["published"] and result["version"] == 1
-    assert result["excluded"] == [B, C, "BOE-A-2024-22929"] and result["edited"] == [A]
+    assert result.published and result.version == 1
+    assert result.excluded == [B, C, "BOE-A-2024-22929"] and result.edited == [A]
     one_version(env, [B, C, "BOE-A-2024-22929"])
-    published = json.loads((env.raw / result["paths"]["json"]).read_text(encoding="utf-8"))
+    published = json.loads((env.raw / result.paths["json"]).read_text(encoding="utf-8"))
     item = next(i for s in published["sections"] for d in s["departments"]
                 for i in (*d["items"], *d["compact"]) if i["boe_id"] == A)
     assert item["summary_va"]["resumen"].startswith("El Reial decret llei 6/2024 adopta")
@@ -204,17 +204,17 @@ def test_finding_2_an_approval_publishes_only_the_draft_it_names(
 
 def test_finding_9_republishing_an_unchanged_day_publishes_nothing(env: Env) -> None:
     first = jobs.publish_day(DAY, env.settings, approve(env, excluir=[B]))
-    assert first["version"] == 1
+    assert first.version == 1
     with smtp_server() as (port, inbox):
         send = _sender(env, port)
         settings = env.settings.model_copy(update={"digest_recipients": READERS})
-        assert len(jobs.deliver_day(DAY, settings, send)["sent"]) == 2
+        assert len(jobs.deliver_day(DAY, settings, send).sent) == 2
         for answer in (approve(env, excluir=[B]), approve(env, excluir=[B], reviewer="otro"),
                        None):
             again = jobs.publish_day(DAY, env.settings, answer)
-            assert again["published"] is False and again["reason"] == "already_published"
-            assert again["version"] == 1
-            assert jobs.deliver_day(DAY, settings, send)["sent"] == []
+            assert again.published is False and again.reason == "already_published"
+            assert again.version == 1
+            assert jobs.deliver_day(DAY, settings, send).sent == []
         assert len(inbox.messages) == 2
     assert one_version(env, [B]) == 1
     with connect(env.settings) as conn:
@@ -224,8 +224,8 @@ def test_finding_9_republishing_an_unchanged_day_publishes_nothing(env: Env) -> 
     assert [e.id for e in feed.entries] == ["urn:boeflow:digests/2024/11/06/v1"]
     # A different decision is a new version, once.
     second = jobs.publish_day(DAY, env.settings, approve(env, excluir=[B, C]))
-    assert second["version"] == 2
-    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[C, B]))["reason"] == \
+    assert second.version == 2
+    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[C, B])).reason == \
         "already_published"
     assert one_version(env, [B, C]) == 2
 
@@ -252,7 +252,7 @@ def test_finding_6_a_crash_at_each_step_then_a_rerun_finishes_the_same_version(
     from boeflow.digest import publish as publish_module
     from boeflow.state import records
 
-    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[B]))["version"] == 1
+    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[B])).version == 1
     module = records if point == "finish_publication" else publish_module
     real = getattr(module, point)
 
@@ -272,7 +272,7 @@ def test_finding_6_a_crash_at_each_step_then_a_rerun_finishes_the_same_version(
     # The rerun: with the same answer, or with none (`boeflow digest publish`).
     answer = approve(env, excluir=[B, C]) if point in ("write_digest", "index_digest") else None
     result = jobs.publish_day(DAY, env.settings, answer)
-    assert result["published"] and result["version"] == 2
+    assert result.published and result.version == 2
     assert one_version(env, [B, C]) == 2
     with connect(env.settings) as conn:
         status = day_status(conn, WHEN)
@@ -287,7 +287,7 @@ def test_finding_7_disk_full_or_es_refusal_leaves_the_published_version(
     from boeflow.boe import store as store_module
     from boeflow.digest import publish as publish_module
 
-    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[B]))["version"] == 1
+    assert jobs.publish_day(DAY, env.settings, approve(env, excluir=[B])).version == 1
     real_fsync = os.fsync
     calls = {"n": 0}
 
@@ -326,7 +326,7 @@ def test_finding_7_disk_full_or_es_refusal_leaves_the_published_version(
     assert status is not None and status["day"]["digest_status"] == "publish_failed"
     assert status["digests"][-1]["status"] == "publishing"
     assert "es_rejected_execution_exception" in status["digests"][-1]["error"]
-    assert jobs.publish_day(DAY, env.settings, None)["version"] == 2
+    assert jobs.publish_day(DAY, env.settings, None).version == 2
     assert one_version(env, [B, C]) == 2
     # Reviewer input over its limits is refused before anything is written.
     with pytest.raises(jobs.TaskFailed, match=rf"correcciones\[{A}\]: 10485760 characters"):

@@ -42,17 +42,17 @@ def _record(settings: Settings) -> dict[str, Any]:
 def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Settings) -> None:
     jobs.fetch_day(DAY, settings, ["1"])
     first = jobs.index_batch(DAY, [DOC], settings)
-    assert first["indexed"] == [DOC]
+    assert first.indexed == [DOC]
     enriched = jobs.enrich_batch(DAY, [DOC], settings, languages=["es", "va"])
-    assert enriched["enriched"] == [DOC]
+    assert enriched.enriched == [DOC]
     before = _record(settings)
     kept = {name: before[name] for name in ENRICHMENT_FIELDS}
     assert kept["summary"] and kept["review_status"] and before["enrichment_stale"] is False
 
     # --force on an unchanged document: re-indexed (every chunk re-sent), enrichment intact.
     forced = jobs.index_batch(DAY, [DOC], settings, force=True)
-    assert forced["skipped_unchanged"] == 0 and forced["chunks_unchanged"] == 0
-    assert forced["enrichment_stale"] == 0
+    assert forced.skipped_unchanged == 0 and forced.chunks_unchanged == 0
+    assert forced.enrichment_stale == 0
     after = _record(settings)
     assert {name: after[name] for name in ENRICHMENT_FIELDS} == kept
     assert after["enrichment_stale"] is False
@@ -60,7 +60,7 @@ def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Setti
     # A chunking change (another pipeline key: new chunk ids, same text): intact, not stale.
     rechunked_settings = settings.model_copy(update={"embed_max_seq_length": 256})
     rechunked = jobs.index_batch(DAY, [DOC], rechunked_settings)
-    assert rechunked["skipped_unchanged"] == 0 and rechunked["deleted_stale"] > 0
+    assert rechunked.skipped_unchanged == 0 and rechunked.deleted_stale > 0
     after = _record(settings)
     assert after["n_chunks"] != before["n_chunks"]
     assert {name: after[name] for name in ENRICHMENT_FIELDS} == kept
@@ -76,7 +76,7 @@ def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Setti
     assert changed != xml
     item.write_text(changed, encoding="utf-8")
     edited = jobs.index_batch(DAY, [DOC], rechunked_settings)
-    assert edited["indexed"] == [DOC] and edited["enrichment_stale"] == 1, edited
+    assert edited.indexed == [DOC] and edited.enrichment_stale == 1, edited
     stale = _record(settings)
     assert stale["enrichment_stale"] is True and stale["summary"] == kept["summary"]
     assert "Párrafo añadido" in stale["text"]
@@ -86,6 +86,6 @@ def test_reindex_keeps_enrichment_and_marks_a_changed_text_stale(settings: Setti
     assert review.status == "needs_attention" and review.reasons[0] == STALE_REASON
 
     regenerated = jobs.enrich_batch(DAY, [DOC], rechunked_settings, languages=["es", "va"])
-    assert regenerated["enriched"] == [DOC] and regenerated["generated"] == [DOC]
+    assert regenerated.enriched == [DOC] and regenerated.generated == [DOC]
     fresh = _record(settings)
     assert fresh["enrichment_stale"] is False and fresh["summary"]

@@ -196,13 +196,13 @@ def test_day_without_boe_is_green_with_a_no_publication_record(
     with BoeServer(SAMPLES) as server:
         settings = _replay(state_settings, server, tmp_path / "data", smoke_models_dir)
         day = "2024-11-10"  # a Sunday: the API answers 404
-        assert jobs.fetch_day(day, settings)["status"] == "no_publication"
-        assert jobs.index_day(day, settings)["note"] == "no publication"
-        assert jobs.enrich_day(day, settings)["note"] == "no publication"
+        assert jobs.fetch_day(day, settings).status == "no_publication"
+        assert jobs.index_day(day, settings).note == "no publication"
+        assert jobs.enrich_day(day, settings).note == "no publication"
         jobs.review_day(day, settings)
         built = jobs.build_digest_day(day, settings)
-        assert built["status"] == "no_publication" and built["needs_review"] is False
-        assert jobs.publish_day(day, settings)["reason"] == "no_publication"
+        assert built.status == "no_publication" and built.needs_review is False
+        assert jobs.publish_day(day, settings).reason == "no_publication"
     with connect(settings) as conn:
         status = day_status(conn, date(2024, 11, 10))
     assert status is not None and status["day"]["status"] == "no_publication"
@@ -226,16 +226,16 @@ def test_corrupt_item_xml_is_an_incidencia_and_the_day_stays_green(
         settings = _replay(state_settings, server, tmp_path / "data", smoke_models_dir)
         day = "2024-11-13"
         fetched = jobs.fetch_day(day, settings, sections=["1", "3"])
-        assert fetched["status"] == "published"
+        assert fetched.status == "published"
         # The fetcher refuses the malformed body (it never reaches the store); the rest of
         # the day goes on.
-        assert fetched["failed"] >= 1
+        assert fetched.failed >= 1
         indexed = jobs.index_day(day, settings)
         # the good item and BOE-A-2024-23622 (section III, recorded since issue 20)
-        assert indexed["documents"] == 2 and indexed["failed"] == {}
+        assert indexed.documents == 2 and indexed.failed == {}
         jobs.review_day(day, settings)
         built = jobs.build_digest_day(day, settings)
-    assert built["status"] == "draft" and built["needs_review"] is True
+    assert built.status == "draft" and built.needs_review is True
     with connect(settings) as conn:
         status = day_status(conn, date(2024, 11, 13))
     assert status is not None

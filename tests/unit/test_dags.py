@@ -197,8 +197,11 @@ def test_the_reduce_step_reads_every_shape_airflow_hands_it() -> None:
     succeeded; none succeeded: None."""
     from boeflow.airflow.wiring import batch_results
 
-    one = {"day": "2024-11-06", "ids": ["BOE-A-2024-22928"], "failed": {}}
-    assert batch_results(one) == [one]
-    assert batch_results([one, None, {**one, "ids": ["BOE-A-2024-22930"]}]) == [
-        one, {**one, "ids": ["BOE-A-2024-22930"]}]
+    one = {"day": "2024-11-06", "ids": ["BOE-A-2024-22928"], "failed": {},
+           "index": {"indexed": ["BOE-A-2024-22928"], "failed": None}}
+    read = batch_results(one)
+    assert [r.to_json() for r in read] == [one]
+    assert read[0].index is not None and read[0].index.indexed == ["BOE-A-2024-22928"]
+    assert [r.ids for r in batch_results([one, None, {**one, "ids": ["BOE-A-2024-22930"]}])
+            ] == [["BOE-A-2024-22928"], ["BOE-A-2024-22930"]]
     assert batch_results(None) == []

@@ -2,12 +2,13 @@
 settings every task uses (Airflow Connections over ``BOEFLOW_*``) and the digest half —
 ``review → build_digest → approve → publish → deliver`` — wired once for ``boe_daily`` and
 ``boe_digest``. Each task only calls the plain function of ``boeflow.jobs`` with the task's
-settings and plain JSON values."""
+settings; the steps' typed results (``boeflow.jobs.results``) become JSON for XCom here, at
+the edge (``to_json``), and are read back (``model_validate``) by the task that takes them."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, Param, XComArg, get_current_context, task
 
@@ -15,6 +16,9 @@ from boeflow.airflow.approval import DigestApproval
 from boeflow.airflow.pools import LLM_POOL
 from boeflow.core.sections import SECTION_CODES, SECTIONS
 from boeflow.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from boeflow.jobs.results import Batch, EnrichedBatch
 
 __all__ = ["BATCH_NAME", "ENRICHED", "LLM_POOL", "TRIGGER_PARAMS", "digest_tasks",
            "io_retries", "name_batch", "run_id", "settings"]
@@ -76,11 +80,15 @@ def settings() -> Settings:
 BATCH_NAME = "{{ boe_ids }}"
 
 
-def name_batch(batch: dict[str, Any]) -> Any:
-    """Give the running mapped task its name (``BATCH_NAME``); returns the context."""
+def name_batch(batch: dict[str, Any]) -> tuple[Batch, Any]:
+    """The mapped task's batch (its XCom form read back), and the running task's context,
+    once the task is given its name (``BATCH_NAME``)."""
+    from boeflow.jobs.results import Batch
+
+    planned = Batch.model_validate(batch)
     context = get_current_context()
-    context["boe_ids"] = batch["label"]
-    return context
+    context["boe_ids"] = planned.label
+    return planned, context
 
 
 def run_id() -> str | None:
@@ -90,15 +98,17 @@ def run_id() -> str | None:
 _run_id = run_id
 
 
-def batch_results(pulled: Any) -> list[dict[str, Any]]:
-    """The mapped batches' results as Airflow hands them to the reduce step: a lazy list of
+def batch_results(pulled: Any) -> list[EnrichedBatch]:
+    """The mapped batches' results as Airflow hands them to the reduce step (a lazy list of
     the batches that succeeded, the one result itself when a single batch was mapped, or
-    None when none succeeded."""
+    None when none succeeded), read back into the enrich step's results."""
+    from boeflow.jobs.results import EnrichedBatch
+
     if pulled is None:
         return []
     if isinstance(pulled, dict):
-        return [pulled]
-    return [dict(result) for result in pulled if result]
+        pulled = [pulled]
+    return [EnrichedBatch.model_validate(result) for result in pulled if result]
 
 
 def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = False
@@ -113,7 +123,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
             """The reduce step: takes the mapped batches' results (a failed batch has none)."""
             from boeflow.jobs.enrich import close_batches
 
-            return close_batches(day, settings(), _run_id(), batch_results(batches))
+            return close_batches(day, settings(), _run_id(), batch_results(batches)).to_json()
 
         reviewed = review(day, upstream)
     else:
@@ -121,7 +131,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
         def review(day: str) -> dict[str, Any]:
             from boeflow.jobs.review import review_day
 
-            return review_day(day, settings(), _run_id())
+            return review_day(day, settings(), _run_id()).to_json()
 
         reviewed = review(day)
 
@@ -129,7 +139,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
     def build_digest(day: str, reviewed: dict[str, Any]) -> dict[str, Any]:
         from boeflow.jobs.digest import build_digest_day
 
-        return build_digest_day(day, settings(), _run_id())
+        return build_digest_day(day, settings(), _run_id()).to_json()
 
     @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
     def publish(day: str, response: dict[str, Any] | None,
@@ -137,13 +147,15 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
         """``response``: the approval's answer (``approve.output``; None when it had nothing
         to ask); ``built``: the draft it answered (``build_digest``'s result)."""
         from boeflow.jobs.publish import publish_day, review_from_hitl
+        from boeflow.jobs.results import Built
 
         task_settings = settings()
+        shown = Built.model_validate(built).draft_hash if built else None
         review_input = review_from_hitl(response, task_settings.digest_publish_on_timeout,
-                                        (built or {}).get("draft_hash"))
+                                        shown)
         user = (response or {}).get("responded_by_user") or {}
         return publish_day(day, task_settings, review_input, _run_id(),
-                           reviewer_id=str(user["id"]) if user.get("id") else None)
+                           reviewer_id=str(user["id"]) if user.get("id") else None).to_json()
 
     @task(trigger_rule="none_failed_min_one_success")  # type: ignore[untyped-decorator]
     def deliver(day: str, published: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +165,7 @@ def digest_tasks(day: XComArg, upstream: Any = None, *, after_batches: bool = Fa
         task_settings = settings()
         send = smtp_sender(task_settings.digest_smtp_conn_id, task_settings.digest_mail_from,
                            get_current_context())
-        return deliver_day(day, task_settings, send, _run_id())
+        return deliver_day(day, task_settings, send, _run_id()).to_json()
 
     built = build_digest(day, reviewed)
     approve = DigestApproval(task_id="approve", day="{{ ti.xcom_pull(task_ids='which_day') }}")

@@ -6,7 +6,7 @@ import getpass
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.console import Console
 from boeflow.cli.common import fail, parse_day, print_json
 from boeflow.core.settings import get_settings
 from boeflow.digest.render import local_time
+
+if TYPE_CHECKING:
+    from boeflow.jobs.results import Delivered
 
 app = typer.Typer(help="The reviewed daily digest (Markdown, HTML, JSON).",
                   no_args_is_help=True)
@@ -63,7 +66,7 @@ def build(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(text, encoding="utf-8")
         out.print(f"draft digest of {when} written to {out_path} ({draft.header.items} items, "
-                  f"{len(draft.incidencias)} incidencias); draft_hash {built['draft_hash']}",
+                  f"{len(draft.incidencias)} incidencias); draft_hash {built.draft_hash}",
                   markup=False)
 
 
@@ -160,7 +163,7 @@ def _corrections(values: list[str]) -> dict[str, str]:
     return edits
 
 
-def _deliver(when: date) -> dict[str, Any] | None:
+def _deliver(when: date) -> Delivered | None:
     """After a publication: e-mail it to the configured recipients (the DAG's deliver task,
     ``boeflow.jobs.deliver.deliver_day``, through the same SMTP Connection
     ``BOEFLOW_DIGEST_SMTP_CONN_ID``); None when nobody is configured to receive it."""
@@ -190,27 +193,27 @@ def _publish(when: date, answer: dict[str, Any] | None, as_json: bool) -> None:
     settings = get_settings()
     try:
         result = publish_day(when.isoformat(), settings, answer)
-        if result.get("reason") == "not_reviewed":
+        if result.reason == "not_reviewed":
             fail(f"the draft of {when} is not approved: `boeflow digest approve --date {when} "
                  "--draft-hash HASH`, approve it in Airflow, or pass --without-review")
-        delivered = _deliver(when) if result.get("published") or \
-            result.get("reason") == "already_published" else None
+        delivered = _deliver(when) if result.published or \
+            result.reason == "already_published" else None
     except TaskFailed as exc:
         fail(str(exc))
-    result["delivery"] = delivered
+    result.delivery = delivered.to_json() if delivered else None
     if as_json:
-        print_json(result)
+        print_json(result.to_json())
         return
-    if result.get("published"):
-        out.print(f"{when}: published version {result['version']}", markup=False)
-        for fmt, path in result["full_paths"].items():
+    if result.published:
+        out.print(f"{when}: published version {result.version}", markup=False)
+        for fmt, path in result.full_paths.items():
             out.print(f"  {fmt}: {path}", markup=False)
     else:
-        out.print(f"{when}: nothing new published ({result.get('reason')}"
-                  + (f", version {result['version']}" if result.get("version") else "") + ")",
+        out.print(f"{when}: nothing new published ({result.reason}"
+                  + (f", version {result.version}" if result.version else "") + ")",
                   markup=False)
-    if delivered and delivered.get("sent"):
-        out.print(f"  sent: {len(delivered['sent'])} e-mails", markup=False)
+    if delivered and delivered.sent:
+        out.print(f"  sent: {len(delivered.sent)} e-mails", markup=False)
 
 
 @app.command("approve")

@@ -123,7 +123,7 @@ def _index_days(settings: Settings, start: date, end: date, force: bool,
     from boeflow.jobs.index import index_day, plan_batches
 
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    planned = sum(len(b["ids"]) for d in days for b in plan_batches(d.isoformat(), settings))
+    planned = sum(len(b.ids) for d in days for b in plan_batches(d.isoformat(), settings))
     if not planned:
         fail("no documents found to index")
     total = IndexReport()
@@ -132,7 +132,8 @@ def _index_days(settings: Settings, start: date, end: date, force: bool,
         for current in days:
             try:
                 total.add(index_day(current.isoformat(), settings, force=force,
-                                    on_document=lambda _id: progress.advance(task)))
+                                    on_document=lambda _id: progress.advance(task)
+                                    ).model_dump())
             except TaskFailed as exc:
                 fail(str(exc))
     return total

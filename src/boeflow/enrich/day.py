@@ -1,10 +1,10 @@
-"""The daily enrich step: summarise, translate and review every fetched document of a day,
-and store the outputs and review flags on its ``boe-documents`` record.
+"""Enrichment of documents (the enrich step, ``boeflow.jobs.enrich``, runs it per batch):
+summarise, translate and review each document, and store the outputs and review flags on its
+``boe-documents`` record.
 
 * Models are the process's shared backends (``get_backend``): loaded on the first prompt
   that really has to be generated, once per process, reused by every document and day; a
-  rerun of a finished day finds every record in the store and loads nothing. The report's
-  ``model_loads`` counts the loads this call made.
+  rerun of a finished day finds every record in the store and loads nothing.
 * Documents are planned together (``enrich_window_docs`` at a time): the summaries' map,
   reduce and final prompts of all of them are generated in shared batches, then the
   translations of all their fields.
@@ -25,9 +25,9 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from boeflow.core.errors import BoeflowError
+from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
-from boeflow.enrich.backends import get_backend, loads_since, model_loads
+from boeflow.enrich.backends import get_backend
 from boeflow.enrich.schema import SummaryRecord, TranslationRecord
 from boeflow.enrich.summarize import Summarizer
 from boeflow.enrich.translate import (
@@ -44,10 +44,6 @@ log = logging.getLogger(__name__)
 
 OnDocument = Callable[["DocumentOutcome"], None]
 MAX_REASONS = 50
-
-
-class EnrichFailed(BoeflowError):
-    """The day cannot be enriched (every document failed); the message says why."""
 
 
 @dataclass
@@ -75,7 +71,7 @@ class DocumentOutcome:
 
 
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return f"{type(exc).__name__}: {one_line(exc)}"[:300]
 
 
 def enrich_documents(docs: Sequence[SourceDocument], settings: Settings,
@@ -253,14 +249,20 @@ def iter_day(settings: Settings, when: date, size: int | None = None
     with tempfile.TemporaryDirectory() as workdir:
         files = fetched_day_files(settings, when, when, Path(workdir))
         for start in range(0, len(files), size):
-            docs: list[SourceDocument] = []
-            failed: dict[str, str] = {}
-            for path in files[start:start + size]:
-                try:
-                    docs.append(read_document(path))
-                except Exception as exc:  # one unreadable item never stops the day
-                    failed[path.stem] = _reason(exc)
-            yield docs, failed
+            yield read_documents(files[start:start + size])
+
+
+def read_documents(paths: Sequence[Path]) -> tuple[list[SourceDocument], dict[str, str]]:
+    """The documents of ``paths``, and the reason each one that cannot be read fails (by
+    its BOE id): one unreadable item never stops the others."""
+    docs: list[SourceDocument] = []
+    failed: dict[str, str] = {}
+    for path in paths:
+        try:
+            docs.append(read_document(path))
+        except Exception as exc:
+            failed[path.stem] = _reason(exc)
+    return docs, failed
 
 
 def read_day(settings: Settings, when: date) -> tuple[list[SourceDocument], dict[str, str]]:
@@ -272,45 +274,3 @@ def read_day(settings: Settings, when: date) -> tuple[list[SourceDocument], dict
         docs += window
         failed.update(unreadable)
     return docs, failed
-
-
-def enrich_day(day: date | str, settings: Settings, *, on_document: OnDocument | None = None,
-               force: bool = False) -> dict[str, Any]:
-    """Enrich every fetched document of ``day`` and store the results on ``boe-documents``.
-
-    Returns a JSON-serialisable report: ``day``, ``documents``, ``enriched`` (ids),
-    ``needs_attention`` (ids), ``failed`` ({id: reason}), ``generated`` (documents whose
-    summary was generated now, not found in the store), ``model_loads`` ({role: loads made
-    by this call}), ``titles_va`` (the Valencian titles of every sumario item:
-    ``boeflow.enrich.titles``) and ``smoke``. Raises ``ModelSetupError`` on a setup problem and
-    ``EnrichFailed`` when every document failed."""
-    from boeflow.enrich.titles import translate_titles_of_day
-    from boeflow.index.client import es_session, names_for
-
-    when = day if isinstance(day, date) else date.fromisoformat(str(day)[:10])
-    loads_before = model_loads()
-    failed: dict[str, str] = {}
-    enriched: list[str] = []
-    attention: list[str] = []
-    generated: list[str] = []
-    documents = 0
-    with es_session(settings) as client:
-        names = names_for(settings)
-        for docs, unreadable in iter_day(settings, when):
-            documents += len(docs) + len(unreadable)
-            failed.update(unreadable)
-            stored = enrich_and_store(docs, settings, client, names, failed, force=force,
-                                      on_document=on_document)
-            enriched += stored.enriched
-            attention += stored.needs_attention
-            generated += stored.generated
-    titles = translate_titles_of_day(settings, when, force=force)
-    report = {"day": when.isoformat(), "documents": documents,
-              "enriched": enriched, "needs_attention": attention, "failed": failed,
-              "generated": generated, "model_loads": loads_since(loads_before),
-              "titles_va": titles, "smoke": settings.is_smoke}
-    if failed and not enriched:
-        first = next(iter(failed.items()))
-        raise EnrichFailed(f"{when}: every document failed to enrich ({len(failed)}); "
-                           f"first: {first[0]}: {first[1]}")
-    return report

@@ -5,14 +5,15 @@ grid names each batch by its BOE ids and one bad batch never stops the day.
 
 The Airflow DAGs (``dags/boe_daily.py``, ``dags/boe_digest.py``), the CLI and the demo all
 call these. Each takes the day as ISO text, a ``Settings`` (so Airflow glue can build them
-from Connections) and plain JSON values, returns a JSON-serialisable dict, and records its
-outcome for the day in PostgreSQL (``task_runs``), so "what is done and what failed on day D"
-is one query (``boeflow status --date D``). Every step is idempotent: a rerun of a finished
+from Connections) and plain values, returns a typed result (``jobs.results``: JSON for XCom
+only at the Airflow edge, ``to_json``), and records its outcome for the day in PostgreSQL
+(``task_runs``), so "what is done and what failed on day D" is one query (``boeflow status
+--date D``). Every step is idempotent: a rerun of a finished
 day downloads nothing, does no model work, publishes nothing new and sends no second e-mail.
 
 One module per step (``jobs.fetch``, ``jobs.index``, ``jobs.enrich``, ``jobs.review``,
 ``jobs.digest``, ``jobs.publish``, ``jobs.deliver``; ``jobs.common`` for what they share);
-this package re-exports each step's public functions.
+this package re-exports each step's public functions and their results.
 """
 
 from __future__ import annotations
@@ -44,4 +45,16 @@ from boeflow.jobs.publish import APPROVAL_OPTIONS as APPROVAL_OPTIONS
 from boeflow.jobs.publish import publish_day as publish_day
 from boeflow.jobs.publish import record_approval_skipped as record_approval_skipped
 from boeflow.jobs.publish import review_from_hitl as review_from_hitl
+from boeflow.jobs.results import Batch as Batch
+from boeflow.jobs.results import Built as Built
+from boeflow.jobs.results import Closed as Closed
+from boeflow.jobs.results import Delivered as Delivered
+from boeflow.jobs.results import EnrichedBatch as EnrichedBatch
+from boeflow.jobs.results import EnrichedDay as EnrichedDay
+from boeflow.jobs.results import Fetched as Fetched
+from boeflow.jobs.results import IndexedBatch as IndexedBatch
+from boeflow.jobs.results import IndexedDay as IndexedDay
+from boeflow.jobs.results import IndexOutcome as IndexOutcome
+from boeflow.jobs.results import Published as Published
+from boeflow.jobs.results import Reviewed as Reviewed
 from boeflow.jobs.review import review_day as review_day

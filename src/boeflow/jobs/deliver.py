@@ -10,6 +10,7 @@ from typing import Any
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
 from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
+from boeflow.jobs.results import Delivered
 
 
 def message_id(day: date, version: int, channel: str, recipient: str) -> str:
@@ -28,7 +29,7 @@ Sender = Callable[[Any], Any]
 
 @owns_resources
 def deliver_day(day: str, settings: Settings | None = None, send: Sender | None = None,
-                run_id: str | None = None) -> dict[str, Any]:
+                run_id: str | None = None) -> Delivered:
     """E-mail the latest published version to each recipient once: one message per
     (day, version, channel, recipient), recorded ``sending`` just before it is handed to
     SMTP and ``sent`` once accepted; a rerun sends nothing already sent. A failed recipient
@@ -45,8 +46,9 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
         with state(settings) as conn:
             published = latest_digest(conn, when)
         if published is None:
-            detail.update({"day": day, "sent": [], "skipped": [], "note": "nothing published"})
-            return dict(detail)
+            result = Delivered(day=day, sent=[], skipped=[], note="nothing published")
+            detail.update(result.to_json())
+            return result
         version = int(published["version"])
         digest = read_version(raw_store(settings), when, version)
         if digest is None:
@@ -93,9 +95,9 @@ def deliver_day(day: str, settings: Settings | None = None, send: Sender | None 
                     finish()
                 if error is None:
                     sent.append(label)
-        detail.update({"day": day, "version": version, "sent": sent, "skipped": skipped,
-                       "failed": failed})
+        result = Delivered(day=day, version=version, sent=sent, skipped=skipped, failed=failed)
+        detail.update(result.to_json())
         if failed:
             raise TaskFailed(f"delivery of {day} v{version} failed for "
                              f"{', '.join(failed)}: {next(iter(failed.values()))}")
-    return dict(detail)
+    return result

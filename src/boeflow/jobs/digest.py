@@ -9,6 +9,7 @@ from typing import Any
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
 from boeflow.jobs.common import owns_resources, raw_store, recorded, resolve_settings
+from boeflow.jobs.results import Built
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def translate_titles(settings: Settings, when: date) -> dict[str, Any]:
 
 @owns_resources
 def build_digest_day(day: str, settings: Settings | None = None,
-                     run_id: str | None = None) -> dict[str, Any]:
+                     run_id: str | None = None) -> Built:
     """Build the draft digest, store it under ``digests/…/draft/`` and say whether it needs
     a reviewer: not when there is no publication, nor when exactly this draft is already
     published."""
@@ -66,15 +67,12 @@ def build_digest_day(day: str, settings: Settings | None = None,
                 update_day(conn, when, status="no_publication", digest_status=None)
             elif not already:
                 update_day(conn, when, digest_status="awaiting_review")
-        result = {
-            "day": day, "status": draft.status, "draft_hash": draft.draft_hash,
-            "draft_paths": paths, "items": draft.header.items,
-            "needs_attention": [i.boe_id for i in draft.flagged()],
-            "incidencias": len(draft.incidencias),
-            "already_published": already,
-            "published_version": published["version"] if published else None,
-            "needs_review": draft.status == "draft" and not already,
-            "review_body": review_body(draft, store.path(paths["html"])),
-        }
-        detail.update({k: v for k, v in result.items() if k != "review_body"})
+        result = Built(
+            day=day, status=draft.status, draft_hash=draft.draft_hash, draft_paths=paths,
+            items=draft.header.items, needs_attention=[i.boe_id for i in draft.flagged()],
+            incidencias=len(draft.incidencias), already_published=already,
+            published_version=published["version"] if published else None,
+            needs_review=draft.status == "draft" and not already,
+            review_body=review_body(draft, store.path(paths["html"])))
+        detail.update(result.model_dump(mode="json", exclude={"review_body"}))
     return result

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
@@ -24,6 +24,7 @@ from boeflow.jobs.common import (
 )
 from boeflow.jobs.digest import translate_titles
 from boeflow.jobs.index import batch_files, batch_label, plan_batches
+from boeflow.jobs.results import Closed, EnrichedBatch, EnrichedDay, EnrichedDocuments
 from boeflow.jobs.review import review_day
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 def enrich_day(day: str, settings: Settings | None = None,
                run_id: str | None = None, *, force: bool = False,
                languages: list[str] | None = None,
-               on_document: OnDocument | None = None) -> dict[str, Any]:
+               on_document: OnDocument | None = None) -> EnrichedDay:
     """Summarise, translate (es→va) and review every fetched document of ``day``, by the
     same batches and ``enrich_batch`` the DAG's mapped tasks run, then ``close_batches``
     (the day's outcome, the Valencian titles of every item, the review), as the DAG's
@@ -47,71 +48,62 @@ def enrich_day(day: str, settings: Settings | None = None,
     settings = resolve_settings(settings)
     if not is_published(settings, day):
         with recorded(settings, day, "enrich", run_id) as detail:
-            detail.update({"day": day, "documents": 0, "enriched": [], "needs_attention": [],
-                           "failed": {}, "generated": [], "model_loads": {},
-                           "titles_va": translate_titles(settings, date.fromisoformat(day)),
-                           "smoke": settings.is_smoke, "note": "no publication"})
-        return dict(detail)
+            empty = EnrichedDay(day=day, documents=0, enriched=[], needs_attention=[],
+                                failed={}, generated=[], model_loads={},
+                                titles_va=translate_titles(settings, date.fromisoformat(day)),
+                                smoke=settings.is_smoke, note="no publication")
+            detail.update(empty.to_json())
+        return empty
     loads_before = model_loads()
     batches = plan_batches(day, settings)
-    enriched: list[str] = []
-    attention: list[str] = []
-    generated: list[str] = []
-    failed: dict[str, str] = {}
+    done = EnrichedDocuments()
     for planned in batches:
         try:
-            result = enrich_batch(day, planned["ids"], settings, planned["batch"],
+            result = enrich_batch(day, planned.ids, settings, planned.batch,
                                   languages=languages, force=force, on_document=on_document)
         except TaskFailed as exc:
-            if isinstance(exc.__cause__, BoeflowError) and not enriched:
+            if isinstance(exc.__cause__, BoeflowError) and not done.enriched:
                 raise TaskFailed(str(exc.__cause__)) from exc.__cause__
-            failed.update({i: str(exc) for i in planned["ids"]})
+            done.failed.update({i: str(exc) for i in planned.ids})
             continue
-        enriched += result["enriched"]
-        attention += result["needs_attention"]
-        generated += result["generated"]
-        failed.update(result["failed"])
+        done.enriched += result.enriched
+        done.needs_attention += result.needs_attention
+        done.generated += result.generated
+        done.failed.update(result.failed)
     closed = close_batches(day, settings, run_id)
-    report = {"day": day, "documents": sum(len(b["ids"]) for b in batches),
-              "enriched": enriched, "needs_attention": attention, "failed": failed,
-              "generated": generated, "model_loads": loads_since(loads_before),
-              "titles_va": closed["titles_va"], "reviewed": closed["reviewed"],
-              "smoke": settings.is_smoke}
-    if failed and not enriched:
-        first = next(iter(failed.items()))
-        raise TaskFailed(f"{day}: every document failed to enrich ({len(failed)}); "
+    if done.failed and not done.enriched:
+        first = next(iter(done.failed.items()))
+        raise TaskFailed(f"{day}: every document failed to enrich ({len(done.failed)}); "
                          f"first: {first[0]}: {first[1]}")
-    return report
+    return EnrichedDay(day=day, documents=sum(len(b.ids) for b in batches),
+                       **done.model_dump(), model_loads=loads_since(loads_before),
+                       titles_va=closed.titles_va, reviewed=closed.reviewed,
+                       smoke=settings.is_smoke)
 
 
 def _enrich_ids(day: str, ids: list[str], settings: Settings, languages: list[str],
-                force: bool, on_document: OnDocument | None = None) -> dict[str, Any]:
+                force: bool, on_document: OnDocument | None = None) -> EnrichedDocuments:
     """Summarise (es), translate (va, when asked) and review the documents ``ids`` through
     ``boeflow.enrich.day.enrich_documents``: models loaded once per worker, prompts batched
     across the batch's documents, each outcome stored on its ``boe-documents`` record."""
-    from boeflow.enrich.day import enrich_and_store
+    from boeflow.enrich.day import enrich_and_store, read_documents
     from boeflow.index.client import es_session, names_for
-    from boeflow.review.source import read_document
 
     with tempfile.TemporaryDirectory() as workdir, es_session(settings) as client:
         files, failed = batch_files(settings, date.fromisoformat(day), ids, Path(workdir))
-        docs = []
-        for path in files:
-            try:
-                docs.append(read_document(path))
-            except Exception as exc:  # one unreadable document never stops the batch
-                failed[path.stem] = f"{type(exc).__name__}: {one_line(exc)}"[:300]
+        docs, unreadable = read_documents(files)
+        failed.update(unreadable)
         stored = enrich_and_store(docs, settings, client, names_for(settings), failed,
                                   force=force, translate="va" in languages,
                                   on_document=on_document)
-    return {"enriched": stored.enriched, "needs_attention": stored.needs_attention,
-            "generated": stored.generated, "failed": stored.failed}
+    return EnrichedDocuments(enriched=stored.enriched, needs_attention=stored.needs_attention,
+                             generated=stored.generated, failed=stored.failed)
 
 
 @owns_resources
 def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, batch: int = 0,
                  *, languages: list[str] | None = None, force: bool = False,
-                 on_document: OnDocument | None = None) -> dict[str, Any]:
+                 on_document: OnDocument | None = None) -> EnrichedBatch:
     """Enrich the documents ``ids`` of ``day`` (stored on their ``boe-documents``
     records; cached, so a rerun generates nothing unless ``force``). Documents that fail
     are recorded with their reason; a batch that cannot run at all fails (Airflow
@@ -126,19 +118,17 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
         result = _enrich_ids(day, ids, settings, wanted, force, on_document)
     except Exception as exc:
         message = one_line(exc)
-        result = {"enriched": [], "needs_attention": [], "generated": [],
-                  "failed": {i: message for i in ids}}
-        _record_enrich_failures(settings, when, result["failed"])
+        _record_enrich_failures(settings, when, {i: message for i in ids})
         raise TaskFailed(f"enrich {day} batch {batch} ({batch_label(ids)}): {message}") from exc
-    _record_enrich_failures(settings, when, result["failed"])
+    _record_enrich_failures(settings, when, result.failed)
     calls = {role: n - calls_before.get(role, 0) for role, n in generate_calls().items()
              if n - calls_before.get(role, 0)}
     # Where the work ran and what it cost: the process, its model loads and generate calls,
     # its peak RSS (docs/scale.md reads these from the mapped tasks' results).
-    return {"day": day, "batch": batch, "ids": ids, "languages": wanted, **result,
-            "smoke": settings.is_smoke, "pid": os.getpid(),
-            "model_loads": loads_since(loads_before), "generate_calls": calls,
-            "peak_rss_mib": peak_rss_mib()}
+    return EnrichedBatch(day=day, batch=batch, ids=ids, languages=wanted,
+                         **result.model_dump(), smoke=settings.is_smoke, pid=os.getpid(),
+                         model_loads=loads_since(loads_before), generate_calls=calls,
+                         peak_rss_mib=peak_rss_mib())
 
 
 def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str, str]) -> None:
@@ -162,7 +152,7 @@ def _record_enrich_failures(settings: Settings, when: date, failed: Mapping[str,
 @owns_resources
 def close_batches(day: str, settings: Settings | None = None,
                   run_id: str | None = None,
-                  results: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+                  results: Sequence[EnrichedBatch] | None = None) -> Closed:
     """After the batches (whatever their outcome): record the day's ``index`` and
     ``enrich`` outcome, then the automatic review. ``results``: the batches' own results
     (the DAG's mapped ``enrich`` tasks, each with its batch's ``index`` result), which say
@@ -180,16 +170,16 @@ def close_batches(day: str, settings: Settings | None = None,
     if manifest is None or manifest.status == "error":
         reason = manifest.error if manifest else "no manifest"
         raise TaskFailed(f"{day} was not fetched ({reason}): nothing to review")
-    reported = [r for r in results or [] if r]
-    covered = {i for r in reported for i in r.get("ids") or []}
+    reported = list(results or [])
+    covered = {i for r in reported for i in r.ids}
     index_failed: dict[str, str] = {}
     indexed_ids: set[str] = set()
     enrich_failed: dict[str, str] = {}
     for r in reported:
-        index = r.get("index") or {}
-        indexed_ids.update(index.get("indexed") or [])
-        index_failed.update(index.get("failed") or {})
-        enrich_failed.update(r.get("failed") or {})
+        if r.index is not None:
+            indexed_ids.update(r.index.indexed or [])
+            index_failed.update(r.index.failed or {})
+        enrich_failed.update(r.failed)
     with state(settings) as conn:
         docs = stored_documents(conn, when)
         enr = enrichment_errors(conn, when)
@@ -214,11 +204,11 @@ def close_batches(day: str, settings: Settings | None = None,
         enrich_failed.update({i: e for i, e in unreported.items()
                               if not (records.get(i) or {}).get("review_status")})
     titles = translate_titles(settings, when)
-    reviewed = review_day(day, settings, run_id, {"failed": enrich_failed})
+    reviewed = review_day(day, settings, run_id, enrich_failed)
     with state(settings) as conn:
-        record_task(conn, when, "enrich", "failed" if enrich_failed and not reviewed["reviewed"]
-                    else "success", detail={"enriched": reviewed["reviewed"]
-                                            - len(reviewed["failed"]),
+        record_task(conn, when, "enrich", "failed" if enrich_failed and not reviewed.reviewed
+                    else "success", detail={"enriched": reviewed.reviewed
+                                            - len(reviewed.failed),
                                             "failed": enrich_failed}, run_id=run_id)
-    return {**reviewed, "indexed": len(indexed), "index_failed": index_failed,
-            "enrich_failed": enrich_failed, "titles_va": titles}
+    return Closed(**reviewed.model_dump(), indexed=len(indexed), index_failed=index_failed,
+                  enrich_failed=enrich_failed, titles_va=titles)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
-from typing import Any
 
 from boeflow.core.settings import Settings
 from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
+from boeflow.jobs.results import Fetched
 
 
 @owns_resources
 def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | None = None,
               run_id: str | None = None, *, force: bool = False,
-              max_items: int | None = None) -> dict[str, Any]:
+              max_items: int | None = None) -> Fetched:
     """Fetch the sumario and the selected items of ``day`` (``sections``, at most
     ``max_items`` of them in the sumario's order; ``force``: download again what is stored)
     into the raw store. A day without a BOE is not an error: it is recorded as
@@ -32,16 +31,16 @@ def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | 
                                              limit=max_items)
         with BoeClient(ClientConfig.from_settings(settings)) as client:
             summary = Fetcher(client, store, options).fetch_day(when)
-        result = summary.as_dict()
-        detail.update(result)
+        result = Fetched.model_validate(summary.as_dict())
+        detail.update(result.to_json())
         with state(settings) as conn:
-            record_fetch(conn, when, load_manifest(store, when), result)
+            record_fetch(conn, when, load_manifest(store, when), result.to_json())
         if summary.status == "error":
             raise TaskFailed(f"{day}: {summary.error}")
     return result
 
 
-def record_fetched(day: str, settings: Settings, summary: Mapping[str, Any]) -> None:
+def record_fetched(day: str, settings: Settings, summary: Fetched) -> None:
     """What the fetch task records (documents, the day, the task's outcome), for a day
     fetched by ``boeflow fetch``."""
     from boeflow.boe.store import load_manifest
@@ -49,8 +48,8 @@ def record_fetched(day: str, settings: Settings, summary: Mapping[str, Any]) -> 
     from boeflow.state.records import record_fetch, record_task
 
     when = date.fromisoformat(day)
-    detail = dict(summary)
+    detail = summary.to_json()
     with state(settings) as conn:
         record_fetch(conn, when, load_manifest(raw_store(settings), when), detail)
-        record_task(conn, when, "fetch", "failed" if detail.get("status") == "error"
-                    else "success", detail=detail, error=detail.get("error"))
+        record_task(conn, when, "fetch", "failed" if summary.status == "error"
+                    else "success", detail=detail, error=summary.error)

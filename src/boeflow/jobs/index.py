@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from boeflow.core.errors import one_line
 from boeflow.core.sections import in_sections
@@ -22,12 +21,13 @@ from boeflow.jobs.common import (
     recorded,
     resolve_settings,
 )
+from boeflow.jobs.results import Batch, IndexedBatch, IndexedDay
 
 
 @owns_resources
 def index_day(day: str, settings: Settings | None = None,
               run_id: str | None = None, *, force: bool = False,
-              on_document: Callable[[str], None] | None = None) -> dict[str, Any]:
+              on_document: Callable[[str], None] | None = None) -> IndexedDay:
     """parse → chunk → embed → index every fetched document of ``day``, by the same batches
     and ``index_batch`` the DAG's mapped tasks run (``boeflow index --date``, the demo); one
     bad document is recorded (and listed in the digest's incidencias), never fails the day,
@@ -37,23 +37,22 @@ def index_day(day: str, settings: Settings | None = None,
 
     settings = resolve_settings(settings)
     with recorded(settings, day, "index", run_id) as detail:
-        if not is_published(settings, day):
-            detail.update({"day": day, "documents": 0, "note": "no publication"})
-            return dict(detail)
-        batches = plan_batches(day, settings)
+        batches = plan_batches(day, settings) if is_published(settings, day) else None
         if not batches:
-            detail.update({"day": day, "documents": 0, "note": "nothing fetched"})
-            return dict(detail)
+            result = IndexedDay(day=day, documents=0, note="no publication" if batches is None
+                                else "nothing fetched")
+            detail.update(result.to_json())
+            return result
         total = IndexReport()
         for planned in batches:
             try:
-                total.add(index_batch(day, planned["ids"], settings, planned["batch"],
-                                      force=force, on_document=on_document))
+                total.add(index_batch(day, planned.ids, settings, planned.batch,
+                                      force=force, on_document=on_document).model_dump())
             except TaskFailed as exc:
-                total.failed.update({i: str(exc) for i in planned["ids"]})
-        result = {"day": day, **total.as_dict(), "batches": len(batches)}
-        detail.update(result)
-        if total.failed and len(total.failed) >= sum(len(b["ids"]) for b in batches):
+                total.failed.update({i: str(exc) for i in planned.ids})
+        result = IndexedDay(day=day, **total.as_dict(), batches=len(batches))
+        detail.update(result.to_json())
+        if total.failed and len(total.failed) >= sum(len(b.ids) for b in batches):
             raise TaskFailed(f"{day}: every document failed: {total.failed}")
     return result
 
@@ -74,7 +73,7 @@ def batch_label(ids: list[str]) -> str:
 @owns_resources
 def plan_batches(day: str, settings: Settings | None = None, *,
                  sections: list[str] | None = None, max_items: int | None = None,
-                 batch_size: int | None = None) -> list[dict[str, Any]]:
+                 batch_size: int | None = None) -> list[Batch]:
     """The day's fetched items of ``sections`` (at most ``max_items``, in the sumario's
     order) in batches of ``batch_size`` (``BOEFLOW_AIRFLOW_BATCH_SIZE``): one mapped task per
     batch indexes it, another enriches it. Items that could not be fetched are not planned
@@ -90,8 +89,8 @@ def plan_batches(day: str, settings: Settings | None = None, *,
         selected = selected[:max_items]
     ids = [item.id for item in selected if any(f.ok for f in item.files.values())]
     size = batch_size or settings.airflow_batch_size
-    return [{"day": day, "batch": n, "ids": ids[start:start + size],
-             "label": batch_label(ids[start:start + size])}
+    return [Batch(day=day, batch=n, ids=ids[start:start + size],
+                  label=batch_label(ids[start:start + size]))
             for n, start in enumerate(range(0, len(ids), size))]
 
 
@@ -108,7 +107,7 @@ def batch_files(settings: Settings, when: date, ids: list[str],
 @owns_resources
 def index_batch(day: str, ids: list[str], settings: Settings | None = None,
                 batch: int = 0, *, force: bool = False,
-                on_document: Callable[[str], None] | None = None) -> dict[str, Any]:
+                on_document: Callable[[str], None] | None = None) -> IndexedBatch:
     """parse → chunk → embed → index the documents ``ids`` of ``day``. A document that
     fails is recorded (digest incidencias) and does not fail the batch; when the batch
     cannot run at all (Elasticsearch down, no model), every id is recorded as failed with
@@ -137,7 +136,6 @@ def index_batch(day: str, ids: list[str], settings: Settings | None = None,
     indexed = {i: records[i].get("content_hash") for i in ids if i in records and i not in failed}
     with state(settings) as conn:
         record_index(conn, when, indexed, failed)
-    return {"day": day, "batch": batch, "ids": ids, "indexed": sorted(indexed),
-            "failed": failed, "pid": os.getpid(), "peak_rss_mib": peak_rss_mib(),
-            **({k: v for k, v in report.as_dict().items()
-                                  if k not in ("failed",)} if report else {})}
+    figures = {k: v for k, v in report.as_dict().items() if k != "failed"} if report else {}
+    return IndexedBatch(day=day, batch=batch, ids=ids, indexed=sorted(indexed), failed=failed,
+                        pid=os.getpid(), peak_rss_mib=peak_rss_mib(), **figures)

@@ -12,6 +12,7 @@ from boeflow.core.errors import one_line
 from boeflow.core.settings import Settings
 from boeflow.digest.decision import PUBLISH, REJECT, Decision
 from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
+from boeflow.jobs.results import Published
 
 APPROVAL_OPTIONS = [PUBLISH, REJECT]
 
@@ -64,7 +65,7 @@ def _publication_lock(settings: Settings, when: date | None) -> Iterator[None]:
 @owns_resources
 def publish_day(day: str, settings: Settings | None = None,
                 answer: Mapping[str, Any] | Decision | None = None,
-                run_id: str | None = None, reviewer_id: str | None = None) -> dict[str, Any]:
+                run_id: str | None = None, reviewer_id: str | None = None) -> Published:
     """Publish the reviewed draft, exactly once.
 
     ``answer`` (the HITL answer, ``boeflow digest approve``, or an already validated
@@ -94,16 +95,17 @@ def publish_day(day: str, settings: Settings | None = None,
         if draft is None:
             raise TaskFailed(f"no draft digest for {day}: run build_digest first")
         if draft.status == "no_publication":
-            detail.update({"day": day, "published": False, "reason": "no_publication"})
-            return dict(detail)
-        with _publication_lock(settings, when):
-            detail.update(_publish(settings, store, draft, answer, run_id, reviewer_id))
-    return dict(detail)
+            result = Published(day=day, published=False, reason="no_publication")
+        else:
+            with _publication_lock(settings, when):
+                result = _publish(settings, store, draft, answer, run_id, reviewer_id)
+        detail.update(result.to_json())
+    return result
 
 
 def _publish(settings: Settings, store: Any, draft: Any,
              answer: Mapping[str, Any] | Decision | None, run_id: str | None,
-             reviewer_id: str | None) -> dict[str, Any]:
+             reviewer_id: str | None) -> Published:
     from boeflow.digest.decision import DecisionError, decision_from_row, validate_decision
     from boeflow.digest.publish import read_pointer
     from boeflow.state.db import state
@@ -124,12 +126,12 @@ def _publish(settings: Settings, store: Any, draft: Any,
         pending_decision = (decision_row(conn, int(pending["decision_id"]))
                             if pending and pending["decision_id"] else None)
     pointer = read_pointer(store, when)
-    finished: dict[str, Any] | None = None
+    finished: Published | None = None
     if pending is not None and pointer is not None and pointer.version == pending["version"]:
         # Switched to but not finished (a crash, a refusal): readers already get this
         # version, so it is finished first, whatever is asked now.
-        finished = {**_finish_version(settings, store, when, int(pending["version"])),
-                    "resumed": True}
+        finished = _finish_version(settings, store, when, int(pending["version"]))
+        finished = finished.model_copy(update={"resumed": True})
         pending = None
     try:
         if answer is None:
@@ -143,9 +145,9 @@ def _publish(settings: Settings, store: Any, draft: Any,
                     same = previous is not None and previous["draft_hash"] == draft.draft_hash
                     if same:  # a rerun of a published day (its fetch set it back to pending)
                         update_day(conn, when, status="published", digest_status="published")
-                return {"day": day, "published": False,
-                        "reason": "already_published" if same else "not_reviewed",
-                        "version": previous["version"] if previous else None}
+                return Published(day=day, published=False,
+                                 reason="already_published" if same else "not_reviewed",
+                                 version=previous["version"] if previous else None)
         elif isinstance(answer, Decision):
             decision = answer
         else:
@@ -161,17 +163,19 @@ def _publish(settings: Settings, store: Any, draft: Any,
         current = latest_digest(conn, when)
         if decision.publishes and pending is None and current is not None \
                 and current["content_key"] == content_key:
-            if finished is not None and finished["version"] == current["version"]:
-                return {**finished, "resumed": True}  # this very decision, now finished
+            if finished is not None and finished.version == current["version"]:
+                return finished  # this very decision, now finished
             update_day(conn, when, status="published", digest_status="published")
-            return {"day": day, "published": False, "reason": "already_published",
-                    "version": current["version"], **_decision_fields(decision)}
+            return Published(day=day, published=False, reason="already_published",
+                             version=current["version"], decision=decision.decision,
+                             reviewer=decision.reviewer, excluded=list(decision.excluded),
+                             edited=decision.edited, draft_hash=decision.draft_hash)
         decision_id, decided_at = record_decision(conn, when, decision, run_id)
         decision = decision.model_copy(update={"decided_at": decided_at})
         if not decision.publishes:
-            return {"day": day, "published": False, "reason": decision.decision,
-                    "decision_id": decision_id,
-                    "version": current["version"] if current else None}
+            return Published(day=day, published=False, reason=decision.decision,
+                             decision_id=decision_id,
+                             version=current["version"] if current else None)
         if pending is not None and pending["content_key"] != content_key:
             abandon_publication(conn, when, int(pending["version"]))  # never switched to
             pending = None
@@ -179,13 +183,7 @@ def _publish(settings: Settings, store: Any, draft: Any,
             conn, when, draft_hash=draft.draft_hash, content_key=content_key,
             decision_id=decision_id, without_review=decision.decision == "without_review")
     result = _write_version(settings, store, draft, decision, version, current)
-    return {**result, "decision_id": decision_id}
-
-
-def _decision_fields(decision: Decision) -> dict[str, Any]:
-    return {"decision": decision.decision, "reviewer": decision.reviewer,
-            "excluded": list(decision.excluded), "edited": decision.edited,
-            "draft_hash": decision.draft_hash}
+    return result.model_copy(update={"decision_id": decision_id})
 
 
 def _failed(settings: Settings, when: date, version: int, exc: BaseException,
@@ -207,7 +205,7 @@ def _failed(settings: Settings, when: date, version: int, exc: BaseException,
 
 
 def _write_version(settings: Settings, store: Any, draft: Any, decision: Decision,
-                   version: int, current: Mapping[str, Any] | None) -> dict[str, Any]:
+                   version: int, current: Mapping[str, Any] | None) -> Published:
     """Steps 2-4 of ``publish_day`` for a decided ``version``."""
     from boeflow.digest.build import apply_review
     from boeflow.digest.collect import edit_checker
@@ -239,7 +237,7 @@ def _write_version(settings: Settings, store: Any, draft: Any, decision: Decisio
 
 
 def _finish_version(settings: Settings, store: Any, when: date, version: int,
-                    current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    current: Mapping[str, Any] | None = None) -> Published:
     """Bring Elasticsearch, the feed and PostgreSQL to the switched-to ``version``."""
     from boeflow.digest.build import draft_hash as content_hash
     from boeflow.digest.calendar import write_calendars
@@ -273,13 +271,13 @@ def _finish_version(settings: Settings, store: Any, when: date, version: int,
     except Exception as exc:
         raise _failed(settings, when, version, exc, current, switched=True) from exc
     decision = final.decision
-    return {"day": when.isoformat(), "published": True, "version": version, "paths": paths,
-            "full_paths": {k: store.path(v) for k, v in paths.items()},
-            "decision": decision.decision if decision else None,
-            "reviewer": decision.reviewer if decision else None,
-            "excluded": [e.boe_id for e in final.excluded],
-            "edited": decision.edited if decision else [],
-            "draft_hash": final.draft_hash}
+    return Published(day=when.isoformat(), published=True, version=version, paths=paths,
+                     full_paths={k: store.path(v) for k, v in paths.items()},
+                     decision=decision.decision if decision else None,
+                     reviewer=decision.reviewer if decision else None,
+                     excluded=[e.boe_id for e in final.excluded],
+                     edited=decision.edited if decision else [],
+                     draft_hash=final.draft_hash)
 
 
 @owns_resources

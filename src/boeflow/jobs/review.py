@@ -8,14 +8,16 @@ from typing import Any
 
 from boeflow.core.settings import Settings
 from boeflow.jobs.common import owns_resources, raw_store, recorded, resolve_settings
+from boeflow.jobs.results import Reviewed
 
 
 @owns_resources
 def review_day(day: str, settings: Settings | None = None,
-               run_id: str | None = None, enriched: Mapping[str, Any] | None = None
-               ) -> dict[str, Any]:
+               run_id: str | None = None, enrich_failed: Mapping[str, str] | None = None
+               ) -> Reviewed:
     """The automatic review's outcome for the day (flags are set by the enrich step's
-    checks): recorded per document in PostgreSQL, returned as counts and flagged ids."""
+    checks): recorded per document in PostgreSQL, returned as counts and flagged ids.
+    ``enrich_failed``: the documents the enrich step could not enrich, with the reason."""
     from boeflow.boe.store import load_manifest
     from boeflow.digest.collect import fetch_records
     from boeflow.enrich.prompts import SUMMARY_PROMPT_VERSION
@@ -25,7 +27,7 @@ def review_day(day: str, settings: Settings | None = None,
 
     settings = resolve_settings(settings)
     when = date.fromisoformat(day)
-    failed_enrich = dict((enriched or {}).get("failed") or {})
+    failed_enrich = dict(enrich_failed or {})
     with recorded(settings, day, "review", run_id) as detail:
         manifest = load_manifest(raw_store(settings), when)
         ids = [i.id for i in manifest.items] if manifest else []
@@ -50,9 +52,10 @@ def review_day(day: str, settings: Settings | None = None,
                 "prompt_version": SUMMARY_PROMPT_VERSION, "smoke": bool(record.get("smoke"))})
         with state(settings) as conn:
             record_enrichments(conn, when, rows)
-        result = {"day": day, "reviewed": len(rows),
-                  "needs_attention": sorted(r["boe_id"] for r in rows if r["needs_attention"]),
-                  "auto_checked": sum(1 for r in rows if r["review_status"] == "auto_checked"),
-                  "failed": sorted(r["boe_id"] for r in rows if r["review_status"] == "failed")}
-        detail.update(result)
+        result = Reviewed(
+            day=day, reviewed=len(rows),
+            needs_attention=sorted(r["boe_id"] for r in rows if r["needs_attention"]),
+            auto_checked=sum(1 for r in rows if r["review_status"] == "auto_checked"),
+            failed=sorted(r["boe_id"] for r in rows if r["review_status"] == "failed"))
+        detail.update(result.to_json())
     return result
