@@ -8,9 +8,7 @@ those items as incidencias."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +16,7 @@ from boeflow import jobs
 from boeflow.core.settings import Settings
 from boeflow.state.db import connect
 from boeflow.state.records import day_status
-from tests.support.digest_fixtures import replayed_smoke_settings
+from tests.support.digest_fixtures import replayed_settings
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-batches-"
@@ -27,12 +25,7 @@ GOOD, OTHER = "BOE-A-2024-23543", "BOE-A-2024-23620"  # sections I and III, both
 THIRD = "BOE-A-2024-23622"  # section III, recorded too
 
 
-@pytest.fixture()
-def settings(live_settings: Settings, smoke_models_dir: Path,
-             tmp_path: Path) -> Iterator[Settings]:
-    with replayed_smoke_settings(live_settings, smoke_models_dir, tmp_path / "data",
-                                 PREFIX) as settings:
-        yield settings
+settings = replayed_settings(PREFIX)
 
 
 def test_plan_follows_sections_and_max_items(settings: Settings) -> None:

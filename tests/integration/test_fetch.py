@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from boeflow.boe.fetch import DaySummary, Fetcher, FetchOptions
+from boeflow.boe.fetch import Fetcher, FetchOptions
 from boeflow.boe.http import BoeClient, ClientConfig
-from boeflow.boe.manifest import DayManifest, ItemRecord
+from boeflow.boe.manifest import DayManifest, DaySummary, ItemRecord
 from boeflow.boe.replay import BoeServer, Fault, Served
 from boeflow.boe.store import TEMP_MARKER, RawStore
 

@@ -5,8 +5,6 @@ until the next enrich regenerates it. Real Elasticsearch, smoke models, the reco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from boeflow.core.settings import Settings
 from boeflow.digest.build import STALE_REASON
 from boeflow.index.client import get_client
 from boeflow.index.mapping import IndexNames
-from tests.support.digest_fixtures import replayed_smoke_settings
+from tests.support.digest_fixtures import replayed_settings
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-reindex-"
@@ -26,12 +24,7 @@ ENRICHMENT_FIELDS = ("summary", "summary_text", "summary_va", "title_va", "summa
                      "review_status", "needs_attention", "review_reasons", "enrichment")
 
 
-@pytest.fixture()
-def settings(live_settings: Settings, smoke_models_dir: Path,
-             tmp_path: Path) -> Iterator[Settings]:
-    with replayed_smoke_settings(live_settings, smoke_models_dir, tmp_path / "data",
-                                 PREFIX) as settings:
-        yield settings
+settings = replayed_settings(PREFIX)
 
 
 def _record(settings: Settings) -> dict[str, Any]:

@@ -6,8 +6,7 @@ and the indices are set up once per process, not once per batch."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from boeflow.index import client as es_client
 from boeflow.index.embed import close_embedders
 from boeflow.models.loading import EMBEDDER_LOADS
 from boeflow.state import db
-from tests.support.digest_fixtures import replayed_smoke_settings
+from tests.support.digest_fixtures import replayed_settings
 
 pytestmark = pytest.mark.integration
 PREFIX = "it-resources-"
@@ -27,12 +26,7 @@ DAY = "2024-11-13"
 GOOD, OTHER, THIRD = "BOE-A-2024-23543", "BOE-A-2024-23620", "BOE-A-2024-23622"
 
 
-@pytest.fixture()
-def settings(live_settings: Settings, smoke_models_dir: Path,
-             tmp_path: Path) -> Iterator[Settings]:
-    with replayed_smoke_settings(live_settings, smoke_models_dir, tmp_path / "data",
-                                 PREFIX) as settings:
-        yield settings
+settings = replayed_settings(PREFIX)
 
 
 @pytest.fixture()

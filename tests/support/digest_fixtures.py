@@ -89,3 +89,19 @@ def replayed_smoke_settings(live_settings: Settings, smoke_models_dir: Any, data
                        pg_port=state.pg_port, pg_database=state.pg_database,
                        boe_base_url=server.url, boe_rate_limit=0.0, boe_max_attempts=1,
                        boe_backoff_initial=0.01, **SMOKE_GENERATION)
+
+
+def replayed_settings(prefix: str) -> Any:
+    """A ``settings`` fixture of ``replayed_smoke_settings`` under the index prefix
+    ``prefix``, with its own raw store: ``settings = replayed_settings(PREFIX)`` in a test
+    module."""
+    import pytest
+
+    @pytest.fixture()
+    def settings(live_settings: Settings, smoke_models_dir: Any,
+                 tmp_path: Any) -> Iterator[Settings]:
+        with replayed_smoke_settings(live_settings, smoke_models_dir, tmp_path / "data",
+                                     prefix) as replayed:
+            yield replayed
+
+    return settings

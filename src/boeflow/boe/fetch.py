@@ -25,8 +25,10 @@ from boeflow.boe.http import BoeClient, Fetched, FetchError, Kind, NotFound, che
 from boeflow.boe.manifest import (
     MANIFEST_NAME,
     DayManifest,
+    DaySummary,
     FileRecord,
     ItemRecord,
+    Outcome,
     Representation,
     SumarioRecord,
 )
@@ -47,7 +49,6 @@ from boeflow.core.xmlsafe import parse_xml_bytes
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["fetched", "skipped", "failed"]
 REPRESENTATIONS: tuple[Representation, ...] = ("xml", "html", "pdf")
 
 
@@ -79,28 +80,6 @@ class FetchOptions:
                    legacy_fallback=settings.boe_legacy_fallback, force=force,
                    checkpoint_seconds=settings.boe_manifest_checkpoint,
                    max_items=settings.boe_max_items_per_sumario, limit=limit)
-
-
-@dataclass
-class DaySummary:
-    """What one run did for one day: files fetched, skipped (already stored) or failed."""
-
-    date: date
-    status: Literal["published", "no_publication", "error"]
-    sumario_ids: list[str] = field(default_factory=list)
-    items: int = 0
-    fetched: int = 0
-    skipped: int = 0
-    failed: int = 0
-    error: str | None = None
-
-    def count(self, outcome: Outcome) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"date": self.date.isoformat(), "status": self.status,
-                "sumario_ids": self.sumario_ids, "items": self.items, "fetched": self.fetched,
-                "skipped": self.skipped, "failed": self.failed, "error": self.error}
 
 
 @dataclass

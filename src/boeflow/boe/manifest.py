@@ -107,3 +107,26 @@ class DayManifest(BaseModel):
 
     def to_json_bytes(self) -> bytes:
         return self.model_dump_json(indent=1).encode("utf-8")
+
+
+Outcome = Literal["fetched", "skipped", "failed"]
+
+
+class DaySummary(BaseModel):
+    """What one run did for one day: files fetched, skipped (already stored) or failed (the
+    fetch step's result, ``boeflow.jobs.results.FetchedDay``, is this one)."""
+
+    date: date
+    status: Literal["published", "no_publication", "error"]
+    sumario_ids: list[str] = Field(default_factory=list)
+    items: int = 0
+    fetched: int = 0
+    skipped: int = 0
+    failed: int = 0
+    error: str | None = None
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def as_dict(self) -> dict[str, object]:
+        return self.model_dump(mode="json", include=set(DaySummary.model_fields))

@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from boeflow.boe.fetch import DaySummary
+from boeflow.boe.manifest import DaySummary
 
 
 class ItemsPerSecondColumn(ProgressColumn):

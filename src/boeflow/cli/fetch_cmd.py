@@ -72,11 +72,9 @@ def fetch(
         summaries = [fetcher.fetch_day(d) for d in days]
     if data_dir is None:  # the configured store: the day's state goes with it
         from boeflow.jobs.fetch import record_fetched
-        from boeflow.jobs.results import Fetched
 
         for summary in summaries:
-            record_state(record_fetched, summary.date.isoformat(), settings,
-                         Fetched.model_validate(summary.as_dict()))
+            record_state(record_fetched, summary.date.isoformat(), settings, summary)
     if as_json:
         print_json({"store": store_url, "days": [s.as_dict() for s in summaries]})
     else:

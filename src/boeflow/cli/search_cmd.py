@@ -20,7 +20,7 @@ from boeflow.cli.common import err_console, fail, parse_optional_day, print_json
 from boeflow.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from boeflow.index.writer import IndexReport
+    from boeflow.index.report import IndexReport
 
 es_app = typer.Typer(help="Elasticsearch layout (index templates, versioned indices, aliases).",
                      no_args_is_help=True)
@@ -70,7 +70,7 @@ def index(
     """parse → chunk → embed → index a fetched day (or range) or the given files."""
     from boeflow.index.client import SearchBackendError
     from boeflow.index.files import expand_paths, index_files
-    from boeflow.index.writer import IndexReport
+    from boeflow.index.report import IndexReport
 
     settings = get_settings()
     start, end = parse_optional_day(day, "--date"), parse_optional_day(to, "--to")
@@ -118,7 +118,7 @@ def _index_days(settings: Settings, start: date, end: date, force: bool,
                 columns: tuple[Any, ...]) -> IndexReport:
     """``boeflow index --date``: each day through ``boeflow.jobs.index.index_day``, the
     batches the DAG runs, recorded in PostgreSQL as the DAG's task records them."""
-    from boeflow.index.writer import IndexReport
+    from boeflow.index.report import IndexReport
     from boeflow.jobs.common import TaskFailed
     from boeflow.jobs.index import index_day, plan_batches
 
@@ -132,8 +132,7 @@ def _index_days(settings: Settings, start: date, end: date, force: bool,
         for current in days:
             try:
                 total.add(index_day(current.isoformat(), settings, force=force,
-                                    on_document=lambda _id: progress.advance(task)
-                                    ).model_dump())
+                                    on_document=lambda _id: progress.advance(task)))
             except TaskFailed as exc:
                 fail(str(exc))
     return total

@@ -12,7 +12,8 @@ from boeflow.core.settings import Settings
 from boeflow.core.types import Chunk, ParsedDocument
 from boeflow.index.client import bulk_client, ensure_indices, es_session, names_for
 from boeflow.index.embed import Embedder, shared_embedder
-from boeflow.index.writer import IndexReport, index_documents
+from boeflow.index.report import IndexReport
+from boeflow.index.writer import index_documents
 
 DOCUMENT_SUFFIXES = (".xml", ".pdf", ".html", ".htm")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from boeflow.core.types import Chunk, ParsedDocument
 from boeflow.index.client import SearchBackendError
 from boeflow.index.embed import Embedder
 from boeflow.index.mapping import INVERSE_RELATION, SHOWN_RELATIONS, IndexNames, link_key
+from boeflow.index.report import IndexReport
 
 # Bump when parsing/chunking (or the indexed fields) change: every document is then
 # re-indexed (its vectors come from the embedding cache when it has them).
@@ -43,38 +44,6 @@ LOOKUP_PAGE = 5000  # hits per page of the lookups
 RETRY_ON_CONFLICT = 5  # concurrent runs updating the same document record
 BULK_CHUNK_SIZE = 500
 BULK_MAX_BYTES = 16 * 1024 * 1024
-
-
-@dataclass
-class IndexReport:
-    documents: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    chunks_unchanged: int = 0
-    skipped_unchanged: int = 0
-    deleted_stale: int = 0
-    enrichment_stale: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
-    embed_seconds: float = 0.0  # in embedder.embed
-    bulk_seconds: float = 0.0  # in the chunk and record bulk requests
-    bulk_actions: int = 0  # chunk writes, stale deletes and record writes sent
-
-    def add(self, figures: Mapping[str, Any]) -> None:
-        """Add the figures of another report (its ``as_dict``: a batch's, a day's) to this
-        one; what it lacks counts as zero."""
-        for name, value in list(vars(self).items()):
-            if name == "failed":
-                self.failed.update(figures.get("failed") or {})
-            else:
-                setattr(self, name, value + type(value)(figures.get(name, 0)))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"documents": self.documents, "chunks": self.chunks, "embedded": self.embedded,
-                "chunks_unchanged": self.chunks_unchanged,
-                "skipped_unchanged": self.skipped_unchanged, "deleted_stale": self.deleted_stale,
-                "enrichment_stale": self.enrichment_stale,
-                "failed": dict(self.failed), "embed_seconds": round(self.embed_seconds, 3),
-                "bulk_seconds": round(self.bulk_seconds, 3), "bulk_actions": self.bulk_actions}
 
 
 def content_hash(doc: ParsedDocument, chunks: list[Chunk]) -> str:

@@ -51,7 +51,7 @@ from boeflow.jobs.results import Closed as Closed
 from boeflow.jobs.results import Delivered as Delivered
 from boeflow.jobs.results import EnrichedBatch as EnrichedBatch
 from boeflow.jobs.results import EnrichedDay as EnrichedDay
-from boeflow.jobs.results import Fetched as Fetched
+from boeflow.jobs.results import FetchedDay as FetchedDay
 from boeflow.jobs.results import IndexedBatch as IndexedBatch
 from boeflow.jobs.results import IndexedDay as IndexedDay
 from boeflow.jobs.results import IndexOutcome as IndexOutcome

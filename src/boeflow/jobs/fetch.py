@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from boeflow.core.settings import Settings
 from boeflow.jobs.common import TaskFailed, owns_resources, raw_store, recorded, resolve_settings
-from boeflow.jobs.results import Fetched
+from boeflow.jobs.results import FetchedDay
+
+if TYPE_CHECKING:
+    from boeflow.boe.manifest import DaySummary
 
 
 @owns_resources
 def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | None = None,
               run_id: str | None = None, *, force: bool = False,
-              max_items: int | None = None) -> Fetched:
+              max_items: int | None = None) -> FetchedDay:
     """Fetch the sumario and the selected items of ``day`` (``sections``, at most
     ``max_items`` of them in the sumario's order; ``force``: download again what is stored)
     into the raw store. A day without a BOE is not an error: it is recorded as
@@ -31,7 +35,7 @@ def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | 
                                              limit=max_items)
         with BoeClient(ClientConfig.from_settings(settings)) as client:
             summary = Fetcher(client, store, options).fetch_day(when)
-        result = Fetched.model_validate(summary.as_dict())
+        result = FetchedDay.model_validate(summary.as_dict())
         detail.update(result.to_json())
         with state(settings) as conn:
             record_fetch(conn, when, load_manifest(store, when), result.to_json())
@@ -40,7 +44,7 @@ def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | 
     return result
 
 
-def record_fetched(day: str, settings: Settings, summary: Fetched) -> None:
+def record_fetched(day: str, settings: Settings, summary: DaySummary) -> None:
     """What the fetch task records (documents, the day, the task's outcome), for a day
     fetched by ``boeflow fetch``."""
     from boeflow.boe.store import load_manifest
@@ -48,7 +52,7 @@ def record_fetched(day: str, settings: Settings, summary: Fetched) -> None:
     from boeflow.state.records import record_fetch, record_task
 
     when = date.fromisoformat(day)
-    detail = summary.to_json()
+    detail = summary.as_dict()
     with state(settings) as conn:
         record_fetch(conn, when, load_manifest(raw_store(settings), when), detail)
         record_task(conn, when, "fetch", "failed" if summary.status == "error"

@@ -33,7 +33,7 @@ def index_day(day: str, settings: Settings | None = None,
     bad document is recorded (and listed in the digest's incidencias), never fails the day,
     nor does a batch that cannot run (its documents are recorded as failed). ``force``
     re-indexes unchanged documents too (enrichment fields are kept)."""
-    from boeflow.index.writer import IndexReport
+    from boeflow.index.report import IndexReport
 
     settings = resolve_settings(settings)
     with recorded(settings, day, "index", run_id) as detail:
@@ -47,7 +47,7 @@ def index_day(day: str, settings: Settings | None = None,
         for planned in batches:
             try:
                 total.add(index_batch(day, planned.ids, settings, planned.batch,
-                                      force=force, on_document=on_document).model_dump())
+                                      force=force, on_document=on_document))
             except TaskFailed as exc:
                 total.failed.update({i: str(exc) for i in planned.ids})
         result = IndexedDay(day=day, **total.as_dict(), batches=len(batches))
@@ -136,6 +136,6 @@ def index_batch(day: str, ids: list[str], settings: Settings | None = None,
     indexed = {i: records[i].get("content_hash") for i in ids if i in records and i not in failed}
     with state(settings) as conn:
         record_index(conn, when, indexed, failed)
-    figures = {k: v for k, v in report.as_dict().items() if k != "failed"} if report else {}
-    return IndexedBatch(day=day, batch=batch, ids=ids, indexed=sorted(indexed), failed=failed,
-                        pid=os.getpid(), peak_rss_mib=peak_rss_mib(), **figures)
+    figures = report.as_dict() if report else {}
+    return IndexedBatch(**{**figures, "failed": failed}, day=day, batch=batch, ids=ids,
+                        indexed=sorted(indexed), pid=os.getpid(), peak_rss_mib=peak_rss_mib())

@@ -10,9 +10,12 @@ not a page of empty defaults: the JSON keys are the ones the steps have always r
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from boeflow.boe.manifest import DaySummary
+from boeflow.index.report import IndexReport
 
 
 class StepResult(BaseModel):
@@ -25,17 +28,8 @@ class StepResult(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
-class Fetched(StepResult):
+class FetchedDay(StepResult, DaySummary):
     """``fetch_day``: the day's sumario and items in the raw store."""
-
-    date: str
-    status: Literal["published", "no_publication", "error"]
-    sumario_ids: list[str] = Field(default_factory=list)
-    items: int = 0
-    fetched: int = 0
-    skipped: int = 0
-    failed: int = 0
-    error: str | None = None
 
 
 class Batch(StepResult):
@@ -47,24 +41,9 @@ class Batch(StepResult):
     label: str
 
 
-class IndexFigures(StepResult):
-    """What indexing did (``boeflow.index.writer.IndexReport``'s figures)."""
-
-    documents: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    chunks_unchanged: int = 0
-    skipped_unchanged: int = 0
-    deleted_stale: int = 0
-    enrichment_stale: int = 0
-    failed: dict[str, str] = Field(default_factory=dict)
-    embed_seconds: float = 0.0
-    bulk_seconds: float = 0.0
-    bulk_actions: int = 0
-
-
-class IndexedBatch(IndexFigures):
-    """``index_batch``: the batch's documents parsed, chunked, embedded and upserted."""
+class IndexedBatch(StepResult, IndexReport):
+    """``index_batch``: the batch's documents parsed, chunked, embedded and upserted (what
+    the indexer did: ``IndexReport``'s figures)."""
 
     day: str
     batch: int = 0
@@ -74,7 +53,7 @@ class IndexedBatch(IndexFigures):
     peak_rss_mib: float = 0.0
 
 
-class IndexedDay(IndexFigures):
+class IndexedDay(StepResult, IndexReport):
     """``index_day``: every batch of the day, summed."""
 
     day: str
