@@ -27,6 +27,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from boeflow.core.settings import Settings
 from boeflow.models.loading import embedding_dimension, load_embedder
+from boeflow.models.pool import EMBEDDER, POOL
 
 Vectors = NDArray[np.float32]
 log = logging.getLogger(__name__)
@@ -255,10 +256,7 @@ def build_embedder(settings: Settings, remote_url: str | None = None,
     return Embedder(backend=backend, cache=cache)
 
 
-# --- one embedder per process and parameter set, shared (as the generators are) -----------
-
-_POOL: dict[tuple[Any, ...], Embedder] = {}
-_POOL_LOCK = threading.Lock()
+# --- one embedder per process and parameter set, in the process's model pool --------------
 
 
 def _embedder_key(settings: Settings, remote_url: str | None, use_cache: bool
@@ -273,18 +271,10 @@ def shared_embedder(settings: Settings, remote_url: str | None = None,
                     use_cache: bool = True) -> Embedder:
     """The process's embedder for these settings, built on first use and reused by every
     later batch, search and digest of the process (one model load per model)."""
-    key = _embedder_key(settings, remote_url, use_cache)
-    with _POOL_LOCK:
-        embedder = _POOL.get(key)
-        if embedder is None:
-            embedder = _POOL[key] = build_embedder(settings, remote_url, use_cache)
-        return embedder
+    return POOL.get(EMBEDDER, _embedder_key(settings, remote_url, use_cache),
+                    lambda: build_embedder(settings, remote_url, use_cache))
 
 
 def close_embedders() -> None:
     """Close and forget every shared embedder (the end of a process; tests)."""
-    with _POOL_LOCK:
-        pooled = list(_POOL.values())
-        _POOL.clear()
-    for embedder in pooled:
-        embedder.close()
+    POOL.close(EMBEDDER)

@@ -1,1 +1,2 @@
-"""Model loading (production ids or local directories) and the offline smoke models."""
+"""Model loading (production ids or local directories, ``loading``), the process's one pool
+of shared embedders and generators (``pool``) and the offline smoke models (``smoke``)."""

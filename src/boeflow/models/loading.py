@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from boeflow.core.errors import BoeflowError, one_line
 from boeflow.core.settings import Settings
+from boeflow.models.pool import EMBEDDER, POOL
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -114,9 +115,9 @@ def _local_only(settings: Settings, model_ref: str) -> bool:
     return settings.hf_offline or Path(model_ref).is_dir()
 
 
-# Embedding models loaded in this process, by reference: the pool of boeflow.index.embed
+# Embedding models loaded in this process, by reference: the process's pool (shared_embedder)
 # keeps this at one per model (tests count it).
-EMBEDDER_LOADS: Counter[str] = Counter()
+EMBEDDER_LOADS: Counter[str] = POOL.load_counter(EMBEDDER)
 
 
 def load_embedder(settings: Settings, model_ref: str | None = None) -> SentenceTransformer:
@@ -141,7 +142,7 @@ def load_embedder(settings: Settings, model_ref: str | None = None) -> SentenceT
         raise missing_weights(settings, ref, "embedder", exc) from exc
     model.max_seq_length = min(settings.embed_max_seq_length,
                                model.max_seq_length or settings.embed_max_seq_length)
-    EMBEDDER_LOADS[ref] += 1
+    POOL.count_load(EMBEDDER, ref)
     return model
 
 
