@@ -137,9 +137,9 @@ def test_the_compose_file_creates_the_pool_the_dags_use() -> None:
 
 def test_an_installed_wheel_takes_no_path_from_beside_site_packages(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Path defaults come from the checkout in a development install only; an installed
-    package (``.../site-packages/boeflow``) looks in the working directory, never in the
-    directories next to ``site-packages`` that happen to share a name."""
+    """An installed package (``.../site-packages/boeflow``) reads its migrations and samples
+    from its own package data, and looks for Airflow's folders in the working directory,
+    never in the directories next to ``site-packages`` that happen to share a name."""
     from boeflow.core import paths
 
     site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
@@ -151,11 +151,12 @@ def test_an_installed_wheel_takes_no_path_from_beside_site_packages(
     monkeypatch.setattr(paths.resources, "files", lambda package: site / package)
     monkeypatch.chdir(deployment)
     assert paths.checkout_dir() is None
-    assert paths.repo_dir("sql") == deployment / "sql"
+    assert paths.repo_dir("dags") == deployment / "dags"
     settings = Settings()
-    assert settings.sql_dir == deployment / "sql"
+    assert settings.sql_dir == site / "boeflow" / "_shipped" / "sql"
+    assert settings.samples_dir == site / "boeflow" / "_shipped" / "samples" / "boe"
     assert settings.airflow_dags_dir == deployment / "dags"
-    assert settings.samples_dir == deployment / "samples" / "boe"
+    assert settings.airflow_plugins_dir == deployment / "plugins"
 
 
 def test_a_checkout_finds_its_own_directories() -> None:
@@ -163,7 +164,11 @@ def test_a_checkout_finds_its_own_directories() -> None:
 
     checkout = paths.checkout_dir()
     assert checkout is not None and (checkout / "src" / "boeflow").is_dir()
-    assert Settings().sql_dir == checkout / "sql"
+    settings = Settings()
+    assert settings.airflow_dags_dir == checkout / "dags"
+    # The package data links to the repository's own top-level directories (no copies).
+    assert settings.sql_dir.resolve() == checkout / "sql"
+    assert settings.samples_dir.resolve() == checkout / "samples" / "boe"
 
 
 def test_every_field_is_described_here_and_in_the_docs() -> None:

@@ -30,7 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from boeflow.core.paths import repo_dir
+from boeflow.core.paths import repo_dir, shipped
 from boeflow.core.site import BOE_ORIGIN, check_site_origin
 
 Profile = Literal["production", "smoke"]
@@ -53,12 +53,13 @@ def _default_home() -> Path:
 
 
 def _default_samples_dir() -> Path:
-    """The repository's copy of the recorded BOE samples (``samples/boe``)."""
-    return repo_dir("samples", "boe")
+    """The recorded BOE samples (the repository's ``samples/boe``, shipped in the package)."""
+    return shipped("samples", "boe")
 
 
 def _repo_dir(name: str) -> Path:
-    """A top-level directory of the repository (``dags``, ``plugins``)."""
+    """An Airflow deployment folder (``dags``, ``plugins``) of the checkout or the working
+    directory."""
     return repo_dir(name)
 
 
@@ -347,7 +348,7 @@ class StateSettings(BaseModel):
     pg_idle_in_transaction_timeout: float = Field(
         600.0, gt=0, le=86_400, description="seconds a session may sit idle inside a "
         "transaction before the server ends it (idle_in_transaction_session_timeout)")
-    sql_dir: Path = Field(default_factory=lambda: _repo_dir("sql"),
+    sql_dir: Path = Field(default_factory=lambda: shipped("sql"),
                           description="the numbered migrations (sql/NNN_name.sql)")
 
     @property

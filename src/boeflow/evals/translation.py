@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from boeflow.core.paths import repo_dir
+from boeflow.core.paths import shipped
 from boeflow.core.settings import Settings
 from boeflow.enrich.cache import EnrichStore
 from boeflow.enrich.translate import TranslationJob, apertium_for, make_translator
 
 EvalBackend = Literal["apertium", "model", "http"]
-SHIPPED_DIR = repo_dir("samples", "translation", "pilar-dogv")
+SHIPPED_DIR = shipped("samples", "translation", "pilar-dogv")
 SHIPPED_SOURCE = SHIPPED_DIR / "dev_es.txt"
 SHIPPED_REFERENCE = SHIPPED_DIR / "dev_va.txt"
 WORST = 10

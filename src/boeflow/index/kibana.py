@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from boeflow.core.paths import repo_dir
+from boeflow.core.paths import shipped
 
-DEFAULT_FILE = repo_dir("docker", "kibana", "boeflow.ndjson")
+DEFAULT_FILE = shipped("kibana", "boeflow.ndjson")
 _KQL_FIELD = re.compile(r"([A-Za-z_][\w.]*)\s*:")
 
 

@@ -29,10 +29,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from boeflow.core.errors import BoeflowError, one_line
-from boeflow.core.paths import repo_dir
+from boeflow.core.paths import shipped
 from boeflow.core.settings import Settings
 
-SQL_DIR = repo_dir("sql")  # the repository's migrations
+SQL_DIR = shipped("sql")  # the repository's migrations, shipped in the package
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x626F65666C6F77  # "boeflow"
 
