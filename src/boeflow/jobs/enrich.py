@@ -108,7 +108,7 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
     records; cached, so a rerun generates nothing unless ``force``). Documents that fail
     are recorded with their reason; a batch that cannot run at all fails (Airflow
     retries it) after recording every id as failed."""
-    from boeflow.enrich.backends import generate_calls, loads_since, model_loads
+    from boeflow.enrich.backends import calls_since, generate_calls, loads_since, model_loads
 
     settings = resolve_settings(settings)
     when = date.fromisoformat(day)
@@ -121,13 +121,12 @@ def enrich_batch(day: str, ids: list[str], settings: Settings | None = None, bat
         _record_enrich_failures(settings, when, {i: message for i in ids})
         raise TaskFailed(f"enrich {day} batch {batch} ({batch_label(ids)}): {message}") from exc
     _record_enrich_failures(settings, when, result.failed)
-    calls = {role: n - calls_before.get(role, 0) for role, n in generate_calls().items()
-             if n - calls_before.get(role, 0)}
     # Where the work ran and what it cost: the process, its model loads and generate calls,
     # its peak RSS (docs/scale.md reads these from the mapped tasks' results).
     return EnrichedBatch(day=day, batch=batch, ids=ids, languages=wanted,
                          **result.model_dump(), smoke=settings.is_smoke, pid=os.getpid(),
-                         model_loads=loads_since(loads_before), generate_calls=calls,
+                         model_loads=loads_since(loads_before),
+                         generate_calls=calls_since(calls_before),
                          peak_rss_mib=peak_rss_mib())
 
 

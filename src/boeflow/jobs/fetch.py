@@ -38,7 +38,7 @@ def fetch_day(day: str, settings: Settings | None = None, sections: list[str] | 
         result = FetchedDay.model_validate(summary.as_dict())
         detail.update(result.to_json())
         with state(settings) as conn:
-            record_fetch(conn, when, load_manifest(store, when), result.to_json())
+            record_fetch(conn, when, load_manifest(store, when), detail)
         if summary.status == "error":
             raise TaskFailed(f"{day}: {summary.error}")
     return result

@@ -68,9 +68,12 @@ class ModelPool:
 
     def loads_since(self, kind: str, before: dict[str, int]) -> dict[str, int]:
         """The loads of ``kind`` made since ``before`` (a ``loads`` result), nonzero only."""
-        now = self.loads(kind)
-        return {name: n - before.get(name, 0) for name, n in now.items()
-                if n - before.get(name, 0)}
+        return counts_since(self.loads(kind), before)
+
+
+def counts_since(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """What a per-name count grew by from ``before`` to ``now``, nonzero only."""
+    return {name: n - before.get(name, 0) for name, n in now.items() if n - before.get(name, 0)}
 
 
 POOL = ModelPool()

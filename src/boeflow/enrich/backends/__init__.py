@@ -36,13 +36,13 @@ from boeflow.enrich.backends.local import (
 )
 from boeflow.enrich.prompts import Message
 from boeflow.models.loading import is_smoke_model, model_context_length, resolve_device
-from boeflow.models.pool import GENERATOR, POOL
+from boeflow.models.pool import GENERATOR, POOL, counts_since
 
 __all__ = [
     "CPU_BATCH_TOKENS", "SPLIT_PREFILL_MIN_TOKENS", "Backend", "ContextOverflowError",
     "Generation", "GenerationParams", "HttpBackend", "HttpError", "LazyBackend",
-    "TransformersBackend", "backend_key", "clear_backends", "generate_calls", "get_backend",
-    "loads_since", "make_backend", "model_loads",
+    "TransformersBackend", "backend_key", "calls_since", "clear_backends", "generate_calls",
+    "get_backend", "loads_since", "make_backend", "model_loads",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,11 @@ def generate_calls() -> dict[str, int]:
     for lazy in POOL.members(GENERATOR):
         calls[lazy.role] += lazy.generate_calls
     return dict(calls)
+
+
+def calls_since(before: dict[str, int]) -> dict[str, int]:
+    """The ``generate`` calls made since ``before`` (a ``generate_calls`` result), per role."""
+    return counts_since(generate_calls(), before)
 
 
 def clear_backends() -> None:
